@@ -1,0 +1,5 @@
+"""``python -m ovdet``."""
+
+from ovdet.cli import main
+
+raise SystemExit(main())

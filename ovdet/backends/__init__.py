@@ -1,0 +1,57 @@
+"""Inference runtimes behind one interface; each module is the only place its heavy dependency is imported."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import WeightsError
+
+__all__ = ["Backend", "load_backend"]
+
+
+class Backend(Protocol):
+    """A loaded detector network.
+
+    Attributes:
+        name: Runtime name, e.g. ``"torch"``.
+        space: Embedding space of the head, e.g. ``"clip:ViT-B/32"``.
+        stride: Largest stride; inputs are padded to a multiple of it.
+        rect: Whether the network accepts non-square inputs (Ultralytics' minimum-rectangle letterbox).
+        device: Where it runs, e.g. ``"cpu"`` or ``"cuda:0"``.
+        input_dtype: numpy dtype the input batch must have.
+    """
+
+    name: str
+    space: str
+    stride: int
+    rect: bool
+    device: str
+    input_dtype: type
+
+    def set_vocabulary(self, vectors: np.ndarray) -> None:
+        """Use these ``(K, D)`` L2-normalised text embeddings for every following :meth:`infer`."""
+        ...
+
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        """Run ``(B, 3, H, W)`` RGB images in [0, 1]; return the raw ``(B, 4 + K, N)`` head output."""
+        ...
+
+
+def load_backend(model: str | os.PathLike[str], device: str = "auto", half: bool = False) -> Backend:
+    """Open a weights file with the runtime its format needs.
+
+    Args:
+        model: A local weights file (``.pt``).
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        half: FP16 weights (CUDA only).
+    """
+    path = Path(model)
+    if path.suffix == ".pt":
+        from .torch_backend import TorchBackend
+
+        return TorchBackend(path, device=device, half=half)
+    raise WeightsError(f"{path} has an unsupported format {path.suffix or '(none)'}: ovdet loads YOLO-World .pt files")

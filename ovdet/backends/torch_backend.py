@@ -1,0 +1,112 @@
+"""PyTorch runtime: an Ultralytics ``WorldModel`` whose text embeddings are injected directly.
+
+Ultralytics' own ``set_classes`` imports the git-only ``clip`` package and tries to pip-install it at run time;
+ovdet never calls it. The embeddings go straight into ``WorldModel.predict(x, txt_feats=...)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .. import weights
+from ..errors import WeightsError, missing_dependency
+
+__all__ = ["TorchBackend", "load_world_model", "resolve_device"]
+
+log = logging.getLogger(__name__)
+
+for _name, _value in (("YOLO_AUTOINSTALL", "False"), ("YOLO_OFFLINE", "1"), ("YOLO_VERBOSE", "False")):
+    os.environ.setdefault(_name, _value)  # Ultralytics must never reach for the network or pip
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` → ``"cuda:0"`` when a GPU is present, else ``"cpu"``; other values are checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") or device.isdigit():
+        if not torch.cuda.is_available():
+            raise WeightsError(f"device {device!r} asked for, but CUDA is not available here: use --device cpu")
+        return f"cuda:{device}" if device.isdigit() else device
+    if device != "cpu":
+        raise WeightsError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def load_world_model(path: Path):
+    """Load a YOLO-World checkpoint, refusing other models and unreadable files with a clear error."""
+    try:
+        import torch  # noqa: F401
+        from ultralytics.nn.tasks import WorldModel, load_checkpoint
+    except ImportError as exc:
+        raise missing_dependency(exc.name or "torch", "torch", f"loading {path.name}") from exc
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, _ = load_checkpoint(str(path), device="cpu")
+    except Exception as exc:  # torch.load and Ultralytics raise many types for a damaged file
+        raise WeightsError(
+            f"{path} is not a readable Ultralytics checkpoint ({type(exc).__name__}): "
+            f"re-download it or pass a YOLO-World .pt file"
+        ) from exc
+    if not isinstance(model, WorldModel):
+        raise WeightsError(
+            f"{path} is a {type(model).__name__}, not a YOLO-World model: ovdet needs open-vocabulary weights "
+            f"such as yolov8s-worldv2.pt"
+        )
+    return model
+
+
+class TorchBackend:
+    """YOLO-World in PyTorch.
+
+    Args:
+        path: YOLO-World ``.pt`` checkpoint.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+        half: FP16 on CUDA; ignored with a warning on CPU.
+
+    Example:
+        >>> backend = TorchBackend(Path("weights/yolov8s-worldv2.pt"))  # doctest: +SKIP
+    """
+
+    name = "torch"
+    rect = True
+    space = weights.CLIP_SPACE
+
+    def __init__(self, path: Path, device: str = "auto", half: bool = False) -> None:
+        import torch
+
+        self.device = resolve_device(device)
+        self.half = half and self.device.startswith("cuda")
+        if half and not self.half:
+            warnings.warn("half precision needs CUDA; running FP32 on the CPU", UserWarning, stacklevel=3)
+        model = load_world_model(path)
+        weights.pin_first_use(path)
+        model = model.fuse(verbose=False).to(self.device)
+        self.model = model.half() if self.half else model.float()
+        self.stride = int(self.model.stride.max())
+        self.input_dtype = np.float16 if self.half else np.float32
+        self._torch = torch
+        self._text = None
+
+    def set_vocabulary(self, vectors: np.ndarray) -> None:
+        """Inject ``(K, 512)`` embeddings into the head."""
+        dtype = self._torch.float16 if self.half else self._torch.float32
+        self._text = self._torch.from_numpy(np.ascontiguousarray(vectors))[None].to(self.device, dtype)
+        self.model.model[-1].nc = vectors.shape[0]
+
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        """Forward a ``(B, 3, H, W)`` batch; returns ``(B, 4 + K, N)`` float32."""
+        if self._text is None:
+            raise RuntimeError("set_vocabulary must be called before infer")
+        with self._torch.inference_mode():
+            batch = self._torch.from_numpy(images).to(self.device)
+            output = self.model.predict(batch, txt_feats=self._text)
+        output = output[0] if isinstance(output, (list, tuple)) else output
+        return output.float().cpu().numpy()

@@ -1,0 +1,59 @@
+"""Inference settings as data: one dataclass that the CLI fills from flags and the API from keyword arguments."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["InferenceSettings"]
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """Per-call detection settings, with the same meaning and defaults as Ultralytics' ``predict``.
+
+    Attributes:
+        conf: Minimum confidence of a reported box, in [0, 1].
+        iou: IoU above which non-maximum suppression drops the weaker box, in [0, 1].
+        imgsz: Longest side of the network input, a positive multiple of 32.
+        max_det: Most boxes reported per image.
+        half: Run the network in FP16 (CUDA only; ignored with a warning on CPU).
+        agnostic_nms: Suppress overlapping boxes across classes (one box, one label).
+        batch: Images per forward pass for sequences (folders, videos).
+
+    Example:
+        >>> InferenceSettings(conf=0.1).replace(imgsz=320).imgsz
+        320
+    """
+
+    conf: float = 0.25
+    iou: float = 0.7
+    imgsz: int = 640
+    max_det: int = 300
+    half: bool = False
+    agnostic_nms: bool = False
+    batch: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("conf", "iou"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}: pass e.g. {name}=0.25")
+        for name in ("imgsz", "max_det", "batch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.imgsz % 32:
+            raise ConfigError(f"imgsz must be a multiple of 32 (the model's largest stride), got {self.imgsz}")
+
+    def replace(self, **changes: Any) -> InferenceSettings:
+        """Return a validated copy with some settings changed; ``None`` values keep the current setting."""
+        changes = {key: value for key, value in changes.items() if value is not None}
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            valid = ", ".join(f.name for f in dataclasses.fields(self))
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; valid settings are: {valid}")
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,153 @@
+"""``OpenVocabDetector``: expensive work once (``set_classes``), cheap work per image (``detect``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import supervision as sv
+
+from .backends import Backend, load_backend
+from .cache import EmbeddingCache
+from .config import InferenceSettings
+from .embeddings import Embeddings
+from .errors import ConfigError, ModelError
+from .io.images import load_image
+from .postprocess import postprocess
+from .preprocess import letterbox_batch
+from .text import ClipTextEncoder, TextEncoder
+from .vocabulary import validate_class_names
+from .weights import resolve_weights
+
+__all__ = ["OpenVocabDetector"]
+
+
+class OpenVocabDetector:
+    """Detect objects named in words, with YOLO-World.
+
+    Args:
+        model: A registry name (``"yolov8s-worldv2"``, m, l, x) or a local ``.pt`` file.
+        device: ``"auto"`` picks CUDA when present; else ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+        text_encoder: Encoder for prompts; default CLIP ViT-B/32, loaded only when a prompt is not cached.
+        cache_dir: Folder of the embedding cache; default ``$OVDET_CACHE_DIR/embeddings``.
+        **settings: Defaults for :class:`InferenceSettings` (``conf``, ``iou``, ``imgsz``, ``max_det``, ``half``,
+            ``agnostic_nms``, ``batch``).
+
+    Example:
+        >>> detector = OpenVocabDetector("yolov8s-worldv2")  # doctest: +SKIP
+        >>> detector.set_classes(["red backpack", "person wearing sunglasses"])  # doctest: +SKIP
+        >>> detections = detector.detect("street.jpg", conf=0.1)  # doctest: +SKIP
+        >>> detections.data["class_name"]  # doctest: +SKIP
+        array(['red backpack'], dtype='<U12')
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] = "yolov8s-worldv2",
+        *,
+        device: str = "auto",
+        text_encoder: TextEncoder | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        **settings: Any,
+    ) -> None:
+        self.settings = InferenceSettings().replace(**settings)
+        self.model_path = resolve_weights(model)
+        self.backend: Backend = load_backend(self.model_path, device=device, half=self.settings.half)
+        self._text_encoder = text_encoder
+        self._cache = EmbeddingCache(cache_dir)
+        self._embeddings: Embeddings | None = None
+
+    def __repr__(self) -> str:
+        classes = ", ".join(self.classes) if self._embeddings is not None else "none set"
+        where = f"{self.backend.name} on {self.backend.device}"
+        return f"OpenVocabDetector({self.model_path.name}, {where}, classes: {classes})"
+
+    @property
+    def text_encoder(self) -> TextEncoder:
+        """The prompt encoder, created on first use (constructing it loads no model)."""
+        if self._text_encoder is None:
+            device = self.backend.device if self.backend.device.startswith("cuda") else "cpu"
+            self._text_encoder = ClipTextEncoder(device=device)
+        return self._text_encoder
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The current class names, in class-id order."""
+        return self._embeddings.names if self._embeddings is not None else ()
+
+    @property
+    def embeddings(self) -> Embeddings | None:
+        """The current vocabulary's embeddings, or ``None`` before :meth:`set_classes`."""
+        return self._embeddings
+
+    def set_classes(self, classes: Sequence[str] | Embeddings) -> None:
+        """Set the vocabulary: class names (each encoded as its own prompt) or precomputed embeddings.
+
+        Prompts found in the embedding cache are not encoded again; when all are cached, no text model loads.
+
+        Example:
+            >>> detector.set_classes(["infusion pump", "syringe driver"])  # doctest: +SKIP
+        """
+        if isinstance(classes, Embeddings):
+            self.set_embeddings(classes)
+            return
+        names = validate_class_names(classes)
+        self.set_embeddings(Embeddings(tuple(names), self.encode_prompts(names), self.text_encoder.space))
+
+    def encode_prompts(self, prompts: Sequence[str]) -> np.ndarray:
+        """Embed prompts through the cache: ``(N, D)`` float32 rows in the order given."""
+        encoder = self.text_encoder
+        key = encoder.cache_key
+        found = self._cache.get_many(key, prompts)
+        missing = [prompt for prompt in dict.fromkeys(prompts) if prompt not in found]
+        if missing:
+            fresh = dict(zip(missing, encoder.encode(missing)))
+            self._cache.put_many(key, fresh)
+            found.update(fresh)
+        return np.stack([found[prompt] for prompt in prompts])
+
+    def set_embeddings(self, embeddings: Embeddings) -> None:
+        """Use precomputed embeddings (e.g. ``Embeddings.load("vocab.npz")``); no text model is needed."""
+        embeddings.require_space(self.backend.space, f"{self.model_path.name}")
+        validate_class_names(embeddings.names)
+        self.backend.set_vocabulary(embeddings.vectors)
+        self._embeddings = embeddings
+
+    def detect(self, images: Any, **settings: Any) -> sv.Detections | list[sv.Detections]:
+        """Detect the current classes in one image or a list of images (one batched forward).
+
+        Args:
+            images: A path, a BGR numpy array, a PIL image, or a list of them.
+            **settings: Per-call overrides of :class:`InferenceSettings`.
+
+        Returns:
+            ``supervision.Detections`` in original-image pixels with ``confidence``, ``class_id`` and
+            ``data["class_name"]``; a list of them for a list input.
+        """
+        settings = self.settings.replace(**settings)
+        single = not isinstance(images, (list, tuple))
+        arrays = [load_image(image) for image in ([images] if single else images)]
+        results = self.detect_arrays(arrays, settings) if arrays else []
+        return results[0] if single else results
+
+    def detect_arrays(self, images: Sequence[np.ndarray], settings: InferenceSettings) -> list[sv.Detections]:
+        """Detect in BGR uint8 arrays with explicit settings; the fast path under :meth:`detect`."""
+        if self._embeddings is None:
+            raise ModelError('no classes set: call set_classes(["person", ...]) before detect')
+        if settings.half != self.settings.half:
+            raise ConfigError("half is chosen when the detector is created: OpenVocabDetector(..., half=True)")
+        batch, placements = letterbox_batch(
+            images, settings.imgsz, self.backend.stride, self.backend.rect, self.backend.input_dtype
+        )
+        raw = self.backend.infer(batch)
+        return postprocess(
+            raw,
+            placements,
+            self._embeddings.names,
+            conf=settings.conf,
+            iou=settings.iou,
+            max_det=settings.max_det,
+            agnostic=settings.agnostic_nms,
+        )

@@ -1,0 +1,65 @@
+"""The one exception hierarchy of ovdet.
+
+Every message is a single line that says what was wrong, where, and how to fix it; the CLI prints it as is.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "EmbeddingSpaceError",
+    "MissingDependencyError",
+    "ModelError",
+    "OutputError",
+    "OvdetError",
+    "SourceError",
+    "VocabularyError",
+    "WeightsError",
+]
+
+
+class OvdetError(Exception):
+    """Base class of every error ovdet raises on purpose."""
+
+
+class ConfigError(OvdetError, ValueError):
+    """An inference setting is out of range or of the wrong type."""
+
+
+class VocabularyError(OvdetError, ValueError):
+    """Class names or prompts are empty, blank, duplicated or otherwise unusable."""
+
+
+class EmbeddingSpaceError(OvdetError, ValueError):
+    """Embeddings come from another embedding space than the detector's head was trained on."""
+
+
+class WeightsError(OvdetError):
+    """A weights file is missing, corrupt, of the wrong architecture, or fails its SHA-256 check."""
+
+
+class ModelError(OvdetError):
+    """The model cannot be used as asked (for example, detecting before any class was set)."""
+
+
+class SourceError(OvdetError):
+    """An input image, folder or video is missing or cannot be decoded."""
+
+
+class OutputError(OvdetError):
+    """An output file cannot be written."""
+
+
+class MissingDependencyError(OvdetError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+def missing_dependency(package: str, extra: str, purpose: str) -> MissingDependencyError:
+    """Build the error for an optional package that is not installed.
+
+    Example:
+        >>> raise missing_dependency("torch", "torch", "running .pt weights")
+    """
+    return MissingDependencyError(
+        f"{package} is not installed, and {purpose} needs it: install it with pip install 'ovdet[{extra}]'"
+    )

@@ -1,0 +1,1 @@
+"""Reading media and writing results; nothing here imports a model."""

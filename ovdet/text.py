@@ -1,0 +1,136 @@
+"""Text encoders behind one small interface: ``encode(texts) -> (N, D) float32``, L2-normalised.
+
+The default is OpenAI's CLIP ViT-B/32 run through open_clip. It accepts OpenAI's own JIT checkpoint (the
+``ViT-B-32.pt`` that Ultralytics caches) as well as an open_clip state dict.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from . import weights
+from .embeddings import normalize
+from .errors import WeightsError, missing_dependency
+
+__all__ = ["ClipTextEncoder", "TextEncoder"]
+
+log = logging.getLogger(__name__)
+
+CONTEXT_LENGTH = 77
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    """What a detector needs from a text encoder.
+
+    Attributes:
+        space: The embedding space produced, e.g. ``"clip:ViT-B/32"``.
+        cache_key: Identifies the encoder and its exact weights, so cached embeddings are never mixed up.
+    """
+
+    space: str
+    cache_key: str
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Return one L2-normalised float32 row per text."""
+        ...
+
+
+class ClipTextEncoder:
+    """CLIP ViT-B/32 text tower (OpenAI weights) through open_clip, loaded on first use.
+
+    Args:
+        weights_path: A checkpoint file; by default ``$OVDET_CLIP_WEIGHTS`` if set, else the registry's
+            ``clip/ViT-B-32.pt`` in the weights folder (downloaded and SHA-256-checked).
+        device: Torch device string for the text tower.
+
+    Example:
+        >>> encoder = ClipTextEncoder()  # doctest: +SKIP
+        >>> encoder.encode(["red backpack"]).shape  # doctest: +SKIP
+        (1, 512)
+    """
+
+    space = weights.CLIP_SPACE
+    batch_size = 256
+
+    def __init__(self, weights_path: str | os.PathLike[str] | None = None, device: str = "cpu") -> None:
+        weights_path = weights_path or os.environ.get("OVDET_CLIP_WEIGHTS") or None
+        self._explicit_path = Path(weights_path).expanduser() if weights_path is not None else None
+        self.device = device
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def cache_key(self) -> str:
+        """``space@sha256`` of the weights; the published digest is used without reading the file."""
+        if self._explicit_path is None:
+            return f"{self.space}@{weights.WEIGHTS['clip-vit-b-32'].sha256}"
+        if not self._explicit_path.is_file():
+            raise WeightsError(f"CLIP weights file {self._explicit_path} does not exist: check the path")
+        return f"{self.space}@{weights.file_sha256(self._explicit_path)}"
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the text tower is in memory."""
+        return self._model is not None
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode prompts; prompts longer than CLIP's 77 tokens are truncated with a warning."""
+        import torch
+
+        model = self._load()
+        tokens = self._tokenize(list(texts))
+        rows = []
+        with torch.inference_mode():
+            for chunk in tokens.split(self.batch_size):
+                rows.append(model.encode_text(chunk.to(self.device)).float().cpu().numpy())
+        return normalize(np.concatenate(rows, axis=0))
+
+    def _tokenize(self, texts: list[str]):
+        import open_clip
+
+        tokenizer = open_clip.get_tokenizer("ViT-B-32-quickgelu")
+        for text in texts:
+            length = len(tokenizer.encode(text)) + 2  # start and end tokens
+            if length > CONTEXT_LENGTH:
+                warnings.warn(
+                    f"prompt {text[:40]!r}… is {length} CLIP tokens, over the limit of {CONTEXT_LENGTH}: "
+                    f"it was truncated; shorten it to keep its end",
+                    UserWarning,
+                    stacklevel=4,
+                )
+        return tokenizer(texts)
+
+    def _load(self):
+        with self._lock:
+            if self._model is None:
+                self._model = self._build()
+        return self._model
+
+    def _build(self):
+        try:
+            import open_clip
+            import torch
+        except ImportError as exc:
+            raise missing_dependency(exc.name or "open_clip", "torch", "encoding text prompts") from exc
+        path = self._explicit_path or weights.resolve_spec(weights.WEIGHTS["clip-vit-b-32"])
+        log.info("loading CLIP text encoder from %s", path)
+        try:
+            model = open_clip.load_openai_model(str(path), precision="fp32", device="cpu")
+        except Exception as exc:  # torch.load and TorchScript raise many unrelated types for a foreign file
+            raise WeightsError(
+                f"{path} is not a CLIP ViT-B/32 checkpoint ({type(exc).__name__}): use OpenAI's ViT-B-32.pt "
+                f"or an open_clip ViT-B-32-quickgelu state dict"
+            ) from exc
+        if model.transformer.width != 512 or model.text_projection.shape[-1] != 512:
+            raise WeightsError(f"{path} is a CLIP model of another size: ovdet's detectors need ViT-B/32")
+        model.visual = None  # only the text tower is used; frees memory
+        return model.to(torch.device(self.device)).eval()

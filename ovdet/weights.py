@@ -1,0 +1,281 @@
+"""Known weights as a table, and resolving a name to a verified local file.
+
+Resolution order: an explicit path → ``$OVDET_WEIGHTS_DIR`` (default ``./weights``) → a download into that
+folder with a progress bar, a size and SHA-256 check and an atomic rename, so a partial file is never used.
+Files whose digest is not published are pinned on first use: their SHA-256 goes into ``SHA256SUMS`` in the
+weights folder, and every later use is checked against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .errors import WeightsError
+
+__all__ = [
+    "WEIGHTS",
+    "WeightsSpec",
+    "download",
+    "file_sha256",
+    "pin_first_use",
+    "resolve_weights",
+    "weights_dir",
+]
+
+log = logging.getLogger(__name__)
+
+CLIP_SPACE = "clip:ViT-B/32"
+_ASSETS = "https://github.com/ultralytics/assets/releases/download/v8.3.0"
+_CLIP_SHA256 = "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
+DOWNLOAD_TIMEOUT_S = 30.0
+SUMS_FILE = "SHA256SUMS"
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """One downloadable weights file.
+
+    Attributes:
+        name: Registry key, e.g. ``"yolov8s-worldv2"``.
+        filename: Path relative to the weights folder.
+        url: Where the file is published.
+        kind: ``"yolo-world"`` (a detector) or ``"clip"`` (a text encoder).
+        space: Embedding space the file produces or was trained against.
+        sha256: Published digest, or ``None`` where none is published (pinned on first use).
+        imgsz: Native input size (detectors).
+    """
+
+    name: str
+    filename: str
+    url: str
+    kind: str
+    space: str
+    sha256: str | None = None
+    imgsz: int = 640
+
+
+WEIGHTS: dict[str, WeightsSpec] = {
+    **{
+        f"yolov8{scale}-worldv2": WeightsSpec(
+            name=f"yolov8{scale}-worldv2",
+            filename=f"yolov8{scale}-worldv2.pt",
+            url=f"{_ASSETS}/yolov8{scale}-worldv2.pt",
+            kind="yolo-world",
+            space=CLIP_SPACE,
+        )
+        for scale in "smlx"
+    },
+    "clip-vit-b-32": WeightsSpec(
+        name="clip-vit-b-32",
+        filename="clip/ViT-B-32.pt",
+        url=f"https://openaipublic.azureedge.net/clip/models/{_CLIP_SHA256}/ViT-B-32.pt",
+        kind="clip",
+        space=CLIP_SPACE,
+        sha256=_CLIP_SHA256,
+    ),
+}
+
+
+def weights_dir() -> Path:
+    """The folder that holds weights: ``$OVDET_WEIGHTS_DIR``, else ``./weights``."""
+    return Path(os.environ.get("OVDET_WEIGHTS_DIR") or "weights").expanduser()
+
+
+def cache_dir() -> Path:
+    """ovdet's cache folder: ``$OVDET_CACHE_DIR``, else ``$XDG_CACHE_HOME/ovdet`` or ``~/.cache/ovdet``."""
+    explicit = os.environ.get("OVDET_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ovdet"
+
+
+def lookup(name: str) -> WeightsSpec:
+    """Return the registry entry for ``name``, or raise listing the valid names."""
+    key = name.removesuffix(".pt")
+    for spec in WEIGHTS.values():
+        if key in (spec.name, Path(spec.filename).stem) and (key == spec.name or spec.kind == "yolo-world"):
+            return spec
+    raise WeightsError(f"unknown model {name!r}: pass a path to a local .pt file or one of {', '.join(WEIGHTS)}")
+
+
+def resolve_weights(name_or_path: str | os.PathLike[str], *, allow_download: bool = True) -> Path:
+    """Turn a registry name or a path into a verified local file.
+
+    Args:
+        name_or_path: A path to an existing file, or a registry name such as ``"yolov8s-worldv2"``.
+        allow_download: Fetch a missing registry file from its URL (``OVDET_OFFLINE=1`` turns this off).
+
+    Returns:
+        The path of a local file that passed its checks.
+
+    Example:
+        >>> resolve_weights("yolov8s-worldv2")  # doctest: +SKIP
+        PosixPath('weights/yolov8s-worldv2.pt')
+    """
+    text = os.fspath(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    looks_like_path = path.suffix != "" or os.sep in text
+    if looks_like_path and text.removesuffix(".pt") not in WEIGHTS and path.name.removesuffix(".pt") not in WEIGHTS:
+        raise WeightsError(f"weights file {path} does not exist: check the path, or use one of {', '.join(WEIGHTS)}")
+    spec = lookup(path.name if looks_like_path else text)
+    return resolve_spec(spec, allow_download=allow_download)
+
+
+def resolve_spec(spec: WeightsSpec, *, allow_download: bool = True) -> Path:
+    """Find ``spec``'s file in the weights folder, downloading it if allowed, and verify it."""
+    folder = weights_dir()
+    target = folder / spec.filename
+    if not target.is_file():
+        offline = os.environ.get("OVDET_OFFLINE", "").lower() in ("1", "true", "yes")
+        if not allow_download or offline:
+            raise WeightsError(_missing_message(spec, target, "downloads are off (OVDET_OFFLINE)"))
+        download(spec, target)
+    verify(spec, target)
+    return target
+
+
+def verify(spec: WeightsSpec, path: Path) -> None:
+    """Check ``path`` against the published or the pinned SHA-256 of ``spec``; pin it if neither exists."""
+    expected = spec.sha256 or _pinned_digests(path.parent).get(path.name)
+    if expected is None:
+        return  # pinned by pin_first_use once the file has loaded as the expected architecture
+    actual = file_sha256(path)
+    if actual != expected:
+        raise WeightsError(
+            f"{path} has SHA-256 {actual[:12]}…, expected {expected[:12]}… for {spec.name}: "
+            f"the file is corrupt or a different release; delete it to download again from {spec.url}"
+        )
+
+
+def download(spec: WeightsSpec, target: Path) -> Path:
+    """Download ``spec.url`` to ``target`` with a progress bar; the file appears only once it is complete."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    log.info("downloading %s from %s", spec.name, spec.url)
+    try:
+        with urllib.request.urlopen(spec.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            digest = hashlib.sha256()
+            written = 0
+            with (
+                open(partial, "wb") as out,
+                tqdm(total=total, unit="B", unit_scale=True, desc=target.name, leave=False) as bar,
+            ):
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    digest.update(chunk)
+                    written += len(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        partial.unlink(missing_ok=True)
+        raise WeightsError(_missing_message(spec, target, f"the download failed ({_reason(exc)})")) from exc
+    if total is not None and written != total:
+        partial.unlink(missing_ok=True)
+        raise WeightsError(
+            f"download of {spec.url} stopped at {written} of {total} bytes: run again to retry, "
+            f"or put the file at {target} by hand"
+        )
+    actual = digest.hexdigest()
+    if spec.sha256 and actual != spec.sha256:
+        partial.unlink(missing_ok=True)
+        raise WeightsError(
+            f"download of {spec.url} has SHA-256 {actual[:12]}…, expected {spec.sha256[:12]}…: "
+            f"the server sent another file; nothing was saved, retry later or fetch it by hand into {target}"
+        )
+    os.replace(partial, target)
+    _remember_digest(target, actual)
+    return target
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, remembered in the cache folder by path, size and mtime so a file is hashed once."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+    known = _load_digest_cache()
+    if key in known:
+        return known[key]
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    _remember_digest(path, digest.hexdigest())
+    return digest.hexdigest()
+
+
+def _remember_digest(path: Path, digest: str) -> None:
+    path = Path(path).resolve()
+    stat = path.stat()
+    known = _load_digest_cache()
+    known[f"{path}|{stat.st_size}|{stat.st_mtime_ns}"] = digest
+    store = cache_dir() / "digests.json"
+    try:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        temporary = store.with_name(f"{store.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(known, indent=0))
+        os.replace(temporary, store)
+    except OSError as exc:  # a read-only cache only costs a re-hash next time
+        log.debug("could not record the digest of %s: %s", path, exc)
+
+
+def _load_digest_cache() -> dict[str, str]:
+    try:
+        return json.loads((cache_dir() / "digests.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _pinned_digests(folder: Path) -> dict[str, str]:
+    try:
+        lines = (folder / SUMS_FILE).read_text().splitlines()
+    except OSError:
+        return {}
+    pinned = {}
+    for line in lines:
+        digest, _, name = line.strip().partition("  ")
+        if digest and name:
+            pinned[name] = digest
+    return pinned
+
+
+def pin_first_use(path: Path) -> None:
+    """Record the SHA-256 of a registry file that has no published digest, once it loaded as the right model.
+
+    Later resolutions check the file against this pin, so a swapped or damaged file is caught.
+    """
+    path = Path(path)
+    if path.parent.resolve() != weights_dir().resolve() or path.name in _pinned_digests(path.parent):
+        return
+    if not any(spec.filename == path.name and spec.sha256 is None for spec in WEIGHTS.values()):
+        return
+    digest = file_sha256(path)
+    sums = path.parent / SUMS_FILE
+    try:
+        with open(sums, "a") as handle:
+            handle.write(f"{digest}  {path.name}\n")
+        log.info("pinned SHA-256 %s of %s in %s", digest, path.name, sums)
+    except OSError as exc:
+        log.warning("could not pin the SHA-256 of %s in %s: %s", path, sums, exc)
+
+
+def _missing_message(spec: WeightsSpec, target: Path, why: str) -> str:
+    return (
+        f"{spec.filename} is not in {target.parent} and {why}: download {spec.url} and put it at {target} "
+        f"(or set OVDET_WEIGHTS_DIR to the folder that holds it)"
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None) or exc
+    return str(reason).splitlines()[0] if str(reason) else type(exc).__name__

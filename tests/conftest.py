@@ -1,0 +1,93 @@
+"""Shared fixtures: real architectures with random weights, built once per test session (no downloads)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests import weights_fixtures
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+BOTTLES = SHARED_DATA / "bottle-detection.mp4"
+PEOPLE = SHARED_DATA / "one-by-one-person-detection.mp4"
+PEOPLE_GIF = SHARED_DATA / "people-detection.gif"
+
+
+def read_frames(path: Path, count: int, step: int = 1) -> list[np.ndarray]:
+    """The first ``count`` frames of a clip, every ``step``-th, as BGR arrays."""
+    capture = cv2.VideoCapture(str(path))
+    frames, index = [], 0
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if index % step == 0:
+            frames.append(frame)
+        index += 1
+    capture.release()
+    return frames
+
+
+@pytest.fixture(scope="session")
+def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``<dir>/yolov8s-worldv2.pt`` and ``<dir>/clip/ViT-B-32.pt``: random-init, recalibrated, real formats."""
+    root = tmp_path_factory.mktemp("weights")
+    return weights_fixtures.build_weights_dir(root, weights_fixtures.read_calibration_frames())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_weights(weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The whole session sees the random-init weights and no network, session fixtures included."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OVDET_WEIGHTS_DIR", str(weights_dir))
+        # The random-init CLIP file cannot carry OpenAI's published digest; an explicit path is not digest-checked.
+        patch.setenv("OVDET_CLIP_WEIGHTS", str(weights_dir / "clip" / "ViT-B-32.pt"))
+        patch.setenv("OVDET_OFFLINE", "1")
+        patch.setenv("OVDET_CACHE_DIR", str(tmp_path_factory.mktemp("session-cache")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with an empty ovdet cache."""
+    monkeypatch.setenv("OVDET_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="session")
+def model_path(weights_dir: Path) -> Path:
+    return weights_dir / "yolov8s-worldv2.pt"
+
+
+@pytest.fixture(scope="session")
+def clip_path(weights_dir: Path) -> Path:
+    return weights_dir / "clip" / "ViT-B-32.pt"
+
+
+@pytest.fixture(scope="session")
+def bottle_frames() -> list[np.ndarray]:
+    return read_frames(BOTTLES, 4, step=60)
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An embedding cache shared by the tests that only need embeddings, not a cold start."""
+    return tmp_path_factory.mktemp("shared-cache")
+
+
+@pytest.fixture(scope="session")
+def session_detector(model_path: Path, session_cache: Path):
+    """One detector for tests that do not change its state beyond ``set_classes``."""
+    from ovdet import OpenVocabDetector
+
+    return OpenVocabDetector(model_path, device="cpu", cache_dir=session_cache)
+
+
+@pytest.fixture
+def detector(session_detector):
+    """The session detector with three classes set (their embeddings cached after the first test)."""
+    session_detector.set_classes(["bottle", "person", "red backpack"])
+    return session_detector
