@@ -17,7 +17,7 @@ from .errors import ConfigError, ModelError
 from .io.images import load_image
 from .postprocess import postprocess
 from .preprocess import letterbox_batch
-from .text import ClipTextEncoder, TextEncoder
+from .text import TextEncoder
 from .vocabulary import validate_class_names
 from .weights import resolve_weights
 
@@ -58,9 +58,10 @@ class OpenVocabDetector:
         self._text_encoder = text_encoder
         self._cache = EmbeddingCache(cache_dir)
         self._embeddings: Embeddings | None = None
+        self._class_names: tuple[str, ...] = self.backend.fixed_classes or ()
 
     def __repr__(self) -> str:
-        classes = ", ".join(self.classes) if self._embeddings is not None else "none set"
+        classes = ", ".join(self.classes) or "none set"
         where = f"{self.backend.name} on {self.backend.device}"
         return f"OpenVocabDetector({self.model_path.name}, {where}, classes: {classes})"
 
@@ -68,18 +69,17 @@ class OpenVocabDetector:
     def text_encoder(self) -> TextEncoder:
         """The prompt encoder, created on first use (constructing it loads no model)."""
         if self._text_encoder is None:
-            device = self.backend.device if self.backend.device.startswith("cuda") else "cpu"
-            self._text_encoder = ClipTextEncoder(device=device)
+            self._text_encoder = self.backend.default_text_encoder()
         return self._text_encoder
 
     @property
     def classes(self) -> tuple[str, ...]:
         """The current class names, in class-id order."""
-        return self._embeddings.names if self._embeddings is not None else ()
+        return self._class_names
 
     @property
     def embeddings(self) -> Embeddings | None:
-        """The current vocabulary's embeddings, or ``None`` before :meth:`set_classes`."""
+        """The current vocabulary's embeddings; ``None`` before :meth:`set_classes` or for a fixed-class export."""
         return self._embeddings
 
     def set_classes(self, classes: Sequence[str] | Embeddings) -> None:
@@ -94,6 +94,9 @@ class OpenVocabDetector:
             self.set_embeddings(classes)
             return
         names = validate_class_names(classes)
+        if self.backend.fixed_classes is not None:
+            self._use_fixed_classes(names)
+            return
         self.set_embeddings(Embeddings(tuple(names), self.encode_prompts(names), self.text_encoder.space))
 
     def encode_prompts(self, prompts: Sequence[str]) -> np.ndarray:
@@ -110,10 +113,29 @@ class OpenVocabDetector:
 
     def set_embeddings(self, embeddings: Embeddings) -> None:
         """Use precomputed embeddings (e.g. ``Embeddings.load("vocab.npz")``); no text model is needed."""
+        if self.backend.fixed_classes is not None:
+            self._use_fixed_classes(embeddings.names)
+            return
         embeddings.require_space(self.backend.space, f"{self.model_path.name}")
         validate_class_names(embeddings.names)
+        limit = self.backend.max_classes
+        if limit is not None and len(embeddings) > limit:
+            raise ModelError(
+                f"{self.model_path.name} takes at most {limit} classes, got {len(embeddings)}: "
+                f"use fewer classes or re-export with a larger --max-classes"
+            )
         self.backend.set_vocabulary(embeddings.vectors)
         self._embeddings = embeddings
+        self._class_names = embeddings.names
+
+    def _use_fixed_classes(self, names: Sequence[str]) -> None:
+        fixed = self.backend.fixed_classes
+        if tuple(names) != fixed:
+            raise ModelError(
+                f"{self.model_path.name} was exported with the fixed classes {', '.join(fixed)} and cannot detect "
+                f"{', '.join(names)}: pass exactly those classes, or re-export with --dynamic-vocab"
+            )
+        self._class_names = tuple(fixed)
 
     def detect(self, images: Any, **settings: Any) -> sv.Detections | list[sv.Detections]:
         """Detect the current classes in one image or a list of images (one batched forward).
@@ -134,7 +156,7 @@ class OpenVocabDetector:
 
     def detect_arrays(self, images: Sequence[np.ndarray], settings: InferenceSettings) -> list[sv.Detections]:
         """Detect in BGR uint8 arrays with explicit settings; the fast path under :meth:`detect`."""
-        if self._embeddings is None:
+        if not self._class_names:
             raise ModelError('no classes set: call set_classes(["person", ...]) before detect')
         if settings.half != self.settings.half:
             raise ConfigError("half is chosen when the detector is created: OpenVocabDetector(..., half=True)")
@@ -145,7 +167,7 @@ class OpenVocabDetector:
         return postprocess(
             raw,
             placements,
-            self._embeddings.names,
+            self._class_names,
             conf=settings.conf,
             iou=settings.iou,
             max_det=settings.max_det,

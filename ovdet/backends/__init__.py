@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from ..errors import WeightsError
+from ..text import TextEncoder
 
 __all__ = ["Backend", "load_backend"]
 
@@ -23,6 +24,8 @@ class Backend(Protocol):
         rect: Whether the network accepts non-square inputs (Ultralytics' minimum-rectangle letterbox).
         device: Where it runs, e.g. ``"cpu"`` or ``"cuda:0"``.
         input_dtype: numpy dtype the input batch must have.
+        fixed_classes: Class names baked into an exported graph, or ``None`` where the vocabulary can change.
+        max_classes: Most classes one call accepts, or ``None`` for no limit.
     """
 
     name: str
@@ -31,6 +34,12 @@ class Backend(Protocol):
     rect: bool
     device: str
     input_dtype: type
+    fixed_classes: tuple[str, ...] | None
+    max_classes: int | None
+
+    def default_text_encoder(self) -> TextEncoder:
+        """The text encoder that matches this runtime (e.g. CLIP in torch, or an exported ONNX text tower)."""
+        ...
 
     def set_vocabulary(self, vectors: np.ndarray) -> None:
         """Use these ``(K, D)`` L2-normalised text embeddings for every following :meth:`infer`."""

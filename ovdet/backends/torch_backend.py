@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import weights
 from ..errors import WeightsError, missing_dependency
+from ..text import ClipTextEncoder
 
 __all__ = ["TorchBackend", "load_world_model", "resolve_device"]
 
@@ -78,6 +79,8 @@ class TorchBackend:
     name = "torch"
     rect = True
     space = weights.CLIP_SPACE
+    fixed_classes = None
+    max_classes = None
 
     def __init__(self, path: Path, device: str = "auto", half: bool = False) -> None:
         import torch
@@ -94,6 +97,10 @@ class TorchBackend:
         self.input_dtype = np.float16 if self.half else np.float32
         self._torch = torch
         self._text = None
+
+    def default_text_encoder(self) -> ClipTextEncoder:
+        """CLIP ViT-B/32 in PyTorch, on this backend's GPU when it has one."""
+        return ClipTextEncoder(device=self.device if self.device.startswith("cuda") else "cpu")
 
     def set_vocabulary(self, vectors: np.ndarray) -> None:
         """Inject ``(K, 512)`` embeddings into the head."""
