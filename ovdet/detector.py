@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,8 @@ from .config import InferenceSettings
 from .embeddings import Embeddings
 from .errors import ConfigError, ModelError
 from .io.images import load_image
+from .io.sources import Frame, FrameSource, open_source
+from .pipeline import detect_stream
 from .postprocess import postprocess
 from .preprocess import letterbox_batch
 from .text import TextEncoder
@@ -59,6 +61,7 @@ class OpenVocabDetector:
         self._cache = EmbeddingCache(cache_dir)
         self._embeddings: Embeddings | None = None
         self._class_names: tuple[str, ...] = self.backend.fixed_classes or ()
+        self.vocabulary_version = 0  # bumped by every vocabulary change, so running streams can follow it
 
     def __repr__(self) -> str:
         classes = ", ".join(self.classes) or "none set"
@@ -127,6 +130,7 @@ class OpenVocabDetector:
         self.backend.set_vocabulary(embeddings.vectors)
         self._embeddings = embeddings
         self._class_names = embeddings.names
+        self.vocabulary_version += 1
 
     def _use_fixed_classes(self, names: Sequence[str]) -> None:
         fixed = self.backend.fixed_classes
@@ -136,6 +140,7 @@ class OpenVocabDetector:
                 f"{', '.join(names)}: pass exactly those classes, or re-export with --dynamic-vocab"
             )
         self._class_names = tuple(fixed)
+        self.vocabulary_version += 1
 
     def detect(self, images: Any, **settings: Any) -> sv.Detections | list[sv.Detections]:
         """Detect the current classes in one image or a list of images (one batched forward).
@@ -153,6 +158,41 @@ class OpenVocabDetector:
         arrays = [load_image(image) for image in ([images] if single else images)]
         results = self.detect_arrays(arrays, settings) if arrays else []
         return results[0] if single else results
+
+    def stream(
+        self,
+        source: str | int | os.PathLike[str] | FrameSource,
+        *,
+        vid_stride: int = 1,
+        track: bool = False,
+        reconnect_timeout: float = 30.0,
+        **settings: Any,
+    ) -> Iterator[tuple[Frame, sv.Detections]]:
+        """Detect in every frame of a video file, stream, webcam or image folder, in order, exactly once.
+
+        Decoding runs ahead in a thread; frames are inferred ``batch`` at a time. Calling :meth:`set_classes`
+        between two frames changes the vocabulary from the next frame on (and restarts the tracker).
+
+        Args:
+            source: A video file, a stream URL (rtsp/rtmp/http), a webcam index, an image folder or glob, or a
+                :class:`~ovdet.io.sources.FrameSource`.
+            vid_stride: Process every n-th frame.
+            track: Give detections stable ``tracker_id`` values across frames (ByteTrack).
+            reconnect_timeout: Seconds a dropped live stream may stay away before the stream ends.
+            **settings: Per-call overrides of :class:`InferenceSettings`.
+
+        Yields:
+            ``(frame, detections)``: the :class:`~ovdet.io.sources.Frame` (``image``, ``index``, ``timestamp``,
+            ``source``) and its ``supervision.Detections``.
+
+        Example:
+            >>> for frame, detections in detector.stream("shop.mp4", track=True):  # doctest: +SKIP
+            ...     print(frame.index, frame.timestamp, len(detections))
+        """
+        settings = self.settings.replace(**settings)
+        if not isinstance(source, FrameSource):
+            source = open_source(source, vid_stride=vid_stride, reconnect_timeout=reconnect_timeout)
+        return detect_stream(self, source, settings, track=track)
 
     def detect_arrays(self, images: Sequence[np.ndarray], settings: InferenceSettings) -> list[sv.Detections]:
         """Detect in BGR uint8 arrays with explicit settings; the fast path under :meth:`detect`."""

@@ -54,7 +54,7 @@ def test_folder_to_jsonl_and_annotated_images(image_folder: Path, tmp_path: Path
             assert row["confidence"] >= 0.01
     assert sorted(p.name for p in annotated.iterdir()) == ["frame0.jpg", "frame1.jpg", "frame2.jpg", "gray.png"]
     assert "empty.jpg" in captured.err and "readme.txt" in captured.err
-    assert "4 image(s)" in captured.out
+    assert "4 frame(s)" in captured.out
 
 
 def test_single_image_and_glob(image_folder: Path, tmp_path: Path, model_path: Path) -> None:

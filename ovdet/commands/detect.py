@@ -1,47 +1,67 @@
-"""``ovdet detect``: find classes named in words in images."""
+"""``ovdet detect``: find classes named in words in images, videos, webcams and streams."""
 
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 import time
-import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import OvdetError
+from ..errors import ConfigError, SourceError
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``ovdet detect``."""
     detect = commands.add_parser(
         "detect",
-        help="detect classes named in words in images",
-        description='Detect classes named in words, e.g. ovdet detect photos/ --classes "red backpack,person"',
+        help="detect classes named in words in images, videos and streams",
+        description='Detect classes named in words, e.g. ovdet detect video.mp4 --classes "red backpack,person"',
     )
-    detect.add_argument("source", help="an image, a folder of images, or a glob such as 'photos/*.jpg'")
+    detect.add_argument(
+        "source", help="an image, folder or glob; a video file; a webcam index (0); or an rtsp/rtmp/http URL"
+    )
     detect.add_argument("--classes", required=True, help='comma-separated class names, e.g. "red backpack,person"')
-    detect.add_argument("--model", default="yolov8s-worldv2", help="registry name or .pt file (default %(default)s)")
+    detect.add_argument("--model", default="yolov8s-worldv2", help="registry name or model file (default %(default)s)")
     detect.add_argument("--conf", type=float, help="confidence threshold (default 0.25)")
     detect.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.7)")
     detect.add_argument("--imgsz", type=int, help="network input size, a multiple of 32 (default 640)")
     detect.add_argument("--max-det", type=int, help="most boxes per image (default 300)")
-    detect.add_argument("--batch", type=int, help="images per forward pass (default 1)")
+    detect.add_argument("--batch", type=int, help="frames per forward pass (default 1)")
     detect.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
     detect.add_argument("--half", action="store_true", default=None, help="FP16 inference (CUDA only)")
     detect.add_argument("--agnostic-nms", action="store_true", default=None, help="one box, one label")
-    detect.add_argument("--output", metavar="FILE.jsonl", help="write one JSON line per image")
-    detect.add_argument("--save-annotated", metavar="DIR", help="save images with boxes drawn")
+    detect.add_argument("--vid-stride", type=int, default=1, help="process every n-th video frame (default 1)")
+    detect.add_argument("--track", action="store_true", help="give boxes ids that stay stable across frames")
+    detect.add_argument(
+        "--output",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="FILE.jsonl (a line per frame), FILE.csv (a row per box) or FILE.mp4 (annotated video); repeatable",
+    )
+    detect.add_argument("--coco", metavar="FILE.json", help="COCO detection results (pycocotools loadRes)")
+    detect.add_argument("--events", metavar="FILE.jsonl", help="a line per track when it ends (implies --track)")
+    detect.add_argument("--save-annotated", metavar="DIR", help="save images (or frames) with boxes drawn")
+    detect.add_argument(
+        "--reconnect-timeout", type=float, default=30.0, help="seconds to retry a dropped stream (default 30)"
+    )
     detect.add_argument("--quiet", action="store_true", help="print nothing but errors")
     detect.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """``ovdet detect`` on images: JSONL, annotated copies and a summary."""
+    """Open the source and every output first (bad input fails before work), then stream."""
     from ..config import InferenceSettings
     from ..detector import OpenVocabDetector
-    from ..io.images import expand_image_source, load_image
-    from ..io.sinks import AnnotatedImageWriter, JsonlSink, detection_record
+    from ..io.sources import open_source
+    from ..pipeline import SinkWriter
     from ..vocabulary import parse_class_list
 
     classes = parse_class_list(args.classes)
@@ -49,69 +69,106 @@ def run(args: argparse.Namespace) -> int:
         conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, batch=args.batch,
         half=args.half, agnostic_nms=args.agnostic_nms,
     )  # fmt: skip
-    paths = expand_image_source(args.source)
-    sink = JsonlSink(args.output) if args.output else None
-    annotator = AnnotatedImageWriter(args.save_annotated) if args.save_annotated else None
-
+    track = args.track or bool(args.events)
+    source = open_source(args.source, vid_stride=args.vid_stride, reconnect_timeout=args.reconnect_timeout)
     started = time.perf_counter()
-    detector = OpenVocabDetector(args.model, device=args.device, **vars(settings))
-    detector.set_classes(classes)
-    counts: Counter[str] = Counter()
-    done = 0
-    used_names: set[str] = set()
-    try:
-        for chunk in _chunks(paths, settings.batch):
-            loaded = _load_readable(chunk, load_image, single=len(paths) == 1)
-            if not loaded:
-                continue
-            results = detector.detect_arrays([image for _, image in loaded], settings)
-            for (path, image), detections in zip(loaded, results):
-                counts.update(detections.data["class_name"].tolist())
-                if sink:
-                    height, width = image.shape[:2]
-                    sink.write(detection_record(str(path), 0, None, width, height, detections))
-                if annotator:
-                    annotator.write(image, detections, _unique_name(path, used_names))
-                done += 1
-    finally:
-        if sink:
-            sink.close()
-    if done == 0:
-        raise OvdetError(f"none of the {len(paths)} file(s) in {args.source} could be read as an image")
+    sinks = _open_sinks(args, source, classes)
+    summary = _Summary()
+    with _stop_on_signals() as stop, SinkWriter(sinks) as writer:
+        detector = OpenVocabDetector(args.model, device=args.device, **vars(settings))
+        detector.set_classes(classes)
+        with _progress(source, args.quiet) as progress:
+            for frame, detections in detector.stream(source, track=track, **vars(settings)):
+                writer.put(frame, detections)
+                summary.add(detections)
+                progress.update()
+                if stop.signum is not None:
+                    break
+    if summary.frames == 0 and stop.signum is None:
+        raise SourceError(f"no frame or image could be read from {source.name}")
     if not args.quiet:
-        _print_summary(done, counts, time.perf_counter() - started, args)
-    return 0
+        summary.show(source.name, time.perf_counter() - started, args)
+    return EXIT_BY_SIGNAL[stop.signum] if stop.signum is not None else 0
 
 
-def _chunks(items: Sequence[Path], size: int):
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _open_sinks(args: argparse.Namespace, source, classes: list[str]) -> list:
+    from ..io.sinks import AnnotatedImageWriter, CocoSink, CsvSink, EventsSink, JsonlSink
+    from ..io.video import VIDEO_OUTPUT_SUFFIXES, AnnotatedVideoSink
+    from ..tracking import LOST_TRACK_SECONDS
+
+    fps = source.fps / getattr(source, "vid_stride", 1) if source.fps else None
+    sinks = []
+    for output in args.output:
+        suffix = Path(output).suffix.lower()
+        if suffix in JSONL_SUFFIXES:
+            sinks.append(JsonlSink(output))
+        elif suffix == ".csv":
+            sinks.append(CsvSink(output))
+        elif suffix in VIDEO_OUTPUT_SUFFIXES:
+            sinks.append(AnnotatedVideoSink(output, fps))
+        else:
+            known = ", ".join((*JSONL_SUFFIXES, ".csv", *sorted(VIDEO_OUTPUT_SUFFIXES)))
+            hint = " (COCO results go to --coco)" if suffix == ".json" else ""
+            raise ConfigError(f"--output {output}: unknown file type {suffix or '(none)'}; use {known}{hint}")
+    if args.coco:
+        sinks.append(CocoSink(args.coco, classes))
+    if args.events:
+        end_after = max(1, round(LOST_TRACK_SECONDS * float(fps))) if fps else 30
+        sinks.append(EventsSink(args.events, end_after))
+    if args.save_annotated:
+        sinks.append(AnnotatedImageWriter(args.save_annotated))
+    return sinks
 
 
-def _load_readable(paths, load_image, single: bool):
-    loaded = []
-    for path in paths:
-        try:
-            loaded.append((path, load_image(path)))
-        except OvdetError as exc:
-            if single:
-                raise
-            warnings.warn(f"skipped {exc}", UserWarning, stacklevel=2)
-    return loaded
+class _StopRequest:
+    """Set by SIGINT/SIGTERM: the frame in flight finishes, outputs are closed valid, then the run ends."""
+
+    signum: int | None = None
 
 
-def _unique_name(path: Path, used: set[str]) -> str:
-    name, number = path.name, 1
-    while name in used:
-        name = f"{path.stem}_{number}{path.suffix}"
-        number += 1
-    used.add(name)
-    return name
+@contextmanager
+def _stop_on_signals() -> Iterator[_StopRequest]:
+    stop = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def request_stop(signum: int, _frame) -> None:
+        if stop.signum is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        stop.signum = signum
+
+    previous = {signum: signal.signal(signum, request_stop) for signum in EXIT_BY_SIGNAL}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-def _print_summary(done: int, counts: Counter[str], seconds: float, args: argparse.Namespace) -> None:
-    found = ", ".join(f"{name}: {count}" for name, count in counts.most_common()) or "nothing found"
-    print(f"{done} image(s), {sum(counts.values())} detection(s) ({found}) in {seconds:.1f} s")
-    for label, target in (("detections", args.output), ("annotated images", args.save_annotated)):
-        if target:
-            print(f"{label} → {target}")
+@contextmanager
+def _progress(source, quiet: bool):
+    from tqdm.auto import tqdm
+
+    unit = "image" if source.fps is None and not source.live else "frame"
+    with tqdm(total=source.total, unit=unit, disable=quiet, dynamic_ncols=True, leave=False) as bar:
+        yield bar
+
+
+class _Summary:
+    def __init__(self) -> None:
+        self.frames = 0
+        self.counts: Counter[str] = Counter()
+
+    def add(self, detections) -> None:
+        self.frames += 1
+        self.counts.update(detections.data["class_name"].tolist())
+
+    def show(self, name: str, seconds: float, args: argparse.Namespace) -> None:
+        found = ", ".join(f"{label}: {count}" for label, count in self.counts.most_common()) or "nothing found"
+        rate = self.frames / seconds if seconds > 0 else 0.0
+        print(f"{name}: {self.frames} frame(s), {sum(self.counts.values())} detection(s) ({found})")
+        print(f"{seconds:.1f} s, {rate:.1f} frames/s")
+        for target in (*args.output, args.coco, args.events, args.save_annotated):
+            if target:
+                print(f"→ {target}")

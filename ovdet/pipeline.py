@@ -1,0 +1,187 @@
+"""The streaming pipeline: a reader thread decodes ahead, the caller's thread batches and infers, and a writer
+thread feeds the sinks, so decoding, inference and writing overlap. Queues are bounded: memory stays flat however
+long the video.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import supervision as sv
+
+from .config import InferenceSettings
+from .io.sources import Frame, FrameSource
+from .tracking import Tracker
+
+if TYPE_CHECKING:
+    from .detector import OpenVocabDetector
+
+__all__ = ["FrameReader", "Sink", "SinkWriter", "detect_stream"]
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+class Sink(Protocol):
+    """Anything that takes results frame by frame and leaves a valid file when closed."""
+
+    def write(self, frame: Frame, detections: sv.Detections) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FrameReader:
+    """Iterates a source in a background thread, ``depth`` frames ahead; warnings keep their place in order."""
+
+    def __init__(self, source: FrameSource, depth: int) -> None:
+        self.source = source
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(depth, 1))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ovdet-reader", daemon=True)
+        source.warn = lambda message: self._put(("warning", message))
+
+    def start(self) -> FrameReader:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            for frame in self.source:
+                if not self._put(frame):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # handed to the consumer, which re-raises it in its own thread
+            self._put(("error", exc))
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def next_batch(self, size: int) -> list[Frame]:
+        """Up to ``size`` frames; waits for the first, and for the rest only when the source is not live."""
+        batch: list[Frame] = []
+        while len(batch) < size:
+            try:
+                item = self._queue.get(block=not batch or not self.source.live)
+            except queue.Empty:
+                break
+            if item is _END:
+                self._queue.put(_END)  # the next call sees the end too
+                break
+            if isinstance(item, tuple):
+                kind, payload = item
+                if kind == "error":
+                    raise payload
+                warnings.warn(payload, UserWarning, stacklevel=2)
+                continue
+            batch.append(item)
+        return batch
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.source.close()
+
+
+def detect_stream(
+    detector: OpenVocabDetector, source: FrameSource, settings: InferenceSettings, *, track: bool
+) -> Iterator[tuple[Frame, sv.Detections]]:
+    """Yield every frame of ``source`` once, in order, with its detections (tracked when ``track``).
+
+    A vocabulary change between two frames (``detector.set_classes``) applies from the next frame on: frames of
+    the current batch not yet yielded are inferred again, and the tracker restarts with fresh ids.
+    """
+    reader = FrameReader(source, depth=2 * settings.batch + 2).start()
+    fps = source.fps / getattr(source, "vid_stride", 1) if source.fps else None
+    tracker = Tracker(fps) if track else None
+    vocabulary = detector.vocabulary_version
+    try:
+        while batch := reader.next_batch(settings.batch):
+            while batch:
+                batch = yield from _yield_batch(detector, batch, settings, tracker)
+                if detector.vocabulary_version != vocabulary:
+                    vocabulary = detector.vocabulary_version
+                    if tracker is not None:
+                        tracker.reset()
+    finally:
+        reader.stop()
+
+
+def _yield_batch(
+    detector: OpenVocabDetector, batch: Sequence[Frame], settings: InferenceSettings, tracker: Tracker | None
+):
+    """Infer and yield a batch; returns the frames left over when the vocabulary changed mid-batch."""
+    version = detector.vocabulary_version
+    results = detector.detect_arrays([frame.image for frame in batch], settings)
+    for position, (frame, detections) in enumerate(zip(batch, results)):
+        if tracker is not None:
+            detections = tracker.update(detections, frame.timestamp)
+        yield frame, detections
+        if detector.vocabulary_version != version:
+            return list(batch[position + 1 :])
+    return []
+
+
+class SinkWriter:
+    """Feeds sinks from a background thread, in frame order; closes every sink, even after an error.
+
+    Example:
+        >>> with SinkWriter([sink]) as writer:  # doctest: +SKIP
+        ...     writer.put(frame, detections)
+    """
+
+    def __init__(self, sinks: Sequence[Sink], depth: int = 8) -> None:
+        self.sinks = list(sinks)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="ovdet-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not _END:
+            if self._error is None:
+                try:
+                    for sink in self.sinks:
+                        sink.write(*item)
+                except BaseException as exc:  # re-raised in the caller's thread by put() or close()
+                    self._error = exc
+
+    def put(self, frame: Frame, detections: sv.Detections) -> None:
+        """Queue one frame's results; raises the first error a sink hit."""
+        self._raise_pending()
+        self._queue.put((frame, detections))
+
+    def close(self) -> None:
+        """Write what is queued, then close every sink."""
+        self._queue.put(_END)
+        self._thread.join()
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                log.error("could not close %s: %s", type(sink).__name__, exc)
+                self._error = self._error or exc
+        self._raise_pending()
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def __enter__(self) -> SinkWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
