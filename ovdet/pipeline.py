@@ -105,7 +105,7 @@ def detect_stream(
     """
     reader = FrameReader(source, depth=2 * settings.batch + 2).start()
     fps = source.fps / getattr(source, "vid_stride", 1) if source.fps else None
-    tracker = Tracker(fps) if track else None
+    tracker = Tracker(fps, threshold=settings.conf) if track else None
     vocabulary = detector.vocabulary_version
     try:
         while batch := reader.next_batch(settings.batch):

@@ -9,8 +9,6 @@ from .errors import missing_dependency
 
 __all__ = ["Tracker"]
 
-# Open-vocabulary scores run lower than a closed-set detector's; these follow Ultralytics' bytetrack.yaml.
-TRACK_THRESHOLD = 0.25
 LOST_TRACK_SECONDS = 1.0
 
 
@@ -19,6 +17,9 @@ class Tracker:
 
     Args:
         fps: Frame rate of the frames it will see (after any stride), for how long a lost track is kept.
+        threshold: Confidence from which a detection may start or continue a track. Open-vocabulary scores run
+            lower than a closed-set detector's, so this follows the detection threshold (``conf``) rather than
+            ByteTrack's 0.6/0.7 defaults; at the default conf of 0.25 it equals Ultralytics' bytetrack.yaml.
 
     Example:
         >>> tracker = Tracker(fps=30)
@@ -26,13 +27,14 @@ class Tracker:
         array([], dtype=int64)
     """
 
-    def __init__(self, fps: float | None = None) -> None:
+    def __init__(self, fps: float | None = None, threshold: float = 0.25) -> None:
         try:
             from trackers import ByteTrackTracker
         except ImportError as exc:
             raise missing_dependency("trackers", "track", "--track") from exc
         self._factory = ByteTrackTracker
         self.frame_rate = float(fps) if fps else 30.0
+        self.threshold = threshold
         self.lost_track_frames = max(1, round(LOST_TRACK_SECONDS * self.frame_rate))
         self._next_id = 0
         self._offset = 0
@@ -42,8 +44,8 @@ class Tracker:
         return self._factory(
             lost_track_buffer=self.lost_track_frames,
             frame_rate=self.frame_rate,
-            track_activation_threshold=TRACK_THRESHOLD,
-            high_conf_det_threshold=TRACK_THRESHOLD,
+            track_activation_threshold=self.threshold,
+            high_conf_det_threshold=self.threshold,
             minimum_consecutive_frames=1,
         )
 

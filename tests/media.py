@@ -9,12 +9,12 @@ import av
 import cv2
 import numpy as np
 
-from tests.conftest import BOTTLES, read_frames
+from tests.conftest import BOTTLES, PEOPLE, read_frames
 
 
-def small_frames(count: int, size: tuple[int, int] = (192, 112)) -> list[np.ndarray]:
-    """``count`` consecutive real frames of the bottle clip, resized to ``size`` (width, height)."""
-    return [cv2.resize(frame, size) for frame in read_frames(BOTTLES, count)]
+def small_frames(count: int, size: tuple[int, int] = (192, 112), people: bool = False) -> list[np.ndarray]:
+    """``count`` consecutive real frames of the bottle (or people) clip, resized to ``size`` (width, height)."""
+    return [cv2.resize(frame, size) for frame in read_frames(PEOPLE if people else BOTTLES, count, step=2)]
 
 
 def write_clip(

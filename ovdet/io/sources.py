@@ -242,6 +242,8 @@ class LiveStream(FrameSource):
         self._container = None
 
     def __iter__(self) -> Iterator[Frame]:
+        import av
+
         received, offset, last_timestamp = 0, 0.0, None
         last_frame_at, delay = time.monotonic(), 0.5
         while True:
@@ -258,7 +260,7 @@ class LiveStream(FrameSource):
                     if index % self.vid_stride == 0:
                         yield Frame(frame, index, last_timestamp, self.name)
                 reason = "the stream ended"
-            except OSError as exc:  # PyAV's errors derive from OSError
+            except (av.error.FFmpegError, OSError) as exc:
                 reason = _reason(exc)
             finally:
                 self.close()
