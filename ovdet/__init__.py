@@ -30,6 +30,7 @@ __all__ = [
     "ConfigError",
     "EmbeddingSpaceError",
     "Embeddings",
+    "Frame",
     "InferenceSettings",
     "MissingDependencyError",
     "ModelError",
@@ -47,12 +48,14 @@ _LAZY = {
     "OpenVocabDetector": "ovdet.detector",
     "Embeddings": "ovdet.embeddings",
     "InferenceSettings": "ovdet.config",
+    "Frame": "ovdet.io.sources",
 }
 
 if TYPE_CHECKING:
     from .config import InferenceSettings
     from .detector import OpenVocabDetector
     from .embeddings import Embeddings
+    from .io.sources import Frame
 
 
 def __getattr__(name: str) -> Any:
