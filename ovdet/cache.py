@@ -9,14 +9,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .weights import cache_dir
 
-__all__ = ["EmbeddingCache"]
+if TYPE_CHECKING:
+    from .text import TextEncoder
+
+__all__ = ["EmbeddingCache", "encode_cached"]
 
 log = logging.getLogger(__name__)
 
@@ -83,3 +87,18 @@ class EmbeddingCache:
             os.replace(temporary, path)
         except OSError as exc:
             log.warning("could not write the embedding cache at %s (%s)", self.root, exc)
+
+
+def encode_cached(encoder: TextEncoder, cache: EmbeddingCache, prompts: Sequence[str]) -> np.ndarray:
+    """Embed prompts, encoding only those not in ``cache``: ``(N, D)`` float32 rows in the order given.
+
+    When every prompt is cached the encoder's model is never loaded.
+    """
+    key = encoder.cache_key
+    found = cache.get_many(key, prompts)
+    missing = [prompt for prompt in dict.fromkeys(prompts) if prompt not in found]
+    if missing:
+        fresh = dict(zip(missing, encoder.encode(missing)))
+        cache.put_many(key, fresh)
+        found.update(fresh)
+    return np.stack([found[prompt] for prompt in prompts])

@@ -10,17 +10,17 @@ import numpy as np
 import supervision as sv
 
 from .backends import Backend, load_backend
-from .cache import EmbeddingCache
+from .cache import EmbeddingCache, encode_cached
 from .config import InferenceSettings
 from .embeddings import Embeddings
-from .errors import ConfigError, ModelError
+from .errors import ConfigError, ModelError, VocabularyError
 from .io.images import load_image
 from .io.sources import Frame, FrameSource, open_source
 from .pipeline import detect_stream
 from .postprocess import postprocess
 from .preprocess import letterbox_batch
 from .text import TextEncoder
-from .vocabulary import validate_class_names
+from .vocabulary import Vocabulary, vocabulary_of
 from .weights import resolve_weights
 
 __all__ = ["OpenVocabDetector"]
@@ -60,7 +60,10 @@ class OpenVocabDetector:
         self._text_encoder = text_encoder
         self._cache = EmbeddingCache(cache_dir)
         self._embeddings: Embeddings | None = None
-        self._class_names: tuple[str, ...] = self.backend.fixed_classes or ()
+        fixed = self.backend.fixed_classes
+        self._vocabulary: Vocabulary | None = Vocabulary.from_names(fixed) if fixed else None
+        self._class_names: tuple[str, ...] = fixed or ()
+        self._row_names: tuple[str, ...] = fixed or ()
         self.vocabulary_version = 0  # bumped by every vocabulary change, so running streams can follow it
 
     def __repr__(self) -> str:
@@ -85,61 +88,74 @@ class OpenVocabDetector:
         """The current vocabulary's embeddings; ``None`` before :meth:`set_classes` or for a fixed-class export."""
         return self._embeddings
 
-    def set_classes(self, classes: Sequence[str] | Embeddings) -> None:
-        """Set the vocabulary: class names (each encoded as its own prompt) or precomputed embeddings.
+    @property
+    def vocabulary(self) -> Vocabulary | None:
+        """The current vocabulary (classes, phrasings, thresholds, decoys), or ``None`` before :meth:`set_classes`."""
+        return self._vocabulary
 
-        Prompts found in the embedding cache are not encoded again; when all are cached, no text model loads.
+    def set_classes(self, classes: Sequence[str] | Vocabulary | Embeddings) -> None:
+        """Set what to detect: class names, a :class:`~ovdet.vocabulary.Vocabulary`, or precomputed embeddings.
+
+        Plain names are each encoded as their own prompt (as Ultralytics does). A vocabulary averages each class's
+        phrasings × templates and adds decoys, which compete for boxes and are then dropped. Prompts found in the
+        embedding cache are not encoded again; when all are cached, no text model loads.
 
         Example:
             >>> detector.set_classes(["infusion pump", "syringe driver"])  # doctest: +SKIP
+            >>> detector.set_classes(load_vocabulary("vocab.yaml"))  # doctest: +SKIP
         """
         if isinstance(classes, Embeddings):
             self.set_embeddings(classes)
             return
-        names = validate_class_names(classes)
+        vocabulary = classes if isinstance(classes, Vocabulary) else Vocabulary.from_names(classes)
         if self.backend.fixed_classes is not None:
-            self._use_fixed_classes(names)
+            self._use_fixed_classes(vocabulary)
             return
-        self.set_embeddings(Embeddings(tuple(names), self.encode_prompts(names), self.text_encoder.space))
+        self._apply(vocabulary, vocabulary.embed(self.encode_prompts, self.text_encoder.space))
 
     def encode_prompts(self, prompts: Sequence[str]) -> np.ndarray:
         """Embed prompts through the cache: ``(N, D)`` float32 rows in the order given."""
-        encoder = self.text_encoder
-        key = encoder.cache_key
-        found = self._cache.get_many(key, prompts)
-        missing = [prompt for prompt in dict.fromkeys(prompts) if prompt not in found]
-        if missing:
-            fresh = dict(zip(missing, encoder.encode(missing)))
-            self._cache.put_many(key, fresh)
-            found.update(fresh)
-        return np.stack([found[prompt] for prompt in prompts])
+        return encode_cached(self.text_encoder, self._cache, prompts)
 
     def set_embeddings(self, embeddings: Embeddings) -> None:
-        """Use precomputed embeddings (e.g. ``Embeddings.load("vocab.npz")``); no text model is needed."""
+        """Use precomputed embeddings (e.g. from ``ovdet embed``: ``Embeddings.load("vocab.npz")``).
+
+        No text model is needed; thresholds and decoys stored with them by ``ovdet embed`` apply.
+        """
+        vocabulary = vocabulary_of(embeddings)
         if self.backend.fixed_classes is not None:
-            self._use_fixed_classes(embeddings.names)
+            self._use_fixed_classes(vocabulary)
             return
+        self._apply(vocabulary, embeddings)
+
+    def _apply(self, vocabulary: Vocabulary, embeddings: Embeddings) -> None:
         embeddings.require_space(self.backend.space, f"{self.model_path.name}")
-        validate_class_names(embeddings.names)
+        rows = len(vocabulary.classes) + len(vocabulary.dropped)
+        if len(embeddings) != rows:
+            raise VocabularyError(
+                f"embeddings have {len(embeddings)} rows but the vocabulary needs {rows}: "
+                f"re-create them with ovdet embed"
+            )
         limit = self.backend.max_classes
-        if limit is not None and len(embeddings) > limit:
+        if limit is not None and rows > limit:
             raise ModelError(
-                f"{self.model_path.name} takes at most {limit} classes, got {len(embeddings)}: "
+                f"{self.model_path.name} takes at most {limit} classes (decoys included), got {rows}: "
                 f"use fewer classes or re-export with a larger --max-classes"
             )
         self.backend.set_vocabulary(embeddings.vectors)
-        self._embeddings = embeddings
-        self._class_names = embeddings.names
+        self._embeddings, self._vocabulary = embeddings, vocabulary
+        self._class_names, self._row_names = vocabulary.names, embeddings.names
         self.vocabulary_version += 1
 
-    def _use_fixed_classes(self, names: Sequence[str]) -> None:
+    def _use_fixed_classes(self, vocabulary: Vocabulary) -> None:
         fixed = self.backend.fixed_classes
-        if tuple(names) != fixed:
+        if vocabulary.names != fixed or vocabulary.dropped:
             raise ModelError(
                 f"{self.model_path.name} was exported with the fixed classes {', '.join(fixed)} and cannot detect "
-                f"{', '.join(names)}: pass exactly those classes, or re-export with --dynamic-vocab"
+                f"{', '.join(vocabulary.names)}: pass exactly those classes, or re-export with --dynamic-vocab"
             )
-        self._class_names = tuple(fixed)
+        self._vocabulary = Vocabulary.from_names(fixed) if vocabulary.templates != ("{}",) else vocabulary
+        self._class_names = self._row_names = tuple(fixed)
         self.vocabulary_version += 1
 
     def detect(self, images: Any, **settings: Any) -> sv.Detections | list[sv.Detections]:
@@ -204,12 +220,22 @@ class OpenVocabDetector:
             images, settings.imgsz, self.backend.stride, self.backend.rect, self.backend.input_dtype
         )
         raw = self.backend.infer(batch)
-        return postprocess(
+        thresholds = self._vocabulary.thresholds(settings.conf)
+        results = postprocess(
             raw,
             placements,
-            self._class_names,
-            conf=settings.conf,
+            self._row_names,
+            conf=min(settings.conf, float(thresholds.min())),
             iou=settings.iou,
             max_det=settings.max_det,
             agnostic=settings.agnostic_nms,
         )
+        if len(self._row_names) == len(self._class_names) and (thresholds == settings.conf).all():
+            return results
+        return [self._reportable(detections, thresholds) for detections in results]
+
+    def _reportable(self, detections: sv.Detections, thresholds: np.ndarray) -> sv.Detections:
+        """Drop decoy and background boxes, and boxes under their class's own threshold."""
+        is_class = detections.class_id < len(thresholds)
+        limit = thresholds[np.where(is_class, detections.class_id, 0)]
+        return detections[is_class & (detections.confidence > limit)]

@@ -27,7 +27,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     detect.add_argument(
         "source", help="an image, folder or glob; a video file; a webcam index (0); or an rtsp/rtmp/http URL"
     )
-    detect.add_argument("--classes", required=True, help='comma-separated class names, e.g. "red backpack,person"')
+    vocabulary = detect.add_mutually_exclusive_group(required=True)
+    vocabulary.add_argument(
+        "--classes",
+        help='comma-separated class names, e.g. "red backpack,person"; synonyms and thresholds: '
+        '"pump=infusion pump|IV pump@0.3,person,!toy pump" (! marks a decoy)',
+    )
+    vocabulary.add_argument(
+        "--vocab", metavar="FILE", help="vocabulary file: .yaml (edits are picked up while running) or .npz"
+    )
     detect.add_argument("--model", default="yolov8s-worldv2", help="registry name or model file (default %(default)s)")
     detect.add_argument("--conf", type=float, help="confidence threshold (default 0.25)")
     detect.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.7)")
@@ -62,9 +70,10 @@ def run(args: argparse.Namespace) -> int:
     from ..detector import OpenVocabDetector
     from ..io.sources import open_source
     from ..pipeline import SinkWriter
-    from ..vocabulary import parse_class_list
+    from ..vocabulary import VocabularyWatcher, load_vocabulary, parse_classes
 
-    classes = parse_class_list(args.classes)
+    vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
+    watcher = VocabularyWatcher(args.vocab) if args.vocab and not args.vocab.endswith(".npz") else None
     settings = InferenceSettings().replace(
         conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, batch=args.batch,
         half=args.half, agnostic_nms=args.agnostic_nms,
@@ -72,11 +81,11 @@ def run(args: argparse.Namespace) -> int:
     track = args.track or bool(args.events)
     source = open_source(args.source, vid_stride=args.vid_stride, reconnect_timeout=args.reconnect_timeout)
     started = time.perf_counter()
-    sinks = _open_sinks(args, source, classes)
+    sinks = _open_sinks(args, source)
     summary = _Summary()
     with _stop_on_signals() as stop, SinkWriter(sinks) as writer:
         detector = OpenVocabDetector(args.model, device=args.device, **vars(settings))
-        detector.set_classes(classes)
+        _use_vocabulary(detector, vocabulary, sinks)
         with _progress(source, args.quiet) as progress:
             for frame, detections in detector.stream(source, track=track, **vars(settings)):
                 writer.put(frame, detections)
@@ -84,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
                 progress.update()
                 if stop.signum is not None:
                     break
+                if watcher is not None and (edited := watcher.poll()) is not None:
+                    _use_vocabulary(detector, edited, sinks)
     if summary.frames == 0 and stop.signum is None:
         raise SourceError(f"no frame or image could be read from {source.name}")
     if not args.quiet:
@@ -91,7 +102,15 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_BY_SIGNAL[stop.signum] if stop.signum is not None else 0
 
 
-def _open_sinks(args: argparse.Namespace, source, classes: list[str]) -> list:
+def _use_vocabulary(detector, vocabulary, sinks: list) -> None:
+    """Set the classes, and tell the sinks that name or colour them."""
+    detector.set_classes(vocabulary)
+    for sink in sinks:
+        if hasattr(sink, "use_vocabulary"):
+            sink.use_vocabulary(detector.vocabulary)
+
+
+def _open_sinks(args: argparse.Namespace, source) -> list:
     from ..io.sinks import AnnotatedImageWriter, CocoSink, CsvSink, EventsSink, JsonlSink
     from ..io.video import VIDEO_OUTPUT_SUFFIXES, AnnotatedVideoSink
     from ..tracking import LOST_TRACK_SECONDS
@@ -111,7 +130,7 @@ def _open_sinks(args: argparse.Namespace, source, classes: list[str]) -> list:
             hint = " (COCO results go to --coco)" if suffix == ".json" else ""
             raise ConfigError(f"--output {output}: unknown file type {suffix or '(none)'}; use {known}{hint}")
     if args.coco:
-        sinks.append(CocoSink(args.coco, classes))
+        sinks.append(CocoSink(args.coco))
     if args.events:
         end_after = max(1, round(LOST_TRACK_SECONDS * float(fps))) if fps else 30
         sinks.append(EventsSink(args.events, end_after))

@@ -9,8 +9,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import cv2
 import numpy as np
@@ -19,8 +20,12 @@ import supervision as sv
 from ..errors import OutputError
 from .sources import Frame
 
+if TYPE_CHECKING:
+    from ..vocabulary import Vocabulary
+
 __all__ = [
     "AnnotatedImageWriter",
+    "Annotator",
     "CocoSink",
     "CsvSink",
     "EventsSink",
@@ -174,13 +179,26 @@ class CocoSink:
     """COCO detection results (a JSON list that ``pycocotools.COCO.loadRes`` accepts), written atomically.
 
     Beside it, ``<name>.categories.json`` holds the vocabulary as COCO categories and the frame behind each
-    ``image_id``. ``category_id`` is ``class_id + 1``; boxes are ``[x, y, width, height]`` in pixels.
+    ``image_id``. ``category_id`` is the class's 1-based position in the categories (``class_id + 1`` unless the
+    vocabulary changes mid-run); boxes are ``[x, y, width, height]`` in pixels.
     """
 
-    def __init__(self, path: str | os.PathLike[str], class_names: tuple[str, ...] | list[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], class_names: Sequence[str] = ()) -> None:
         self.path = check_writable(path)
         self.meta_path = self.path.with_name(f"{self.path.stem}.categories.json")
-        self.class_names = list(class_names)
+        self.class_names: list[str] = []
+        self._ids: dict[str, int] = {}
+        self._add_categories(class_names)
+
+    def use_vocabulary(self, vocabulary: Vocabulary) -> None:
+        """Categories follow the vocabulary; a class keeps its id when the vocabulary changes mid-run."""
+        self._add_categories(vocabulary.names)
+
+    def _add_categories(self, names: Sequence[str]) -> None:
+        for name in names:
+            if name not in self._ids:
+                self.class_names.append(name)
+                self._ids[name] = len(self.class_names)
         self._results: list[dict[str, Any]] = []
         self._images: list[dict[str, Any]] = []
 
@@ -193,7 +211,7 @@ class CocoSink:
         for row in detection_rows(detections):
             x1, y1, x2, y2 = row["xyxy"]
             self._results.append(
-                {"image_id": image_id, "category_id": row["class_id"] + 1,
+                {"image_id": image_id, "category_id": self._ids[row["class_name"]],
                  "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)], "score": row["confidence"],
                  "track_id": row["track_id"]}
             )  # fmt: skip
@@ -204,18 +222,40 @@ class CocoSink:
         _write_json_atomically(self.path, self._results)
 
 
+class Annotator:
+    """supervision's box and label annotators, coloured by class (a vocabulary's own colours where it sets them)."""
+
+    def __init__(self) -> None:
+        self.use_vocabulary(None)
+
+    def use_vocabulary(self, vocabulary: Vocabulary | None) -> None:
+        palette = sv.ColorPalette.DEFAULT
+        if vocabulary is not None and any(vocabulary.colors()):
+            colors = [
+                sv.Color.from_hex(color) if color else palette.by_idx(i) for i, color in enumerate(vocabulary.colors())
+            ]
+            palette = sv.ColorPalette(colors)
+        self._boxes = sv.BoxAnnotator(color=palette)
+        self._labels = sv.LabelAnnotator(color=palette)
+
+    def draw(self, image: np.ndarray, detections: sv.Detections) -> np.ndarray:
+        """A copy of ``image`` with boxes and ``#id name confidence`` labels drawn."""
+        canvas = self._boxes.annotate(image.copy(), detections)
+        return self._labels.annotate(canvas, detections, labels=labels_for(detections))
+
+
 class AnnotatedImageWriter:
     """Draws boxes and labels with supervision's annotators and saves one image per input, named after it."""
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = check_writable(folder, directory=True)
-        self._boxes = sv.BoxAnnotator()
-        self._labels = sv.LabelAnnotator()
+        self.annotator = Annotator()
+        self.use_vocabulary = self.annotator.use_vocabulary
         self._used: set[str] = set()
 
     def write(self, frame: Frame, detections: sv.Detections) -> None:
         target = self.folder / self._name_for(frame)
-        if not cv2.imwrite(str(target), draw(frame.image, detections, self._boxes, self._labels)):
+        if not cv2.imwrite(str(target), self.annotator.draw(frame.image, detections)):
             raise OutputError(f"could not write annotated image {target}: check the folder and the file extension")
 
     def _name_for(self, frame: Frame) -> str:

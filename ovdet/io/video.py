@@ -9,7 +9,7 @@ from fractions import Fraction
 import supervision as sv
 
 from ..errors import OutputError
-from .sinks import check_writable, draw
+from .sinks import Annotator, check_writable
 from .sources import Frame
 
 __all__ = ["VIDEO_OUTPUT_SUFFIXES", "AnnotatedVideoSink"]
@@ -43,8 +43,8 @@ class AnnotatedVideoSink:
         self.fps = Fraction(fps).limit_denominator(100000) if fps else DEFAULT_FPS
         self._container = av.open(str(self.path), mode="w")
         self._stream = None
-        self._boxes = sv.BoxAnnotator()
-        self._labels = sv.LabelAnnotator()
+        self.annotator = Annotator()
+        self.use_vocabulary = self.annotator.use_vocabulary
         self.frames_written = 0
 
     def write(self, frame: Frame, detections: sv.Detections) -> None:
@@ -52,7 +52,7 @@ class AnnotatedVideoSink:
 
         if self._stream is None:
             self._stream = self._open_stream(frame.width, frame.height)
-        image = draw(frame.image, detections, self._boxes, self._labels)
+        image = self.annotator.draw(frame.image, detections)
         if image.shape[:2] != (self._stream.height, self._stream.width):
             raise OutputError(
                 f"frame {frame.index} of {frame.source} is {image.shape[1]}x{image.shape[0]} but {self.path} is "

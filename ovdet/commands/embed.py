@@ -1,0 +1,51 @@
+"""``ovdet embed``: precompute a vocabulary's embeddings, so detection runs with no text model loaded."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``ovdet embed``."""
+    embed = commands.add_parser(
+        "embed",
+        help="precompute a vocabulary's embeddings into an .npz",
+        description="Encode a vocabulary (YAML, or inline --classes) once; `ovdet detect --vocab OUT.npz` then "
+        "needs no text model. Class thresholds, colours and decoys travel in the file.",
+    )
+    embed.add_argument("vocab", nargs="?", help="vocabulary file (.yaml)")
+    embed.add_argument("--classes", help="inline classes instead of a file (same syntax as ovdet detect)")
+    embed.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="where to write the embeddings")
+    embed.add_argument("--device", default="cpu", help="device for the text encoder (default %(default)s)")
+    embed.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cache import EmbeddingCache, encode_cached
+    from ..io.sinks import check_writable
+    from ..text import ClipTextEncoder
+    from ..vocabulary import Vocabulary, load_vocabulary, parse_classes
+
+    if bool(args.vocab) == bool(args.classes):
+        raise ConfigError("give a vocabulary file or --classes (one of them): ovdet embed vocab.yaml -o vocab.npz")
+    output = check_writable(args.output)
+    if output.suffix.lower() != ".npz":
+        raise ConfigError(f"output {output} must end in .npz")
+    vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
+    if not isinstance(vocabulary, Vocabulary):
+        raise ConfigError(f"{args.vocab} is already an .npz of embeddings: pass the YAML vocabulary it came from")
+    encoder, cache = ClipTextEncoder(device=args.device), EmbeddingCache()
+    started = time.perf_counter()
+    embeddings = vocabulary.embed(lambda prompts: encode_cached(encoder, cache, prompts), encoder.space)
+    embeddings.save(output)
+    rows = len(embeddings)
+    print(f"{len(vocabulary.classes)} class(es), {rows - len(vocabulary.classes)} decoy/background row(s), "
+          f"{embeddings.space}, {time.perf_counter() - started:.1f} s → {Path(output)}")  # fmt: skip
+    return 0
