@@ -250,8 +250,11 @@ class AnnotatedImageWriter:
     def __init__(self, folder: str | os.PathLike[str]) -> None:
         self.folder = check_writable(folder, directory=True)
         self.annotator = Annotator()
-        self.use_vocabulary = self.annotator.use_vocabulary
         self._used: set[str] = set()
+
+    def use_vocabulary(self, vocabulary: Vocabulary) -> None:
+        """Draw classes in the vocabulary's colours."""
+        self.annotator.use_vocabulary(vocabulary)
 
     def write(self, frame: Frame, detections: sv.Detections) -> None:
         target = self.folder / self._name_for(frame)

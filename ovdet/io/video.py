@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import os
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import supervision as sv
 
 from ..errors import OutputError
 from .sinks import Annotator, check_writable
 from .sources import Frame
+
+if TYPE_CHECKING:
+    from ..vocabulary import Vocabulary
 
 __all__ = ["VIDEO_OUTPUT_SUFFIXES", "AnnotatedVideoSink"]
 
@@ -44,8 +48,11 @@ class AnnotatedVideoSink:
         self._container = av.open(str(self.path), mode="w")
         self._stream = None
         self.annotator = Annotator()
-        self.use_vocabulary = self.annotator.use_vocabulary
         self.frames_written = 0
+
+    def use_vocabulary(self, vocabulary: Vocabulary) -> None:
+        """Draw classes in the vocabulary's colours."""
+        self.annotator.use_vocabulary(vocabulary)
 
     def write(self, frame: Frame, detections: sv.Detections) -> None:
         import av
