@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -19,11 +20,21 @@ from .io.sources import Frame, FrameSource, open_source
 from .pipeline import detect_stream
 from .postprocess import postprocess
 from .preprocess import letterbox_batch
+from .profiling import Profiler
 from .text import TextEncoder
 from .vocabulary import Vocabulary, vocabulary_of
 from .weights import resolve_weights
 
 __all__ = ["OpenVocabDetector"]
+
+
+class _NoProfiler:
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        yield
+
+
+_NO_PROFILER = _NoProfiler()
 
 
 class OpenVocabDetector:
@@ -65,6 +76,7 @@ class OpenVocabDetector:
         self._class_names: tuple[str, ...] = fixed or ()
         self._row_names: tuple[str, ...] = fixed or ()
         self.vocabulary_version = 0  # bumped by every vocabulary change, so running streams can follow it
+        self.profiler: Profiler | None = None  # set one to measure time per stage
 
     def __repr__(self) -> str:
         classes = ", ".join(self.classes) or "none set"
@@ -216,23 +228,27 @@ class OpenVocabDetector:
             raise ModelError('no classes set: call set_classes(["person", ...]) before detect')
         if settings.half != self.settings.half:
             raise ConfigError("half is chosen when the detector is created: OpenVocabDetector(..., half=True)")
-        batch, placements = letterbox_batch(
-            images, settings.imgsz, self.backend.stride, self.backend.rect, self.backend.input_dtype
-        )
-        raw = self.backend.infer(batch)
-        thresholds = self._vocabulary.thresholds(settings.conf)
-        results = postprocess(
-            raw,
-            placements,
-            self._row_names,
-            conf=min(settings.conf, float(thresholds.min())),
-            iou=settings.iou,
-            max_det=settings.max_det,
-            agnostic=settings.agnostic_nms,
-        )
-        if len(self._row_names) == len(self._class_names) and (thresholds == settings.conf).all():
-            return results
-        return [self._reportable(detections, thresholds) for detections in results]
+        profiler = self.profiler or _NO_PROFILER
+        with profiler.stage("preprocess"):
+            batch, placements = letterbox_batch(
+                images, settings.imgsz, self.backend.stride, self.backend.rect, self.backend.input_dtype
+            )
+        with profiler.stage("inference"):
+            raw = self.backend.infer(batch)
+        with profiler.stage("postprocess"):
+            thresholds = self._vocabulary.thresholds(settings.conf)
+            results = postprocess(
+                raw,
+                placements,
+                self._row_names,
+                conf=min(settings.conf, float(thresholds.min())),
+                iou=settings.iou,
+                max_det=settings.max_det,
+                agnostic=settings.agnostic_nms,
+            )
+            if len(self._row_names) != len(self._class_names) or (thresholds != settings.conf).any():
+                results = [self._reportable(detections, thresholds) for detections in results]
+        return results
 
     def _reportable(self, detections: sv.Detections, thresholds: np.ndarray) -> sv.Detections:
         """Drop decoy and background boxes, and boxes under their class's own threshold."""

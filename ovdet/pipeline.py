@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -16,6 +17,7 @@ import supervision as sv
 
 from .config import InferenceSettings
 from .io.sources import Frame, FrameSource
+from .profiling import Profiler
 from .tracking import Tracker
 
 if TYPE_CHECKING:
@@ -39,8 +41,9 @@ class Sink(Protocol):
 class FrameReader:
     """Iterates a source in a background thread, ``depth`` frames ahead; warnings keep their place in order."""
 
-    def __init__(self, source: FrameSource, depth: int) -> None:
+    def __init__(self, source: FrameSource, depth: int, profiler: Profiler | None = None) -> None:
         self.source = source
+        self.profiler = profiler
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(depth, 1))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ovdet-reader", daemon=True)
@@ -51,10 +54,16 @@ class FrameReader:
         return self
 
     def _run(self) -> None:
+        frames = iter(self.source)
         try:
-            for frame in self.source:
-                if not self._put(frame):
-                    return
+            while True:
+                started = time.perf_counter()
+                frame = next(frames, None)
+                if self.profiler is not None and frame is not None:
+                    self.profiler.seconds["decode"] += time.perf_counter() - started
+                    self.profiler.decoded(frame.source, frame.index)
+                if frame is None or not self._put(frame):
+                    break
             self._put(_END)
         except BaseException as exc:  # handed to the consumer, which re-raises it in its own thread
             self._put(("error", exc))
@@ -103,7 +112,7 @@ def detect_stream(
     A vocabulary change between two frames (``detector.set_classes``) applies from the next frame on: frames of
     the current batch not yet yielded are inferred again, and the tracker restarts with fresh ids.
     """
-    reader = FrameReader(source, depth=2 * settings.batch + 2).start()
+    reader = FrameReader(source, depth=2 * settings.batch + 2, profiler=detector.profiler).start()
     fps = source.fps / getattr(source, "vid_stride", 1) if source.fps else None
     tracker = Tracker(fps, threshold=settings.conf) if track else None
     vocabulary = detector.vocabulary_version
@@ -142,8 +151,9 @@ class SinkWriter:
         ...     writer.put(frame, detections)
     """
 
-    def __init__(self, sinks: Sequence[Sink], depth: int = 8) -> None:
+    def __init__(self, sinks: Sequence[Sink], depth: int = 8, profiler: Profiler | None = None) -> None:
         self.sinks = list(sinks)
+        self.profiler = profiler
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="ovdet-writer", daemon=True)
@@ -153,10 +163,17 @@ class SinkWriter:
         while (item := self._queue.get()) is not _END:
             if self._error is None:
                 try:
-                    for sink in self.sinks:
-                        sink.write(*item)
+                    self._write(*item)
                 except BaseException as exc:  # re-raised in the caller's thread by put() or close()
                     self._error = exc
+
+    def _write(self, frame: Frame, detections: sv.Detections) -> None:
+        started = time.perf_counter()
+        for sink in self.sinks:
+            sink.write(frame, detections)
+        if self.profiler is not None:
+            self.profiler.seconds["write"] += time.perf_counter() - started
+            self.profiler.written(frame.source, frame.index)
 
     def put(self, frame: Frame, detections: sv.Detections) -> None:
         """Queue one frame's results; raises the first error a sink hit."""
