@@ -138,10 +138,18 @@ class Vocabulary:
             data["background"] = True
         return data
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the vocabulary as YAML."""
+    def save(self, path: str | os.PathLike[str], comment: str = "") -> Path:
+        """Write the vocabulary as YAML, with ``comment`` lines on top, atomically: an ``ovdet detect`` watching
+        the file never reads half of it.
+
+        Example:
+            >>> parse_classes("pump=IV pump@0.3").save("vocab.yaml", "tuned by ovdet eval")  # doctest: +SKIP
+        """
         path = Path(path)
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
+        header = "".join(f"# {line}\n" for line in comment.splitlines())
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        temporary.write_text(header + yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True), "utf-8")
+        os.replace(temporary, path)
         return path
 
 

@@ -1,0 +1,144 @@
+"""``ovdet eval``: check a vocabulary on labelled images — metrics, the best phrasings, alert thresholds, a report."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ..evaluation import Evaluation, OperatingPoint, RunMetrics
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``ovdet eval``."""
+    evaluate = commands.add_parser(
+        "eval",
+        help="measure a vocabulary on labelled images, compare its phrasings, choose thresholds",
+        description="Evaluate a vocabulary on labelled images, e.g. ovdet eval --data ward/annotations.json "
+        "--vocab ward.yaml --report report/ --write-vocab ward-tuned.yaml. Classes in the data are matched to "
+        "vocabulary classes by name. Each phrasing (and template) is also tried alone; the best ones and the "
+        "thresholds with the best F1 go to --write-vocab.",
+    )
+    evaluate.add_argument(
+        "--data",
+        required=True,
+        help="a COCO annotations .json, or a YOLO dataset folder (images/, labels/, data.yaml or classes.txt)",
+    )
+    evaluate.add_argument(
+        "--images", metavar="DIR", help="COCO data: the folder file_name is relative to (default: the .json's folder)"
+    )
+    vocabulary = evaluate.add_mutually_exclusive_group(required=True)
+    vocabulary.add_argument("--vocab", metavar="FILE.yaml", help="vocabulary file (phrasings, templates, thresholds)")
+    vocabulary.add_argument(
+        "--classes", help='inline classes, as for ovdet detect: "pump=infusion pump|IV pump@0.3,person"'
+    )
+    evaluate.add_argument(
+        "--model", default="yolov8s-worldv2", help="registry name or model file (default %(default)s)"
+    )
+    evaluate.add_argument("--imgsz", type=int, help="network input size, a multiple of 32 (default 640)")
+    evaluate.add_argument(
+        "--conf",
+        type=float,
+        help="alert threshold of classes without their own, for precision and recall (default 0.25)",
+    )
+    evaluate.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.7)")
+    evaluate.add_argument("--batch", type=int, help="images per forward pass (default 1)")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
+    evaluate.add_argument("--report", metavar="DIR", help="write report.md, figures, metrics.json and detections here")
+    evaluate.add_argument("--write-vocab", metavar="OUT.yaml", help="write the best phrasings and thresholds here")
+    evaluate.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    evaluate.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check every input and output first (bad data fails before the model loads), then evaluate."""
+    from ..config import InferenceSettings
+    from ..detector import OpenVocabDetector
+    from ..evaluation import evaluate, load_dataset, match_categories, write_report
+    from ..io.sinks import check_writable
+    from ..vocabulary import Vocabulary, load_vocabulary, parse_classes
+
+    vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
+    if not isinstance(vocabulary, Vocabulary):
+        raise ConfigError(f"{args.vocab} is an .npz of embeddings: evaluate the YAML vocabulary it came from")
+    if args.write_vocab and Path(args.write_vocab).suffix.lower() not in (".yaml", ".yml"):
+        raise ConfigError(f"--write-vocab {args.write_vocab} must end in .yaml (a vocabulary file)")
+    for output, directory in ((args.report, True), (args.write_vocab, False)):
+        if output:
+            check_writable(output, directory=directory)
+    settings = InferenceSettings().replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, batch=args.batch)
+    dataset = load_dataset(args.data, args.images)
+    match_categories(dataset, vocabulary.names)
+    started = time.perf_counter()
+    detector = OpenVocabDetector(args.model, device=args.device, **vars(settings))
+    with _progress(args.quiet) as progress:
+        evaluation = evaluate(detector, dataset, vocabulary, progress=progress)
+    report = write_report(evaluation, args.report) if args.report else None
+    if args.write_vocab:
+        comment = f"chosen by ovdet eval on {dataset.name} with {evaluation.model}: phrasings by AP, thresholds by F1"
+        evaluation.chosen.save(args.write_vocab, comment)
+    if not args.quiet:
+        _show(evaluation, time.perf_counter() - started, report, args.write_vocab)
+    return 0
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    from tqdm.auto import tqdm
+
+    with tqdm(unit="image", disable=quiet, dynamic_ncols=True, leave=False) as bar:
+
+        def update(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        yield update
+
+
+def _show(evaluation: Evaluation, seconds: float, report: Path | None, vocabulary_file: str | None) -> None:
+    from ..evaluation.prompts import describe_prompts
+
+    dataset = evaluation.dataset
+    objects = sum(dataset.objects_per_category().values())
+    print(
+        f"{dataset.name}: {len(dataset.images)} images, {objects} objects, {len(evaluation.class_names)} class(es); "
+        f"{evaluation.runs} run(s) in {seconds:.1f} s"
+    )
+    written = {c.name: c.prompts for c in evaluation.vocabulary.classes}
+    chosen = {c.name: c.prompts for c in evaluation.chosen.classes}
+    _show_run("as written", evaluation.as_written, evaluation.written_points, written, evaluation.class_names)
+    _show_run("chosen", evaluation.best, evaluation.chosen_points, chosen, evaluation.class_names)
+    if evaluation.templates:
+        print(f"  templates: {describe_prompts(evaluation.chosen.templates)}")
+    for target in (report, vocabulary_file):
+        if target:
+            print(f"→ {target}")
+
+
+def _show_run(
+    title: str,
+    metrics: RunMetrics,
+    points: Mapping[str, OperatingPoint],
+    prompts: Mapping[str, tuple[str, ...]],
+    names: tuple[str, ...],
+) -> None:
+    print(f"{title}: mAP50-95 {_num(metrics.map50_95)}, mAP50 {_num(metrics.map50)}")
+    width = max(len("class"), *(len(name) for name in names))
+    print(f"  {'class':<{width}}  objects  AP50-95   AP50  threshold  precision  recall  phrasings")
+    for name in names:
+        outcome, point = metrics.classes[name], points[name]
+        print(
+            f"  {name:<{width}}  {len(outcome.objects):>7}  {_num(outcome.ap50_95):>7}  {_num(outcome.ap50):>5}  "
+            f"{point.threshold:>9g}  {_num(point.precision):>9}  {_num(point.recall):>6}  "
+            f"{' | '.join(prompts[name])}"
+        )
+
+
+def _num(value: float) -> str:
+    return "–" if value != value else f"{value:.3f}"

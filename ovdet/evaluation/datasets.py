@@ -1,0 +1,441 @@
+"""Labelled images for evaluation: a COCO annotations file with its images, or a YOLO-format dataset folder.
+
+Both load into one :class:`LabelledDataset`, whose ground truth is a COCO dictionary that pycocotools reads as is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import ConfigError, SourceError, VocabularyError
+from ..io.images import IMAGE_SUFFIXES
+
+__all__ = [
+    "LabelledDataset",
+    "LabelledImage",
+    "load_coco",
+    "load_dataset",
+    "load_yolo",
+    "match_categories",
+    "normalize_name",
+]
+
+log = logging.getLogger(__name__)
+
+YOLO_NAME_FILES = ("data.yaml", "data.yml", "classes.txt")
+EXIF_ORIENTATION = 0x0112
+EXIF_TRANSPOSED = frozenset({5, 6, 7, 8})  # orientations that swap width and height
+MISSING_SHOWN = 3
+
+
+def normalize_name(name: str) -> str:
+    """The form class names are matched in: case-folded, runs of whitespace as one space.
+
+    Example:
+        >>> normalize_name("  Syringe   Driver ")
+        'syringe driver'
+    """
+    return " ".join(str(name).split()).casefold()
+
+
+@dataclass(frozen=True)
+class LabelledImage:
+    """One image of a labelled dataset: its COCO id, its file and its size in pixels."""
+
+    id: int
+    path: Path
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class LabelledDataset:
+    """Images with labelled boxes; the ground truth is kept as COCO annotations.
+
+    Attributes:
+        name: Where the data came from (the annotations file or the dataset folder), for messages and reports.
+        images: The images, in file order.
+        categories: COCO category id → class name.
+        annotations: COCO annotation dicts (``id``, ``image_id``, ``category_id``, ``bbox`` as
+            ``[x, y, width, height]`` in pixels, ``area`` of the box, ``iscrowd``).
+
+    Example:
+        >>> dataset = load_dataset("labels/annotations.json")  # doctest: +SKIP
+        >>> dataset.objects_per_category()  # doctest: +SKIP
+        Counter({1: 57, 2: 12})
+    """
+
+    name: str
+    images: tuple[LabelledImage, ...]
+    categories: dict[int, str]
+    annotations: tuple[dict[str, Any], ...]
+
+    def coco(self) -> dict[str, Any]:
+        """The ground truth as the dictionary ``pycocotools.coco.COCO`` indexes."""
+        return {
+            "images": [
+                {"id": image.id, "file_name": image.path.name, "width": image.width, "height": image.height}
+                for image in self.images
+            ],
+            "annotations": [dict(annotation) for annotation in self.annotations],
+            "categories": [{"id": category_id, "name": name} for category_id, name in self.categories.items()],
+        }
+
+    def objects_per_category(self) -> Counter[int]:
+        """How many labelled (non-crowd) objects each category id has."""
+        return Counter(a["category_id"] for a in self.annotations if not a["iscrowd"])
+
+
+def match_categories(dataset: LabelledDataset, class_names: Sequence[str]) -> dict[int, str]:
+    """Pair each labelled category of the data with the vocabulary class of the same name.
+
+    Names match case-insensitively, with runs of whitespace as one space. Categories without labelled objects
+    are left out (a COCO file may list categories nobody labelled).
+
+    Returns:
+        Category id → vocabulary class name.
+
+    Raises:
+        VocabularyError: Some labelled categories have no vocabulary class; the message lists them.
+
+    Example:
+        >>> match_categories(dataset, ["Syringe Driver", "person"])  # doctest: +SKIP
+        {1: 'Syringe Driver'}
+    """
+    by_key = {normalize_name(name): name for name in class_names}
+    labelled = sorted(dataset.objects_per_category())
+    unmatched = [dataset.categories[c] for c in labelled if normalize_name(dataset.categories[c]) not in by_key]
+    if unmatched:
+        raise VocabularyError(
+            f"{dataset.name} labels {', '.join(repr(n) for n in unmatched)}, which the vocabulary "
+            f"({', '.join(class_names)}) lacks: add them to the vocabulary or rename them to match"
+        )
+    return {c: by_key[normalize_name(dataset.categories[c])] for c in labelled}
+
+
+def load_dataset(data: str | os.PathLike[str], images: str | os.PathLike[str] | None = None) -> LabelledDataset:
+    """Read labelled data: a COCO ``.json`` file, or a YOLO-format folder (or its ``data.yaml``).
+
+    Args:
+        data: A COCO annotations file; or a folder with ``images/``, ``labels/`` and the class names in
+            ``data.yaml`` (``names:``) or ``classes.txt``; or that ``data.yaml`` itself.
+        images: For COCO data, the folder its ``file_name`` entries are relative to (default: the file's folder).
+
+    Raises:
+        SourceError: The data is missing, malformed, has no images, no labelled objects, or names missing images.
+        ConfigError: ``images`` is given for YOLO data.
+
+    Example:
+        >>> dataset = load_dataset("ward/annotations.json", images="ward/photos")  # doctest: +SKIP
+        >>> len(dataset.images), sorted(dataset.categories.values())  # doctest: +SKIP
+        (40, ['infusion pump', 'syringe driver'])
+    """
+    path = Path(data)
+    if not path.exists():
+        raise SourceError(f"data {path} does not exist: pass a COCO annotations .json or a YOLO dataset folder")
+    if path.suffix.lower() == ".json":
+        return load_coco(path, images)
+    if path.is_dir() or path.suffix.lower() in (".yaml", ".yml"):
+        if images is not None:
+            raise ConfigError(f"--images is for COCO data; the YOLO dataset {path} keeps its images in images/")
+        return load_yolo(path)
+    raise SourceError(
+        f"data {path} is neither a COCO .json file nor a YOLO dataset folder: pass annotations.json or a folder "
+        f"with images/ and labels/"
+    )
+
+
+def load_coco(path: str | os.PathLike[str], images: str | os.PathLike[str] | None = None) -> LabelledDataset:
+    """Read and check a COCO annotations file; image files are found relative to ``images`` or the file's folder.
+
+    Example:
+        >>> dataset = load_coco("ward/annotations.json")  # doctest: +SKIP
+    """
+    path = Path(path)
+    root = _read_json(path)
+    folder = Path(images) if images is not None else path.parent
+    return _CocoFile(path, folder).parse(root)
+
+
+def load_yolo(path: str | os.PathLike[str]) -> LabelledDataset:
+    """Read and check a YOLO-format dataset: ``images/`` (searched recursively), ``labels/`` and class names.
+
+    Each image ``images/a/b.jpg`` has its boxes in ``labels/a/b.txt``, one ``class x_center y_center width height``
+    line per object (normalised to [0, 1]; a polygon line counts as its bounding box). An image without a label
+    file has no objects.
+
+    Example:
+        >>> dataset = load_yolo("ward-yolo/")  # doctest: +SKIP
+    """
+    path = Path(path)
+    root = path if path.is_dir() else path.parent
+    if not root.is_dir():
+        raise SourceError(f"YOLO dataset {path} does not exist: check the path")
+    names = _yolo_names(path)
+    image_dir, label_dir = root / "images", root / "labels"
+    for folder in (image_dir, label_dir):
+        if not folder.is_dir():
+            raise SourceError(
+                f"YOLO dataset {root} has no {folder.name}/ folder: put images in images/, boxes in labels/"
+            )
+    files = sorted(p for p in image_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    images, annotations, labels = [], [], set()
+    for image_id, file in enumerate(files, start=1):
+        image = LabelledImage(image_id, file, *_image_size(file))
+        images.append(image)
+        label = (label_dir / file.relative_to(image_dir)).with_suffix(".txt")
+        labels.add(label)
+        for box in _yolo_boxes(label, image, len(names)):
+            annotations.append(_annotation(len(annotations) + 1, image_id, *box))
+    _warn_about_orphans(sorted(set(label_dir.rglob("*.txt")) - labels), root)
+    categories = {index + 1: name for index, name in enumerate(names)}
+    return _checked(LabelledDataset(str(root), tuple(images), categories, tuple(annotations)))
+
+
+def _warn_about_orphans(orphans: list[Path], root: Path) -> None:
+    if orphans:
+        log.warning(
+            "%s: %d label file(s) have no image of the same name (e.g. %s): their objects are not evaluated; check "
+            "the file names",
+            root,
+            len(orphans),
+            orphans[0].relative_to(root),
+        )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SourceError(f"annotations {path} cannot be read ({exc.strerror or exc}): check the path") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}): fix or re-export the file") from exc
+
+
+class _CocoFile:
+    """Checks a parsed COCO file entry by entry, so every error names the entry and what it should be."""
+
+    def __init__(self, path: Path, image_folder: Path) -> None:
+        self.path = path
+        self.image_folder = image_folder
+
+    def parse(self, root: Any) -> LabelledDataset:
+        if not isinstance(root, dict):
+            raise SourceError(f"{self.path}: expected a COCO object with images, annotations and categories")
+        categories = self._categories(self._list(root, "categories"))
+        images = self._images(self._list(root, "images"))
+        annotations = self._annotations(self._list(root, "annotations"), images, categories)
+        self._check_files_exist(images.values())
+        return _checked(LabelledDataset(str(self.path), tuple(images.values()), categories, annotations))
+
+    def _list(self, root: dict[str, Any], key: str) -> list[Any]:
+        value = root.get(key)
+        if not isinstance(value, list):
+            raise SourceError(
+                f"{self.path}: no {key!r} list; a COCO file has 'images', 'annotations' and 'categories' lists"
+            )
+        return value
+
+    def _entry(self, entry: Any, what: str, position: int, fields: dict[str, type]) -> None:
+        if not isinstance(entry, dict):
+            raise SourceError(f"{self.path}: {what} {position} is {type(entry).__name__}, expected an object")
+        for name, kind in fields.items():
+            value = entry.get(name)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise SourceError(
+                    f"{self.path}: {what} {position} has {name} {value!r}; expected {_kind_name(kind)}: fix the file"
+                )
+
+    def _categories(self, entries: list[Any]) -> dict[int, str]:
+        categories: dict[int, str] = {}
+        seen: dict[str, int] = {}
+        for position, entry in enumerate(entries, start=1):
+            self._entry(entry, "category", position, {"id": int, "name": str})
+            category_id, name = entry["id"], " ".join(entry["name"].split())
+            if category_id in categories:
+                raise SourceError(f"{self.path}: category id {category_id} is listed twice; give each its own id")
+            if normalize_name(name) in seen:
+                raise SourceError(
+                    f"{self.path}: categories {seen[normalize_name(name)]} and {category_id} are both named "
+                    f"{name!r}; merge them or rename one"
+                )
+            seen[normalize_name(name)] = category_id
+            categories[category_id] = name
+        return categories
+
+    def _images(self, entries: list[Any]) -> dict[int, LabelledImage]:
+        images: dict[int, LabelledImage] = {}
+        for position, entry in enumerate(entries, start=1):
+            self._entry(entry, "image", position, {"id": int, "file_name": str})
+            if entry["id"] in images:
+                raise SourceError(f"{self.path}: image id {entry['id']} is listed twice; give each image its own id")
+            file = self.image_folder / entry["file_name"]
+            width, height = entry.get("width"), entry.get("height")
+            if not (_is_positive_int(width) and _is_positive_int(height)):
+                width, height = _image_size(file) if file.is_file() else (0, 0)
+            images[entry["id"]] = LabelledImage(entry["id"], file, width, height)
+        return images
+
+    def _annotations(
+        self, entries: list[Any], images: dict[int, LabelledImage], categories: dict[int, str]
+    ) -> tuple[dict[str, Any], ...]:
+        annotations = []
+        for position, entry in enumerate(entries, start=1):
+            self._entry(entry, "annotation", position, {"image_id": int, "category_id": int, "bbox": list})
+            where = f"{self.path}: annotation {position}"
+            if entry["image_id"] not in images:
+                raise SourceError(f"{where} refers to image id {entry['image_id']}, which 'images' does not list")
+            if entry["category_id"] not in categories:
+                raise SourceError(
+                    f"{where} refers to category id {entry['category_id']}, which 'categories' does not list"
+                )
+            x, y, width, height = _checked_box(entry["bbox"], where)
+            annotation = _annotation(entry.get("id"), entry["image_id"], entry["category_id"], x, y, width, height)
+            annotation["iscrowd"] = int(bool(entry.get("iscrowd", 0)))
+            annotations.append(annotation)
+        return _with_usable_ids(annotations, self.path)
+
+    def _check_files_exist(self, images: Any) -> None:
+        missing = [image.path for image in images if not image.path.is_file()]
+        if missing:
+            shown = ", ".join(str(p) for p in missing[:MISSING_SHOWN]) + (", …" if len(missing) > MISSING_SHOWN else "")
+            raise SourceError(
+                f"{len(missing)} image(s) listed in {self.path} are missing ({shown}): pass --images with the folder "
+                f"their file_name entries are relative to"
+            )
+
+
+def _with_usable_ids(annotations: list[dict[str, Any]], path: Path) -> tuple[dict[str, Any], ...]:
+    """Keep the file's annotation ids unless pycocotools would misread them, then number them from 1."""
+    ids = [a["id"] for a in annotations]
+    usable = all(_is_positive_int(i) for i in ids) and len(set(ids)) == len(ids)
+    if not usable and annotations:
+        # pycocotools marks an unmatched detection with id 0, so an object with id 0 could never count as found.
+        log.warning("%s: annotation ids are missing, repeated or 0; numbering them 1 to %d", path, len(ids))
+        for number, annotation in enumerate(annotations, start=1):
+            annotation["id"] = number
+    return tuple(annotations)
+
+
+def _checked_box(box: list[Any], where: str) -> tuple[float, float, float, float]:
+    numbers = [v for v in box if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    if len(box) != 4 or len(numbers) != 4 or box[2] <= 0 or box[3] <= 0:
+        raise SourceError(f"{where} has bbox {box!r}; expected [x, y, width, height] with width and height > 0")
+    return float(box[0]), float(box[1]), float(box[2]), float(box[3])
+
+
+def _annotation(
+    annotation_id: Any, image_id: int, category_id: int, x: float, y: float, width: float, height: float
+) -> dict[str, Any]:
+    return {
+        "id": annotation_id,
+        "image_id": image_id,
+        "category_id": category_id,
+        "bbox": [x, y, width, height],
+        "area": width * height,
+        "iscrowd": 0,
+    }
+
+
+def _checked(dataset: LabelledDataset) -> LabelledDataset:
+    if not dataset.images:
+        raise SourceError(f"{dataset.name} lists no images: add the labelled images")
+    if not dataset.objects_per_category():
+        raise SourceError(f"{dataset.name} has no labelled objects: label at least one object to evaluate against")
+    return dataset
+
+
+def _yolo_names(path: Path) -> list[str]:
+    candidates = [path] if path.is_file() else [path / name for name in YOLO_NAME_FILES]
+    for file in candidates:
+        if file.is_file():
+            names = _names_from_txt(file) if file.suffix == ".txt" else _names_from_yaml(file)
+            if not names:
+                raise SourceError(f"{file} lists no class names: add one name per class")
+            return names
+    raise SourceError(
+        f"YOLO dataset {path} has no class names: add data.yaml (names: [syringe, pump]) or classes.txt (a name a line)"
+    )
+
+
+def _names_from_txt(file: Path) -> list[str]:
+    return [" ".join(line.split()) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _names_from_yaml(file: Path) -> list[str]:
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SourceError(f"{file}: not valid YAML ({getattr(exc, 'problem', exc)}): fix the file") from exc
+    names = data.get("names") if isinstance(data, dict) else None
+    if isinstance(names, dict) and sorted(names) == list(range(len(names))):
+        return [" ".join(str(names[index]).split()) for index in range(len(names))]
+    if isinstance(names, list):
+        return [" ".join(str(name).split()) for name in names]
+    raise SourceError(f"{file}: 'names' must be a list of class names or a mapping 0: name, 1: name, …")
+
+
+def _yolo_boxes(label: Path, image: LabelledImage, classes: int) -> list[tuple[int, float, float, float, float]]:
+    """The label file's boxes as ``(category id, x, y, width, height)`` in pixels; none when there is no file."""
+    if not label.is_file():
+        return []
+    boxes = []
+    for number, line in enumerate(label.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            boxes.append(_yolo_box(line, f"{label}:{number}", image, classes))
+    return boxes
+
+
+def _yolo_box(line: str, where: str, image: LabelledImage, classes: int) -> tuple[int, float, float, float, float]:
+    fields = line.split()
+    try:
+        class_index, values = int(fields[0]), [float(v) for v in fields[1:]]
+    except ValueError:
+        raise SourceError(f"{where}: expected 'class x_center y_center width height' numbers, got {line!r}") from None
+    if not 0 <= class_index < classes:
+        raise SourceError(f"{where}: class {class_index} is outside the {classes} names (0 to {classes - 1})")
+    if len(values) == 4:
+        x_center, y_center, width, height = values
+        x1, y1, x2, y2 = x_center - width / 2, y_center - height / 2, x_center + width / 2, y_center + height / 2
+    elif len(values) >= 6 and len(values) % 2 == 0:
+        xs, ys = values[0::2], values[1::2]
+        x1, y1, x2, y2 = min(xs), min(ys), max(xs), max(ys)
+    else:
+        raise SourceError(f"{where}: expected 'class x_center y_center width height' (or a polygon), got {line!r}")
+    if not all(math.isfinite(v) and -1e-6 <= v <= 1 + 1e-6 for v in values) or x2 <= x1 or y2 <= y1:
+        raise SourceError(f"{where}: the box {line!r} is empty or not normalised to [0, 1]: divide by the image size")
+    w, h = image.width, image.height
+    return class_index + 1, x1 * w, y1 * h, (x2 - x1) * w, (y2 - y1) * h
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """Width and height as decoded (EXIF rotation applied, as ``cv2.imread`` does), read from the header."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if image.getexif().get(EXIF_ORIENTATION) in EXIF_TRANSPOSED:
+                width, height = height, width
+    except (OSError, UnidentifiedImageError) as exc:
+        raise SourceError(f"image {path} cannot be read ({exc}): the file is corrupt or not an image") from exc
+    return width, height
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _kind_name(kind: type) -> str:
+    return {int: "an integer", str: "text", list: "a list"}.get(kind, kind.__name__)
