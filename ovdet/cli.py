@@ -20,7 +20,7 @@ log = logging.getLogger("ovdet")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # Each subcommand is a module in ovdet.commands with add_parser(subparsers) and a run(args) -> int it registers.
-COMMANDS = ("detect", "embed", "evaluate")
+COMMANDS = ("detect", "embed", "export", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="ovdet: %(levelname)s: %(message)s"
     )
     warnings.showwarning = _show_warning
+    for category in (DeprecationWarning, FutureWarning):  # libraries' notes to developers, not to users
+        warnings.filterwarnings("ignore", category=category)
     try:
         return args.run(args)
     except OvdetError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -221,6 +222,17 @@ class OpenVocabDetector:
         if not isinstance(source, FrameSource):
             source = open_source(source, vid_stride=vid_stride, reconnect_timeout=reconnect_timeout)
         return detect_stream(self, source, settings, track=track)
+
+    def export(self, format: str = "onnx", **options: Any) -> Path:
+        """Export for a deployment runtime; options as :func:`ovdet.export.export_detector`.
+
+        Example:
+            >>> detector.export("openvino", dynamic_vocab=True, max_classes=16)  # doctest: +SKIP
+            PosixPath('runs/export/yolov8s-worldv2-openvino-dynamic16/yolov8s-worldv2.xml')
+        """
+        from .export import export_detector
+
+        return export_detector(self, format, **options)
 
     def detect_arrays(self, images: Sequence[np.ndarray], settings: InferenceSettings) -> list[sv.Detections]:
         """Detect in BGR uint8 arrays with explicit settings; the fast path under :meth:`detect`."""

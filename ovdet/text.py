@@ -86,7 +86,7 @@ class ClipTextEncoder:
         """Encode prompts; prompts longer than CLIP's 77 tokens are truncated with a warning."""
         import torch
 
-        model = self._load()
+        model = self.load()
         tokens = self._tokenize(list(texts))
         rows = []
         with torch.inference_mode():
@@ -109,7 +109,8 @@ class ClipTextEncoder:
                 )
         return tokenizer(texts)
 
-    def _load(self):
+    def load(self):
+        """The open_clip CLIP model (text tower only), loaded on first use."""
         with self._lock:
             if self._model is None:
                 self._model = self._build()

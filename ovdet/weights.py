@@ -111,7 +111,8 @@ def resolve_weights(name_or_path: str | os.PathLike[str], *, allow_download: boo
     """Turn a registry name or a path into a verified local file.
 
     Args:
-        name_or_path: A path to an existing file, or a registry name such as ``"yolov8s-worldv2"``.
+        name_or_path: A path to an existing file or folder (an exported model), or a registry name such as
+            ``"yolov8s-worldv2"``.
         allow_download: Fetch a missing registry file from its URL (``OVDET_OFFLINE=1`` turns this off).
 
     Returns:
@@ -123,7 +124,7 @@ def resolve_weights(name_or_path: str | os.PathLike[str], *, allow_download: boo
     """
     text = os.fspath(name_or_path)
     path = Path(text).expanduser()
-    if path.is_file():
+    if path.is_file() or path.is_dir():
         return path
     looks_like_path = path.suffix != "" or os.sep in text
     if looks_like_path and text.removesuffix(".pt") not in WEIGHTS and path.name.removesuffix(".pt") not in WEIGHTS:

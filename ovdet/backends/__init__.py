@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib import import_module
 from pathlib import Path
 from typing import Protocol
 
@@ -12,6 +13,14 @@ from ..errors import WeightsError
 from ..text import TextEncoder
 
 __all__ = ["Backend", "load_backend"]
+
+# Export format → (module, class); each module is imported only when its format is loaded.
+EXPORTED_BACKENDS = {
+    "onnx": (".onnx_backend", "OnnxBackend"),
+    "openvino": (".openvino_backend", "OpenVinoBackend"),
+    "torchscript": (".torchscript_backend", "TorchScriptBackend"),
+    "engine": (".tensorrt_backend", "TensorRTBackend"),
+}
 
 
 class Backend(Protocol):
@@ -51,16 +60,32 @@ class Backend(Protocol):
 
 
 def load_backend(model: str | os.PathLike[str], device: str = "auto", half: bool = False) -> Backend:
-    """Open a weights file with the runtime its format needs.
+    """Open a weights file or an exported model with the runtime its format needs.
 
     Args:
-        model: A local weights file (``.pt``).
-        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-        half: FP16 weights (CUDA only).
+        model: A YOLO-World ``.pt`` file, or an ``ovdet export`` artifact: its folder or its model file
+            (``.onnx``, ``.xml``, ``.torchscript``, ``.engine``).
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; each runtime documents its own.
+        half: Reduced precision (see each runtime).
+
+    Example:
+        >>> backend = load_backend("runs/export/yolov8s-worldv2-onnx-dynamic16/yolov8s-worldv2.onnx")  # doctest: +SKIP
+        >>> backend.name  # doctest: +SKIP
+        'onnxruntime'
     """
     path = Path(model)
     if path.suffix == ".pt":
         from .torch_backend import TorchBackend
 
         return TorchBackend(path, device=device, half=half)
-    raise WeightsError(f"{path} has an unsupported format {path.suffix or '(none)'}: ovdet loads YOLO-World .pt files")
+    from ..export.artifact import artifact_format
+
+    exported = artifact_format(path)
+    if exported is None:
+        raise WeightsError(
+            f"{path} has an unsupported format {path.suffix or '(none)'}: ovdet loads YOLO-World .pt files and "
+            f"models exported with ovdet export (.onnx, .xml, .torchscript, .engine, or their folder)"
+        )
+    module_name, class_name = EXPORTED_BACKENDS[exported]
+    backend_class = getattr(import_module(module_name, __package__), class_name)
+    return backend_class(path, device=device, half=half)

@@ -1,0 +1,88 @@
+"""ONNX Runtime: exported graphs on the CPU, or on NVIDIA GPUs through the CUDA and TensorRT execution providers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, missing_dependency
+from ..export.artifact import IMAGES_INPUT, OUTPUT, TEXT_INPUT
+from ..export.runtime import ExportedBackend
+
+__all__ = ["OnnxBackend", "execution_providers"]
+
+CPU, CUDA, TENSORRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+
+
+def execution_providers(device: str, available: Sequence[str], half: bool = False) -> tuple[list[Any], str]:
+    """onnxruntime providers, in priority order, for a device string; and the device it names.
+
+    Args:
+        device: ``"auto"`` (CUDA when this onnxruntime has it), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"N"``,
+            ``"tensorrt"`` or ``"tensorrt:N"`` (TensorRT first, CUDA for what it cannot run).
+        available: ``onnxruntime.get_available_providers()``.
+        half: Let the TensorRT provider compute in FP16.
+
+    Example:
+        >>> execution_providers("auto", ["CPUExecutionProvider"])
+        (['CPUExecutionProvider'], 'cpu')
+    """
+    kind, _, index = device.partition(":")
+    if device == "auto":
+        kind = "cuda" if CUDA in available else "cpu"
+    elif device.isdigit():
+        kind, index = "cuda", device
+    if kind == "cpu" and not index:
+        return [CPU], "cpu"
+    if kind not in ("cuda", "tensorrt") or (index and not index.isdigit()):
+        raise ConfigError(f"unknown device {device!r} for onnxruntime: use auto, cpu, cuda, cuda:N or tensorrt:N")
+    needed = CUDA if kind == "cuda" else TENSORRT
+    if needed not in available:
+        raise ConfigError(
+            f"device {device!r} needs onnxruntime's {needed}, which this onnxruntime lacks (it has "
+            f"{', '.join(available)}): pip install 'ovdet[onnx-gpu]' on a machine with CUDA, or use --device cpu"
+        )
+    options = {"device_id": int(index or 0)}
+    providers: list[Any] = [(CUDA, options), CPU]
+    if kind == "tensorrt":
+        providers.insert(0, (TENSORRT, {**options, "trt_fp16_enable": half}))
+    return providers, f"{kind}:{options['device_id']}"
+
+
+class OnnxBackend(ExportedBackend):
+    """An ``ovdet export --format onnx`` artifact, run by onnxruntime.
+
+    Args:
+        path: The artifact folder or its ``.onnx`` file.
+        device: See :func:`execution_providers`.
+        half: FP16 through the TensorRT provider; other providers run the precision the graph was exported in.
+
+    Example:
+        >>> backend = OnnxBackend("runs/export/yolov8s-worldv2-onnx-dynamic16")  # doctest: +SKIP
+        >>> backend.max_classes  # doctest: +SKIP
+        16
+    """
+
+    name = "onnxruntime"
+    text_runtime = "onnxruntime"
+
+    def __init__(self, path: str | os.PathLike[str], device: str = "auto", half: bool = False) -> None:
+        super().__init__(path, "onnx")
+        try:
+            import onnxruntime
+        except ImportError as exc:
+            raise missing_dependency("onnxruntime", "onnx", f"running {self.artifact.model_path.name}") from exc
+        providers, self.device = execution_providers(device, onnxruntime.get_available_providers(), half)
+        if not self.device.startswith("tensorrt"):
+            self._warn_if_half_unavailable(half)
+        self.session = onnxruntime.InferenceSession(str(self.artifact.model_path), providers=providers)
+        self.artifact.check_inputs({node.name: node.shape for node in self.session.get_inputs()})
+
+    def _forward(self, images: np.ndarray, text_embeddings: np.ndarray | None) -> np.ndarray:
+        feeds = {IMAGES_INPUT: images}
+        if text_embeddings is not None:
+            feeds[TEXT_INPUT] = text_embeddings
+        return self.session.run([OUTPUT], feeds)[0]

@@ -1,0 +1,81 @@
+"""OpenVINO: exported graphs on Intel and AMD CPUs (and Intel GPUs/NPUs), FP32 unless reduced precision is asked for.
+
+On CPUs with BF16 units OpenVINO computes in BF16 by default, which moves boxes by pixels against PyTorch. ovdet
+asks for FP32 (``INFERENCE_PRECISION_HINT=f32``) unless ``half=True``, which lets the device pick its reduced
+precision (BF16 on such CPUs, FP16 on GPUs).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, missing_dependency
+from ..export.artifact import IMAGES_INPUT, TEXT_INPUT
+from ..export.runtime import ExportedBackend
+
+__all__ = ["OpenVinoBackend", "openvino_device"]
+
+
+def openvino_device(device: str, available: Sequence[str]) -> str:
+    """The OpenVINO device name for an ovdet device string: ``auto``/``cpu`` → ``CPU``, else an available name.
+
+    Example:
+        >>> openvino_device("auto", ["CPU"])
+        'CPU'
+    """
+    if device in ("auto", "cpu"):
+        return "CPU"
+    if device.upper() in available:
+        return device.upper()
+    raise ConfigError(
+        f"device {device!r} is not an OpenVINO device here (available: {', '.join(available)}): use --device cpu, "
+        f"or export to onnx or engine for NVIDIA GPUs"
+    )
+
+
+def _dimensions(shape) -> list[int]:
+    return [dimension.get_length() if dimension.is_static else -1 for dimension in shape]
+
+
+class OpenVinoBackend(ExportedBackend):
+    """An ``ovdet export --format openvino`` artifact (``.xml`` + ``.bin``), run by OpenVINO.
+
+    Args:
+        path: The artifact folder or its ``.xml`` file.
+        device: ``"auto"`` or ``"cpu"`` (the CPU), or an OpenVINO device name such as ``"GPU"``.
+        half: Let the device compute in its reduced precision (BF16 or FP16) instead of FP32.
+
+    Example:
+        >>> backend = OpenVinoBackend("runs/export/yolov8s-worldv2-openvino-dynamic16")  # doctest: +SKIP
+        >>> backend.precision  # doctest: +SKIP
+        'f32'
+    """
+
+    name = "openvino"
+    text_runtime = "openvino"
+
+    def __init__(self, path: str | os.PathLike[str], device: str = "auto", half: bool = False) -> None:
+        super().__init__(path, "openvino")
+        try:
+            import openvino
+        except ImportError as exc:
+            raise missing_dependency("openvino", "openvino", f"running {self.artifact.model_path.name}") from exc
+        core = openvino.Core()
+        self.device = openvino_device(device, core.available_devices)
+        model = core.read_model(str(self.artifact.model_path))
+        self.artifact.check_inputs(
+            {node.get_any_name(): _dimensions(node.get_partial_shape()) for node in model.inputs}
+        )
+        config = {} if half else {"INFERENCE_PRECISION_HINT": "f32"}
+        self.compiled = core.compile_model(model, self.device, config)
+        self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        self._request = self.compiled.create_infer_request()
+
+    def _forward(self, images: np.ndarray, text_embeddings: np.ndarray | None) -> np.ndarray:
+        feeds = {IMAGES_INPUT: images}
+        if text_embeddings is not None:
+            feeds[TEXT_INPUT] = text_embeddings
+        return self._request.infer(feeds, share_inputs=True)[0]

@@ -1,0 +1,282 @@
+"""An exported detector on disk: its folder, its files and the ``ovdet.json`` metadata that travels with it.
+
+Layout of an export folder::
+
+    yolov8s-worldv2-onnx-dynamic16/
+    ├── ovdet.json                      what this file describes
+    ├── yolov8s-worldv2.onnx            the detector graph (.xml + .bin, .torchscript or .engine for other formats)
+    ├── text-encoder.onnx               CLIP text tower (changeable vocabulary only)
+    └── bpe_simple_vocab_16e6.txt.gz    its tokenizer's byte-pair merges (changeable vocabulary only)
+
+Reading it needs no torch: deployments load it with numpy and their runtime only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import WeightsError
+
+__all__ = [
+    "FORMAT_SUFFIXES",
+    "METADATA_FILE",
+    "SCHEMA",
+    "Artifact",
+    "ArtifactMetadata",
+    "TextTowerInfo",
+    "artifact_format",
+]
+
+METADATA_FILE = "ovdet.json"
+SCHEMA = 1
+FORMAT_SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".torchscript", "engine": ".engine"}
+VOCABULARY_MODES = ("fixed", "dynamic")
+PRECISIONS = ("fp32", "fp16")
+INPUT_DTYPES = ("float32", "float16")
+IMAGES_INPUT, TEXT_INPUT, OUTPUT = "images", "text_embeddings", "output0"
+
+
+@dataclass(frozen=True)
+class TextTowerInfo:
+    """The exported CLIP text tower of a changeable-vocabulary artifact.
+
+    Attributes:
+        model_file: ONNX file of the tower, relative to the artifact folder; ``input_ids`` in, features out.
+        vocab_file: CLIP's byte-pair merges (``bpe_simple_vocab_16e6.txt.gz``), relative to the folder.
+        cache_key: The embedding-cache key of the source encoder (``space@weights SHA-256``).
+        context_length: Tokens per prompt.
+    """
+
+    model_file: str
+    vocab_file: str
+    cache_key: str
+    context_length: int = 77
+
+
+@dataclass(frozen=True)
+class ArtifactMetadata:
+    """What ``ovdet.json`` records about an exported detector.
+
+    Attributes:
+        format: ``"onnx"``, ``"openvino"``, ``"torchscript"`` or ``"engine"``.
+        model_file: The detector graph, relative to the artifact folder.
+        vocabulary: ``"fixed"`` (embeddings baked in) or ``"dynamic"`` (embeddings are an input).
+        max_classes: Classes per call: exactly this many when fixed, at most this many when dynamic.
+        classes: The baked class names (fixed), else ``None``.
+        embedding_space: Space the head was trained on, e.g. ``"clip:ViT-B/32"``.
+        embedding_dim: Length of one text embedding.
+        imgsz: Input size it was exported for (the largest an engine accepts).
+        stride: Largest stride; inputs are padded to a multiple of it.
+        max_batch: Most images per call for engines; ``None`` where the batch is dynamic.
+        precision: ``"fp32"`` or ``"fp16"``: the precision of the weights and the computation.
+        input_dtype: ``"float32"`` or ``"float16"``: the dtype of the inputs, which can stay FP32 in an FP16 graph.
+        source_weights: File name of the PyTorch weights it came from.
+        source_sha256: SHA-256 of those weights.
+        ovdet_version: The ovdet that wrote it.
+        text_encoder: The exported text tower (dynamic), else ``None``.
+        schema: Version of this layout.
+
+    Example:
+        >>> meta = ArtifactMetadata.from_json(json_text)  # doctest: +SKIP
+        >>> meta.vocabulary, meta.max_classes  # doctest: +SKIP
+        ('dynamic', 16)
+    """
+
+    format: str
+    model_file: str
+    vocabulary: str
+    max_classes: int
+    classes: tuple[str, ...] | None
+    embedding_space: str
+    embedding_dim: int
+    imgsz: int
+    stride: int
+    max_batch: int | None
+    precision: str
+    input_dtype: str
+    source_weights: str
+    source_sha256: str
+    ovdet_version: str
+    text_encoder: TextTowerInfo | None = None
+    schema: int = field(default=SCHEMA)
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether the vocabulary can change after export."""
+        return self.vocabulary == "dynamic"
+
+    def to_json(self) -> str:
+        """The ``ovdet.json`` text."""
+        data = asdict(self)
+        data["classes"] = list(self.classes) if self.classes is not None else None
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, where: str = METADATA_FILE) -> ArtifactMetadata:
+        """Parse and check ``ovdet.json``; every problem is a :class:`WeightsError` naming ``where``."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise WeightsError(f"{where} is not valid JSON ({exc}): re-export the model with ovdet export") from exc
+        if not isinstance(data, dict):
+            raise WeightsError(f"{where} is not an ovdet export description: re-export the model with ovdet export")
+        schema = data.get("schema")
+        if schema != SCHEMA:
+            raise WeightsError(
+                f"{where} has layout version {schema!r}, this ovdet reads version {SCHEMA}: "
+                f"re-export the model with this ovdet (written by ovdet {data.get('ovdet_version', '?')})"
+            )
+        expected = {name for name in cls.__dataclass_fields__ if name not in ("text_encoder", "schema")}
+        missing = sorted(expected - set(data))
+        if missing:
+            raise WeightsError(f"{where} lacks {', '.join(missing)}: re-export the model with ovdet export")
+        fields = {name: data[name] for name in expected}
+        if fields["classes"] is not None:
+            fields["classes"] = tuple(fields["classes"])
+        text_tower = data.get("text_encoder")
+        try:
+            metadata = cls(**fields, text_encoder=TextTowerInfo(**text_tower) if text_tower is not None else None)
+        except TypeError as exc:
+            raise WeightsError(f"{where} has unexpected fields ({exc}): re-export the model with ovdet export") from exc
+        metadata.check(where)
+        return metadata
+
+    def check(self, where: str = METADATA_FILE) -> None:
+        """Raise :class:`WeightsError` if the fields contradict each other."""
+        problems = []
+        if self.format not in FORMAT_SUFFIXES:
+            problems.append(f"format {self.format!r} is not one of {', '.join(FORMAT_SUFFIXES)}")
+        if self.vocabulary not in VOCABULARY_MODES:
+            problems.append(f"vocabulary {self.vocabulary!r} is not fixed or dynamic")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision {self.precision!r} is not fp32 or fp16")
+        if self.input_dtype not in INPUT_DTYPES:
+            problems.append(f"input_dtype {self.input_dtype!r} is not float32 or float16")
+        if self.max_classes < 1 or self.embedding_dim < 1 or self.imgsz < 1 or self.stride < 1:
+            problems.append("max_classes, embedding_dim, imgsz and stride must be positive")
+        if self.vocabulary == "fixed" and (self.classes is None or len(self.classes) != self.max_classes):
+            problems.append(f"a fixed vocabulary needs {self.max_classes} class names")
+        if self.vocabulary == "dynamic" and self.classes is not None:
+            problems.append("a dynamic vocabulary has no baked class names")
+        if problems:
+            raise WeightsError(
+                f"{where} is inconsistent ({'; '.join(problems)}): re-export the model with ovdet export"
+            )
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An export folder whose metadata has been read and checked.
+
+    Attributes:
+        folder: The artifact folder.
+        metadata: Its ``ovdet.json``.
+
+    Example:
+        >>> artifact = Artifact.open("runs/export/yolov8s-worldv2-onnx-dynamic16", "onnx")  # doctest: +SKIP
+        >>> artifact.model_path.name  # doctest: +SKIP
+        'yolov8s-worldv2.onnx'
+    """
+
+    folder: Path
+    metadata: ArtifactMetadata
+
+    @property
+    def model_path(self) -> Path:
+        """The detector graph file."""
+        return self.folder / self.metadata.model_file
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], expected_format: str) -> Artifact:
+        """Read the artifact at ``path`` (its folder or its graph file) and check that it is complete.
+
+        Raises:
+            WeightsError: ``ovdet.json`` is missing, unreadable, of another format, or names files that are absent.
+        """
+        path = Path(path)
+        folder = path if path.is_dir() else path.parent
+        metadata = read_metadata(folder, path.name)
+        if metadata.format != expected_format:
+            raise WeightsError(
+                f"{folder / METADATA_FILE} describes a {metadata.format} export, not {expected_format}: "
+                f"pass its {metadata.model_file} file or its folder"
+            )
+        if not path.is_dir() and path.name != metadata.model_file:
+            raise WeightsError(
+                f"{folder / METADATA_FILE} describes {metadata.model_file}, not {path.name}: "
+                f"keep each export in its own folder as ovdet export writes it"
+            )
+        artifact = cls(folder, metadata)
+        absent = [name for name in artifact.file_names() if not (folder / name).is_file()]
+        if absent:
+            raise WeightsError(
+                f"the export in {folder} is incomplete, {', '.join(absent)} missing: copy the whole folder or re-export"
+            )
+        return artifact
+
+    def file_names(self) -> list[str]:
+        """Every file of the artifact, ``ovdet.json`` included, relative to its folder."""
+        names = [METADATA_FILE, self.metadata.model_file]
+        if self.metadata.format == "openvino":
+            names.append(str(Path(self.metadata.model_file).with_suffix(".bin")))
+        if self.metadata.text_encoder is not None:
+            names += [self.metadata.text_encoder.model_file, self.metadata.text_encoder.vocab_file]
+        return names
+
+    def size_bytes(self) -> dict[str, int]:
+        """Bytes on disk: ``detector`` (graph and weights), ``text_encoder`` (tower and vocabulary) and ``total``."""
+        text_files = set()
+        if self.metadata.text_encoder is not None:
+            text_files = {self.metadata.text_encoder.model_file, self.metadata.text_encoder.vocab_file}
+        sizes = {name: (self.folder / name).stat().st_size for name in self.file_names()}
+        text = sum(size for name, size in sizes.items() if name in text_files)
+        return {"detector": sum(sizes.values()) - text, "text_encoder": text, "total": sum(sizes.values())}
+
+    def check_inputs(self, inputs: dict[str, Any]) -> None:
+        """Check the graph's input names (and text slot count) against the metadata.
+
+        Args:
+            inputs: Input name → shape as the runtime reports it (dimensions may be symbolic or ``-1``).
+        """
+        metadata = self.metadata
+        expected = [IMAGES_INPUT, TEXT_INPUT] if metadata.dynamic else [IMAGES_INPUT]
+        text_shape = list(inputs.get(TEXT_INPUT, ()))
+        slots_match = not metadata.dynamic or text_shape[:1] == [metadata.max_classes]
+        if sorted(inputs) != sorted(expected) or not slots_match:
+            found = ", ".join(f"{name}{list(shape)}" for name, shape in inputs.items())
+            raise WeightsError(
+                f"{self.model_path} does not match its {METADATA_FILE} (expected inputs {', '.join(expected)} with "
+                f"{metadata.max_classes} text slots, found {found}): re-export the model with ovdet export"
+            )
+
+
+def read_metadata(folder: Path, shown_name: str) -> ArtifactMetadata:
+    """Read ``folder/ovdet.json``, with an error that explains what an ovdet export is when it is missing."""
+    where = folder / METADATA_FILE
+    try:
+        text = where.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise WeightsError(
+            f"{shown_name} is not an ovdet export (no {METADATA_FILE} in {folder}): load a folder written by "
+            f"ovdet export or the model file inside it, or a YOLO-World .pt file"
+        ) from exc
+    except OSError as exc:
+        raise WeightsError(f"cannot read {where} ({exc.strerror}): check its permissions") from exc
+    return ArtifactMetadata.from_json(text, str(where))
+
+
+def artifact_format(path: str | os.PathLike[str]) -> str | None:
+    """The export format of ``path``: from ``ovdet.json`` for a folder, else from the file suffix; ``None`` if neither.
+
+    Example:
+        >>> artifact_format("model.onnx")
+        'onnx'
+    """
+    path = Path(path)
+    if path.is_dir():
+        return read_metadata(path, path.name).format
+    return next((name for name, suffix in FORMAT_SUFFIXES.items() if path.suffix == suffix), None)

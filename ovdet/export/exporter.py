@@ -1,0 +1,292 @@
+"""Export a detector: its vocabulary baked in (fixed), or taken per call with the CLIP text tower beside it (dynamic).
+
+The export is written into a hidden sibling folder and renamed into place once complete, so an interrupted export
+never leaves a half-written artifact under the requested name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import __version__
+from ..errors import ConfigError, ModelError
+from ..weights import file_sha256
+from .artifact import FORMAT_SUFFIXES, METADATA_FILE, ArtifactMetadata, TextTowerInfo
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..backends.torch_backend import TorchBackend
+    from ..detector import OpenVocabDetector
+    from ..embeddings import Embeddings
+
+__all__ = ["DEFAULT_MAX_CLASSES", "FORMATS", "ExportOptions", "export_detector"]
+
+log = logging.getLogger(__name__)
+
+FORMATS = tuple(FORMAT_SUFFIXES)
+DEFAULT_MAX_CLASSES = 80
+TEXT_MODEL_FILE = "text-encoder.onnx"
+TOKENIZER_FILE = "bpe_simple_vocab_16e6.txt.gz"
+DEFAULT_ROOT = Path("runs") / "export"
+HALF_NEEDS_CUDA = ("onnx", "torchscript")  # their FP16 graphs are traced from an FP16 model, which needs CUDA
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export, checked on creation.
+
+    Attributes:
+        format: ``"onnx"``, ``"openvino"``, ``"torchscript"`` or ``"engine"`` (TensorRT).
+        dynamic_vocab: Take the class embeddings as an input (and export the text tower) instead of baking them in.
+        max_classes: Class slots of a dynamic export (default 80); not used for fixed exports.
+        imgsz: Input size the graph is traced at and described with; engines accept up to it.
+        batch: Images per call an engine accepts at most; other formats take any batch.
+        half: FP16 weights (OpenVINO, any device) or FP16 graphs (ONNX and TorchScript on CUDA, TensorRT).
+
+    Example:
+        >>> ExportOptions("onnx", dynamic_vocab=True).max_classes
+        80
+    """
+
+    format: str = "onnx"
+    dynamic_vocab: bool = False
+    max_classes: int | None = None
+    imgsz: int = 640
+    batch: int = 1
+    half: bool = False
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ConfigError(f"unknown export format {self.format!r}: use one of {', '.join(FORMATS)}")
+        if self.max_classes is not None and not self.dynamic_vocab:
+            raise ConfigError("max_classes sizes a changeable vocabulary: add --dynamic-vocab, or drop --max-classes")
+        if self.dynamic_vocab and self.max_classes is None:
+            object.__setattr__(self, "max_classes", DEFAULT_MAX_CLASSES)
+        for name in ("max_classes", "imgsz", "batch"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.imgsz % 32:
+            raise ConfigError(f"imgsz must be a multiple of 32 (the model's largest stride), got {self.imgsz}")
+
+    @property
+    def vocabulary(self) -> str:
+        """``"dynamic"`` or ``"fixed"``."""
+        return "dynamic" if self.dynamic_vocab else "fixed"
+
+    @property
+    def precision(self) -> str:
+        """``"fp16"`` or ``"fp32"``."""
+        return "fp16" if self.half else "fp32"
+
+    @property
+    def input_dtype(self) -> str:
+        """The dtype the graph's inputs have: FP16 only for FP16-traced graphs."""
+        return "float16" if self.half and self.format in HALF_NEEDS_CUDA else "float32"
+
+
+def export_detector(
+    detector: OpenVocabDetector,
+    format: str = "onnx",
+    *,
+    dynamic_vocab: bool = False,
+    max_classes: int | None = None,
+    imgsz: int | None = None,
+    batch: int = 1,
+    half: bool = False,
+    output: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Export a PyTorch detector for a deployment runtime, with its metadata in ``ovdet.json`` beside the model.
+
+    A fixed export bakes the detector's current classes in. A dynamic export takes 1 to ``max_classes`` class
+    embeddings per call and ships CLIP's text tower as ONNX with its tokenizer, so the deployment changes classes
+    with neither torch nor Ultralytics installed.
+
+    Args:
+        detector: An :class:`~ovdet.OpenVocabDetector` on a ``.pt`` model; for a fixed export, with classes set.
+        format: ``"onnx"``, ``"openvino"``, ``"torchscript"`` or ``"engine"``.
+        dynamic_vocab: Keep the vocabulary changeable.
+        max_classes: Class slots of a dynamic export (default 80).
+        imgsz: Input size (default: the detector's).
+        batch: Largest batch of an engine.
+        half: Reduced precision (see :class:`ExportOptions`).
+        output: Folder to write (default ``runs/export/<model>-<format>-<fixed|dynamic><K>``); replaced if it
+            holds an earlier export, refused if it holds anything else.
+
+    Returns:
+        The exported model file; pass it (or its folder) to ``OpenVocabDetector`` or ``ovdet detect --model``.
+
+    Example:
+        >>> detector = OpenVocabDetector("yolov8s-worldv2")  # doctest: +SKIP
+        >>> export_detector(detector, "openvino", dynamic_vocab=True, max_classes=16)  # doctest: +SKIP
+        PosixPath('runs/export/yolov8s-worldv2-openvino-dynamic16/yolov8s-worldv2.xml')
+    """
+    options = ExportOptions(format, dynamic_vocab, max_classes, imgsz or detector.settings.imgsz, batch, half)
+    backend = _torch_backend(detector)
+    embeddings = None if options.dynamic_vocab else _baked_embeddings(detector)
+    num_classes = options.max_classes if embeddings is None else len(embeddings)
+    stem = detector.model_path.stem
+    folder = Path(output) if output is not None else DEFAULT_ROOT / f"{stem}-{format}-{options.vocabulary}{num_classes}"
+    _check_half(options, backend)
+    _check_target(folder)
+    with _staging(folder) as staging:
+        model_file = _write_detector_graph(backend, embeddings, num_classes, options, staging / stem)
+        text_tower = _write_text_tower(detector, staging) if options.dynamic_vocab else None
+        metadata = ArtifactMetadata(
+            format=options.format,
+            model_file=model_file.name,
+            vocabulary=options.vocabulary,
+            max_classes=num_classes,
+            classes=detector.classes if embeddings is not None else None,
+            embedding_space=backend.space,
+            embedding_dim=int(backend.model.txt_feats.shape[-1]),
+            imgsz=options.imgsz,
+            stride=backend.stride,
+            max_batch=options.batch if options.format == "engine" else None,
+            precision=options.precision,
+            input_dtype=options.input_dtype,
+            source_weights=detector.model_path.name,
+            source_sha256=file_sha256(detector.model_path),
+            ovdet_version=__version__,
+            text_encoder=text_tower,
+        )
+        (staging / METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
+    log.info("exported %s to %s", detector.model_path.name, folder)
+    return folder / model_file.name
+
+
+def _torch_backend(detector: OpenVocabDetector) -> TorchBackend:
+    from ..backends.torch_backend import TorchBackend
+
+    if not isinstance(detector.backend, TorchBackend):
+        raise ModelError(
+            f"{detector.model_path.name} is already an exported {detector.backend.name} model: "
+            f"export from the YOLO-World .pt file it came from"
+        )
+    return detector.backend
+
+
+def _baked_embeddings(detector: OpenVocabDetector) -> Embeddings:
+    if detector.embeddings is None:
+        raise ModelError(
+            'a fixed-vocabulary export bakes the current classes in, and none are set: call set_classes(["person", '
+            "...]) first (ovdet export --classes), or export with --dynamic-vocab"
+        )
+    dropped = detector.vocabulary.dropped if detector.vocabulary is not None else ()
+    if dropped:
+        raise ModelError(
+            f"a fixed-vocabulary export bakes classes only, and this vocabulary also has the decoy or background "
+            f"prompts {', '.join(map(repr, dropped))}: export with --dynamic-vocab, which takes them at run time"
+        )
+    return detector.embeddings
+
+
+def _check_half(options: ExportOptions, backend: TorchBackend) -> None:
+    if options.input_dtype == "float16" and not backend.device.startswith("cuda"):
+        raise ConfigError(
+            f"--half {options.format} export traces an FP16 model, which needs CUDA: add --device cuda on a GPU "
+            f"machine, or export FP32 (OpenVINO --half works on the CPU)"
+        )
+
+
+def _check_target(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"export folder {folder} is a file: choose another -o folder")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / METADATA_FILE).is_file():
+        raise ConfigError(f"export folder {folder} exists and is not an ovdet export: choose another -o folder")
+
+
+@contextmanager
+def _staging(folder: Path) -> Iterator[Path]:
+    """A fresh hidden sibling of ``folder`` to write into; it replaces ``folder`` only if the block succeeds."""
+    staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)  # left over by an export that was killed
+    staging.mkdir(parents=True)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if folder.exists():
+        previous = folder.with_name(f".{folder.name}.previous-{os.getpid()}")
+        os.replace(folder, previous)
+        os.replace(staging, folder)
+        shutil.rmtree(previous)
+    else:
+        os.replace(staging, folder)
+
+
+def _write_detector_graph(
+    backend: TorchBackend, embeddings: Embeddings | None, num_classes: int, options: ExportOptions, stem: Path
+) -> Path:
+    import torch
+
+    from .graphs import DynamicVocabularyGraph, FixedVocabularyGraph, prepare_for_export
+    from .writers import write_engine, write_onnx, write_openvino, write_torchscript
+
+    device = torch.device(backend.device)
+    dtype = torch.float16 if options.input_dtype == "float16" else torch.float32
+    model = prepare_for_export(backend.model, num_classes).to(device, dtype)
+    images = torch.zeros(options.batch, 3, options.imgsz, options.imgsz, device=device, dtype=dtype)
+    if embeddings is None:
+        graph = DynamicVocabularyGraph(model)
+        example: tuple[torch.Tensor, ...] = (images, _example_embeddings(num_classes, model, device, dtype))
+    else:
+        graph = FixedVocabularyGraph(model, torch.from_numpy(embeddings.vectors).to(device, dtype))
+        example = (images,)
+    suffix = FORMAT_SUFFIXES[options.format]
+    if options.format == "onnx":
+        return write_onnx(graph, example, stem.with_suffix(suffix))
+    if options.format == "torchscript":
+        return write_torchscript(graph, example, stem.with_suffix(suffix))
+    onnx_path = write_onnx(graph, example, stem.with_name(f"{stem.name}.intermediate.onnx"))
+    try:
+        if options.format == "openvino":
+            return write_openvino(onnx_path, stem.with_suffix(suffix), options.half)
+        return write_engine(
+            onnx_path, stem.with_suffix(suffix), imgsz=options.imgsz, max_batch=options.batch, half=options.half
+        )
+    finally:
+        onnx_path.unlink()
+
+
+def _example_embeddings(
+    num_classes: int, model: torch.nn.Module, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    import torch
+
+    dim = int(model.txt_feats.shape[-1])
+    return torch.nn.functional.normalize(torch.ones(num_classes, dim, device=device, dtype=dtype), dim=-1)
+
+
+def _write_text_tower(detector: OpenVocabDetector, folder: Path) -> TextTowerInfo:
+    """Export the detector's CLIP text tower to ONNX, with the tokenizer's merges file beside it."""
+    import torch
+
+    from ..text import ClipTextEncoder
+    from ..text_onnx import CONTEXT_LENGTH
+    from .graphs import TextTowerGraph
+    from .writers import write_text_tower
+
+    encoder = detector.text_encoder
+    if not isinstance(encoder, ClipTextEncoder):
+        raise ModelError(
+            f"a --dynamic-vocab export ships CLIP's text tower, but this detector encodes prompts with "
+            f"{type(encoder).__name__}: create the detector with its default (CLIP) text encoder"
+        )
+    clip_model = encoder.load()  # the encoder's own loading: same weights, same checks, same device
+    import open_clip  # after load(), which names the extra to install when open_clip is missing
+
+    example = open_clip.tokenize(["a photo of a red backpack"], context_length=CONTEXT_LENGTH)
+    device = next(clip_model.parameters()).device
+    write_text_tower(TextTowerGraph(clip_model), example.to(device, torch.long), folder / TEXT_MODEL_FILE)
+    shutil.copyfile(open_clip.tokenizer.default_bpe(), folder / TOKENIZER_FILE)
+    return TextTowerInfo(TEXT_MODEL_FILE, TOKENIZER_FILE, encoder.cache_key, CONTEXT_LENGTH)

@@ -1,0 +1,97 @@
+"""The PyTorch modules that are traced into exported graphs.
+
+A changeable-vocabulary graph takes ``text_embeddings`` of shape ``(K, D)``: one row per class slot, all-zero
+rows being empty slots. Two things keep empty slots from changing anything:
+
+- YOLO-World's ``C2fAttn`` blocks attend to the *maximum* over classes, so an empty slot is filled with a copy of
+  the first row before the network sees it; a duplicate cannot change a maximum.
+- The head's class scores of empty slots are multiplied by zero, so they can never pass a confidence threshold.
+
+The result equals a fixed-vocabulary graph of the same classes, which is what the tests check.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+__all__ = ["DynamicVocabularyGraph", "FixedVocabularyGraph", "TextTowerGraph", "prepare_for_export"]
+
+
+def prepare_for_export(world_model: torch.nn.Module, num_classes: int) -> torch.nn.Module:
+    """A copy of a (fused) Ultralytics ``WorldModel`` whose head decodes boxes for any input size, ``K`` classes.
+
+    The live model of a detector is left untouched.
+    """
+    from ultralytics.nn.modules import C2f, Detect
+
+    model = copy.deepcopy(world_model).eval()
+    for parameter in model.parameters():
+        parameter.requires_grad = False
+    for module in model.modules():
+        if isinstance(module, Detect):
+            module.export = True  # return decoded (B, 4 + K, N) only
+            module.dynamic = True  # anchors from the input shape at run time, not from the tracing shape
+            module.format = "onnx"
+            module.nc = num_classes
+            module.shape = None
+        elif isinstance(module, C2f):
+            module.forward = module.forward_split  # Split instead of Chunk: the simpler graph Ultralytics exports
+    return model
+
+
+class FixedVocabularyGraph(torch.nn.Module):
+    """``images`` → ``(B, 4 + K, N)`` with the class embeddings baked in as constants.
+
+    Args:
+        world_model: A model from :func:`prepare_for_export`.
+        embeddings: ``(K, D)`` L2-normalised text embeddings.
+
+    Example:
+        >>> graph = FixedVocabularyGraph(prepare_for_export(model, 3), torch.randn(3, 512))  # doctest: +SKIP
+    """
+
+    def __init__(self, world_model: torch.nn.Module, embeddings: torch.Tensor) -> None:
+        super().__init__()
+        self.world_model = world_model
+        self.register_buffer("embeddings", embeddings[None].clone())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.world_model.predict(images, txt_feats=self.embeddings)
+
+
+class DynamicVocabularyGraph(torch.nn.Module):
+    """``images``, ``text_embeddings`` ``(K, D)`` → ``(B, 4 + K, N)``; all-zero rows are empty slots that never score.
+
+    Args:
+        world_model: A model from :func:`prepare_for_export`.
+
+    Example:
+        >>> graph = DynamicVocabularyGraph(prepare_for_export(model, 16))  # doctest: +SKIP
+    """
+
+    def __init__(self, world_model: torch.nn.Module) -> None:
+        super().__init__()
+        self.world_model = world_model
+
+    def forward(self, images: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
+        used = text_embeddings.abs().amax(dim=-1, keepdim=True) > 0  # (K, 1)
+        filled = torch.where(used, text_embeddings, text_embeddings[:1])
+        output = self.world_model.predict(images, txt_feats=filled[None])
+        return torch.cat([output[:, :4], output[:, 4:] * used.to(output.dtype)], dim=1)
+
+
+class TextTowerGraph(torch.nn.Module):
+    """CLIP's text tower: ``input_ids`` ``(N, 77)`` int64 → ``(N, D)`` features (not normalised).
+
+    Example:
+        >>> graph = TextTowerGraph(open_clip_model)  # doctest: +SKIP
+    """
+
+    def __init__(self, clip_model: torch.nn.Module) -> None:
+        super().__init__()
+        self.clip_model = clip_model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.clip_model.encode_text(input_ids)

@@ -1,0 +1,106 @@
+"""What every runtime of an exported detector shares: its metadata, its vocabulary slots and its text encoder.
+
+A changeable-vocabulary graph has ``K`` text slots. A vocabulary of ``k <= K`` classes fills the first ``k``
+slots and leaves the rest zero; the graph itself makes zero slots unable to score (see ``ovdet.export.graphs``),
+and :meth:`ExportedBackend.infer` returns only the ``k`` real class rows to the shared post-processing.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import ModelError
+from .artifact import Artifact
+
+if TYPE_CHECKING:
+    from ..text_onnx import OnnxTextEncoder
+
+__all__ = ["ExportedBackend"]
+
+
+class ExportedBackend(ABC):
+    """Base of the runtimes that load ``ovdet export`` artifacts; subclasses only run the graph.
+
+    Args:
+        path: The artifact folder or its graph file.
+        expected_format: The format this runtime loads, e.g. ``"onnx"``.
+
+    Example:
+        >>> class EchoBackend(ExportedBackend):  # doctest: +SKIP
+        ...     name = "echo"
+        ...     def _forward(self, images, text_embeddings):
+        ...         return run_somehow(images, text_embeddings)
+    """
+
+    name: str
+    rect = True  # every export takes any input height and width that is a multiple of the stride
+    text_runtime = "auto"  # the runtime the exported text tower runs on
+
+    def __init__(self, path: str | os.PathLike[str], expected_format: str) -> None:
+        self.artifact = Artifact.open(path, expected_format)
+        metadata = self.artifact.metadata
+        self.space = metadata.embedding_space
+        self.stride = metadata.stride
+        self.fixed_classes = metadata.classes if not metadata.dynamic else None
+        self.max_classes = metadata.max_classes if metadata.dynamic else None
+        self.input_dtype: type = np.dtype(metadata.input_dtype).type
+        self.precision = metadata.precision
+        # (text slots or None, classes in use): replaced as one value, so a concurrent infer sees one vocabulary
+        self._vocabulary: tuple[np.ndarray | None, int] = (None, 0 if metadata.dynamic else metadata.max_classes)
+
+    def default_text_encoder(self) -> OnnxTextEncoder:
+        """The artifact's exported CLIP text tower, run without torch (changeable-vocabulary exports only)."""
+        from ..text_onnx import OnnxTextEncoder
+
+        metadata = self.artifact.metadata
+        if metadata.text_encoder is None:
+            raise ModelError(
+                f"{self.artifact.model_path.name} has no text encoder (its classes are fixed): "
+                f"re-export with --dynamic-vocab to change classes after export"
+            )
+        return OnnxTextEncoder.from_artifact(self.artifact.folder, metadata, runtime=self.text_runtime)
+
+    def set_vocabulary(self, vectors: np.ndarray) -> None:
+        """Fill the first ``len(vectors)`` text slots; the others stay empty (zero) and never score."""
+        metadata = self.artifact.metadata
+        if not metadata.dynamic:
+            raise ModelError(
+                f"{self.artifact.model_path.name} has the fixed classes {', '.join(metadata.classes or ())}: "
+                f"re-export with --dynamic-vocab to change them"
+            )
+        count, dim = vectors.shape
+        if dim != metadata.embedding_dim or not 1 <= count <= metadata.max_classes:
+            raise ModelError(
+                f"{self.artifact.model_path.name} takes 1 to {metadata.max_classes} embeddings of length "
+                f"{metadata.embedding_dim}, got {count} of length {dim}: use fewer classes or re-export with a "
+                f"larger --max-classes"
+            )
+        slots = np.zeros((metadata.max_classes, dim), dtype=self.input_dtype)
+        slots[:count] = vectors
+        self._vocabulary = (slots, count)
+
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        """Run a ``(B, 3, H, W)`` batch; returns ``(B, 4 + k, N)`` for the ``k`` classes set."""
+        slots, count = self._vocabulary
+        if self.artifact.metadata.dynamic and slots is None:
+            raise ModelError('no classes set: call set_classes(["person", ...]) before detect')
+        return self._forward(images, slots)[:, : 4 + count]
+
+    def _warn_if_half_unavailable(self, half: bool) -> None:
+        """``half`` cannot turn an FP32 graph into FP16 in this runtime: the precision is chosen at export."""
+        if half and self.artifact.metadata.precision != "fp16":
+            warnings.warn(
+                f"{self.artifact.model_path.name} was exported in FP32, so it runs in FP32: "
+                f"re-export it with --half for FP16",
+                UserWarning,
+                stacklevel=4,
+            )
+
+    @abstractmethod
+    def _forward(self, images: np.ndarray, text_embeddings: np.ndarray | None) -> np.ndarray:
+        """Run the graph on one batch; ``text_embeddings`` is ``None`` for fixed-vocabulary graphs."""
