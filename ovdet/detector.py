@@ -44,6 +44,8 @@ class OpenVocabDetector:
     Args:
         model: A registry name (``"yolov8s-worldv2"``, m, l, x) or a local ``.pt`` file.
         device: ``"auto"`` picks CUDA when present; else ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+        runtime: For a ``.pt``: ``"auto"`` (OpenVINO on a CPU, converted once per weights file and cached;
+            PyTorch on CUDA; ``$OVDET_RUNTIME`` overrides), ``"torch"``, ``"openvino"`` or ``"onnxruntime"``.
         text_encoder: Encoder for prompts; default CLIP ViT-B/32, loaded only when a prompt is not cached.
         cache_dir: Folder of the embedding cache; default ``$OVDET_CACHE_DIR/embeddings``.
         **settings: Defaults for :class:`InferenceSettings` (``conf``, ``iou``, ``imgsz``, ``max_det``, ``half``,
@@ -62,13 +64,14 @@ class OpenVocabDetector:
         model: str | os.PathLike[str] = "yolov8s-worldv2",
         *,
         device: str = "auto",
+        runtime: str = "auto",
         text_encoder: TextEncoder | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         **settings: Any,
     ) -> None:
         self.settings = InferenceSettings().replace(**settings)
         self.model_path = resolve_weights(model)
-        self.backend: Backend = load_backend(self.model_path, device=device, half=self.settings.half)
+        self.backend: Backend = load_backend(self.model_path, device=device, half=self.settings.half, runtime=runtime)
         self._text_encoder = text_encoder
         self._cache = EmbeddingCache(cache_dir)
         self._embeddings: Embeddings | None = None

@@ -48,6 +48,10 @@ def offline_weights(weights_dir: Path, tmp_path_factory: pytest.TempPathFactory)
         patch.setenv("OVDET_CLIP_WEIGHTS", str(weights_dir / "clip" / "ViT-B-32.pt"))
         patch.setenv("OVDET_OFFLINE", "1")
         patch.setenv("OVDET_CACHE_DIR", str(tmp_path_factory.mktemp("session-cache")))
+        # PyTorch by default, for exact parity with Ultralytics; tests of the converted runtimes ask for them, and
+        # their conversions are kept for the whole session.
+        patch.setenv("OVDET_RUNTIME", "torch")
+        patch.setenv("OVDET_COMPILED_DIR", str(tmp_path_factory.mktemp("compiled")))
         yield
 
 

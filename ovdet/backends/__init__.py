@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from importlib import import_module
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..errors import WeightsError
+from ..errors import ConfigError, WeightsError
 from ..text import TextEncoder
 
 __all__ = ["Backend", "load_backend"]
@@ -59,7 +60,9 @@ class Backend(Protocol):
         ...
 
 
-def load_backend(model: str | os.PathLike[str], device: str = "auto", half: bool = False) -> Backend:
+def load_backend(
+    model: str | os.PathLike[str], device: str = "auto", half: bool = False, runtime: str = "auto"
+) -> Backend:
     """Open a weights file or an exported model with the runtime its format needs.
 
     Args:
@@ -67,6 +70,8 @@ def load_backend(model: str | os.PathLike[str], device: str = "auto", half: bool
             (``.onnx``, ``.xml``, ``.torchscript``, ``.engine``).
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; each runtime documents its own.
         half: Reduced precision (see each runtime).
+        runtime: For a ``.pt``: ``"torch"``, ``"openvino"`` or ``"onnxruntime"`` (converted once and cached), or
+            ``"auto"`` (``$OVDET_RUNTIME`` if set; else OpenVINO on a CPU where it is installed, PyTorch otherwise).
 
     Example:
         >>> backend = load_backend("runs/export/yolov8s-worldv2-onnx-dynamic16/yolov8s-worldv2.onnx")  # doctest: +SKIP
@@ -75,9 +80,7 @@ def load_backend(model: str | os.PathLike[str], device: str = "auto", half: bool
     """
     path = Path(model)
     if path.suffix == ".pt":
-        from .torch_backend import TorchBackend
-
-        return TorchBackend(path, device=device, half=half)
+        return _load_weights(path, device, half, runtime)
     from ..export.artifact import artifact_format
 
     exported = artifact_format(path)
@@ -89,3 +92,29 @@ def load_backend(model: str | os.PathLike[str], device: str = "auto", half: bool
     module_name, class_name = EXPORTED_BACKENDS[exported]
     backend_class = getattr(import_module(module_name, __package__), class_name)
     return backend_class(path, device=device, half=half)
+
+
+RUNTIMES = ("auto", "torch", "openvino", "onnxruntime")
+
+
+def _load_weights(path: Path, device: str, half: bool, runtime: str) -> Backend:
+    from .torch_backend import TorchBackend, resolve_device
+
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    if runtime == "auto":
+        runtime = os.environ.get("OVDET_RUNTIME") or _fastest_runtime(resolve_device(device))
+    if runtime == "torch":
+        return TorchBackend(path, device=device, half=half)
+    if runtime not in RUNTIMES[2:]:
+        raise ConfigError(f"OVDET_RUNTIME={runtime!r} is not a runtime: use one of {', '.join(RUNTIMES[1:])}")
+    from .compiled import CompiledBackend
+
+    return CompiledBackend(path, runtime, device="cpu" if device == "auto" else device, half=half)
+
+
+def _fastest_runtime(device: str) -> str:
+    """OpenVINO on a CPU (measured: benchmarks/speed.py), PyTorch on CUDA or where OpenVINO is missing."""
+    if device.startswith("cuda") or importlib.util.find_spec("openvino") is None:
+        return "torch"
+    return "openvino"

@@ -95,6 +95,7 @@ class TorchBackend:
         self.model = model.half() if self.half else model.float()
         self.stride = int(self.model.stride.max())
         self.input_dtype = np.float16 if self.half else np.float32
+        self.precision = "fp16" if self.half else "fp32"
         self._torch = torch
         self._text = None
 

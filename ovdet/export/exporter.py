@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from ..backends.torch_backend import TorchBackend
     from ..detector import OpenVocabDetector
     from ..embeddings import Embeddings
+    from ..text import ClipTextEncoder
 
-__all__ = ["DEFAULT_MAX_CLASSES", "FORMATS", "ExportOptions", "export_detector"]
+__all__ = ["DEFAULT_MAX_CLASSES", "FORMATS", "ExportOptions", "export_backend", "export_detector"]
 
 log = logging.getLogger(__name__)
 
@@ -135,17 +136,45 @@ def export_detector(
     num_classes = options.max_classes if embeddings is None else len(embeddings)
     stem = detector.model_path.stem
     folder = Path(output) if output is not None else DEFAULT_ROOT / f"{stem}-{format}-{options.vocabulary}{num_classes}"
-    _check_half(options, backend)
+    text_encoder = _clip_encoder(detector) if options.dynamic_vocab else None
+    return export_backend(backend, detector.model_path, options, folder, embeddings, text_encoder)
+
+
+def export_backend(
+    backend: TorchBackend,
+    weights: Path,
+    options: ExportOptions,
+    folder: Path,
+    embeddings: Embeddings | None = None,
+    text_encoder: ClipTextEncoder | None = None,
+) -> Path:
+    """Write an artifact folder from a loaded PyTorch model: the detector graph, ``ovdet.json``, and (when a
+    ``text_encoder`` is given) the CLIP text tower; the folder appears only once complete.
+
+    Args:
+        backend: The PyTorch runtime holding the YOLO-World model.
+        weights: The ``.pt`` file it came from (its name and SHA-256 go into the metadata).
+        options: What to export.
+        folder: Where; replaced if it holds an earlier export.
+        embeddings: The classes to bake in, for a fixed export.
+        text_encoder: The CLIP encoder whose text tower a dynamic export ships; ``None`` ships none.
+
+    Example:
+        >>> options = ExportOptions("openvino", dynamic_vocab=True)
+        >>> export_backend(backend, Path("yolov8s-worldv2.pt"), options, Path("out"))  # doctest: +SKIP
+        PosixPath('out/yolov8s-worldv2.xml')
+    """
+    num_classes = options.max_classes if embeddings is None else len(embeddings)
     _check_target(folder)
     with _staging(folder) as staging:
-        model_file = _write_detector_graph(backend, embeddings, num_classes, options, staging / stem)
-        text_tower = _write_text_tower(detector, staging) if options.dynamic_vocab else None
+        model_file = _write_detector_graph(backend, embeddings, num_classes, options, staging / weights.stem)
+        text_tower = _write_text_tower(text_encoder, staging) if text_encoder is not None else None
         metadata = ArtifactMetadata(
             format=options.format,
             model_file=model_file.name,
             vocabulary=options.vocabulary,
             max_classes=num_classes,
-            classes=detector.classes if embeddings is not None else None,
+            classes=embeddings.names if embeddings is not None else None,
             embedding_space=backend.space,
             embedding_dim=int(backend.model.txt_feats.shape[-1]),
             imgsz=options.imgsz,
@@ -153,13 +182,13 @@ def export_detector(
             max_batch=options.batch if options.format == "engine" else None,
             precision=options.precision,
             input_dtype=options.input_dtype,
-            source_weights=detector.model_path.name,
-            source_sha256=file_sha256(detector.model_path),
+            source_weights=weights.name,
+            source_sha256=file_sha256(weights),
             ovdet_version=__version__,
             text_encoder=text_tower,
         )
         (staging / METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
-    log.info("exported %s to %s", detector.model_path.name, folder)
+    log.info("exported %s to %s", weights.name, folder)
     return folder / model_file.name
 
 
@@ -267,14 +296,8 @@ def _example_embeddings(
     return torch.nn.functional.normalize(torch.ones(num_classes, dim, device=device, dtype=dtype), dim=-1)
 
 
-def _write_text_tower(detector: OpenVocabDetector, folder: Path) -> TextTowerInfo:
-    """Export the detector's CLIP text tower to ONNX, with the tokenizer's merges file beside it."""
-    import torch
-
+def _clip_encoder(detector: OpenVocabDetector) -> ClipTextEncoder:
     from ..text import ClipTextEncoder
-    from ..text_onnx import CONTEXT_LENGTH
-    from .graphs import TextTowerGraph
-    from .writers import write_text_tower
 
     encoder = detector.text_encoder
     if not isinstance(encoder, ClipTextEncoder):
@@ -282,6 +305,17 @@ def _write_text_tower(detector: OpenVocabDetector, folder: Path) -> TextTowerInf
             f"a --dynamic-vocab export ships CLIP's text tower, but this detector encodes prompts with "
             f"{type(encoder).__name__}: create the detector with its default (CLIP) text encoder"
         )
+    return encoder
+
+
+def _write_text_tower(encoder: ClipTextEncoder, folder: Path) -> TextTowerInfo:
+    """Export the CLIP text tower to ONNX, with the tokenizer's merges file beside it."""
+    import torch
+
+    from ..text_onnx import CONTEXT_LENGTH
+    from .graphs import TextTowerGraph
+    from .writers import write_text_tower
+
     clip_model = encoder.load()  # the encoder's own loading: same weights, same checks, same device
     import open_clip  # after load(), which names the extra to install when open_clip is missing
 
