@@ -43,6 +43,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     detect.add_argument("--max-det", type=int, help="most boxes per image (default 300)")
     detect.add_argument("--batch", type=int, help="frames per forward pass (default 1)")
     detect.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
+    detect.add_argument(
+        "--runtime",
+        default="auto",
+        choices=("auto", "torch", "openvino", "onnxruntime"),
+        help="for a .pt: auto = OpenVINO on a CPU (converted once, cached), PyTorch on CUDA (default %(default)s)",
+    )
     detect.add_argument("--half", action="store_true", default=None, help="FP16 inference (CUDA only)")
     detect.add_argument("--agnostic-nms", action="store_true", default=None, help="one box, one label")
     detect.add_argument("--vid-stride", type=int, default=1, help="process every n-th video frame (default 1)")
@@ -84,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     sinks = _open_sinks(args, source)
     summary = _Summary()
     with _stop_on_signals() as stop, SinkWriter(sinks) as writer:
-        detector = OpenVocabDetector(args.model, device=args.device, **vars(settings))
+        detector = OpenVocabDetector(args.model, device=args.device, runtime=args.runtime, **vars(settings))
         _use_vocabulary(detector, vocabulary, sinks)
         with _progress(source, args.quiet) as progress:
             for frame, detections in detector.stream(source, track=track, **vars(settings)):
