@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error("pass the classes to bake in (--classes or --vocab), or --dynamic-vocab")
     if args.max_classes is not None and not args.dynamic_vocab:
         args.parser.error("--max-classes sizes a changeable vocabulary: add --dynamic-vocab")
-    detector = OpenVocabDetector(args.model, device=args.device)
+    detector = OpenVocabDetector(args.model, device=args.device, runtime="torch")
     if args.classes is not None or args.vocab is not None:
         detector.set_classes(load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes))
     model_file = export_detector(

@@ -193,14 +193,17 @@ def export_backend(
 
 
 def _torch_backend(detector: OpenVocabDetector) -> TorchBackend:
+    from ..backends.compiled import CompiledBackend
     from ..backends.torch_backend import TorchBackend
 
-    if not isinstance(detector.backend, TorchBackend):
-        raise ModelError(
-            f"{detector.model_path.name} is already an exported {detector.backend.name} model: "
-            f"export from the YOLO-World .pt file it came from"
-        )
-    return detector.backend
+    if isinstance(detector.backend, TorchBackend):
+        return detector.backend
+    if isinstance(detector.backend, CompiledBackend):  # runs converted, but the .pt is at hand
+        return TorchBackend(detector.model_path, device="cpu")
+    raise ModelError(
+        f"{detector.model_path.name} is already an exported {detector.backend.name} model: "
+        f"export from the YOLO-World .pt file it came from"
+    )
 
 
 def _baked_embeddings(detector: OpenVocabDetector) -> Embeddings:
