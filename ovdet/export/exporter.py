@@ -165,6 +165,7 @@ def export_backend(
         PosixPath('out/yolov8s-worldv2.xml')
     """
     num_classes = options.max_classes if embeddings is None else len(embeddings)
+    _check_half(options, backend)
     _check_target(folder)
     with _staging(folder) as staging:
         model_file = _write_detector_graph(backend, embeddings, num_classes, options, staging / weights.stem)
