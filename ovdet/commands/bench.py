@@ -1,0 +1,103 @@
+"""``ovdet bench``: frames/s, time per stage, latency and memory of a detector, end to end on your own clip."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, SourceError
+
+ULTRALYTICS_LABEL = "ultralytics torch"
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``ovdet bench``."""
+    bench = commands.add_parser(
+        "bench",
+        help="measure frames/s, time per stage, latency and memory on a clip",
+        description="Stream a clip end to end (decode, detect, JSONL written) in a fresh process and report frames/s, "
+        "milliseconds per stage, p50/p95 latency and peak RSS, e.g. ovdet bench video.mp4 --classes person",
+    )
+    bench.add_argument("source", help="a video file or an image folder (looped when shorter than --frames)")
+    bench.add_argument("--model", default="yolov8s-worldv2", help="registry name or model file (default %(default)s)")
+    bench.add_argument("--classes", default="person", help='comma-separated class names (default "%(default)s")')
+    bench.add_argument("--frames", type=int, default=100, help="timed frames (default %(default)s)")
+    bench.add_argument("--imgsz", type=int, default=640, help="network input size (default %(default)s)")
+    bench.add_argument("--batch", type=int, default=1, help="frames per forward pass (default %(default)s)")
+    bench.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default %(default)s)")
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
+    bench.add_argument("--runtime", help="for a .pt: auto, torch, openvino or onnxruntime (default: the detector's)")
+    bench.add_argument("--half", action="store_true", help="reduced precision (BF16 on such CPUs, FP16 on CUDA)")
+    bench.add_argument(
+        "--compare-ultralytics",
+        action="store_true",
+        help="also run Ultralytics' YOLOWorld.predict(stream=True) in PyTorch on the same clip, weights and classes",
+    )
+    bench.add_argument("--rounds", type=int, default=3, help="turns each run takes, alternating (default 3)")
+    bench.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure, then print one block per configuration (and the ratio to Ultralytics when compared)."""
+    from .. import benchmark
+
+    classes = tuple(name.strip() for name in args.classes.split(",") if name.strip())
+    _check(args, classes)
+    options = {"device": args.device, **({"runtime": args.runtime} if args.runtime else {}), "half": args.half}
+    ovdet = benchmark.Subject(
+        "ovdet", benchmark.RunConfig("ovdet", options=options), args.model, classes, args.source,
+        imgsz=args.imgsz, batch=args.batch, conf=args.conf,
+    )  # fmt: skip
+    subjects = [_ultralytics_subject(args, classes), ovdet] if args.compare_ultralytics else [ovdet]
+    measured = benchmark.measure(subjects, frames=args.frames, rounds=args.rounds if len(subjects) > 1 else 1)
+    rows = {row["label"]: row for row in measured.rows}
+    if "error" in rows["ovdet"]:
+        raise benchmark.BenchmarkError(rows["ovdet"]["error"])
+    for row in measured.rows:
+        print(_describe(row))
+    if ULTRALYTICS_LABEL in rows and "error" not in rows[ULTRALYTICS_LABEL]:
+        print(f"ovdet / Ultralytics PyTorch: {rows['ovdet']['fps'] / rows[ULTRALYTICS_LABEL]['fps']:.2f}×")
+    return 0
+
+
+def _check(args: argparse.Namespace, classes: tuple[str, ...]) -> None:
+    if not Path(args.source).exists():
+        raise SourceError(f"{args.source} does not exist: ovdet bench needs a video file or an image folder")
+    if not classes:
+        raise ConfigError('--classes is empty: pass class names, e.g. --classes "person,car"')
+    for name in ("frames", "rounds", "batch"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+
+
+def _ultralytics_subject(args: argparse.Namespace, classes: tuple[str, ...]):
+    """Ultralytics on the same ``.pt``, with ovdet's embeddings of the classes injected (its encoder needs git)."""
+    from .. import benchmark
+    from ..weights import resolve_weights
+
+    if resolve_weights(args.model).suffix != ".pt":
+        raise ConfigError(f"--compare-ultralytics runs the YOLO-World .pt; {args.model} is an export: pass the .pt")
+    with tempfile.TemporaryDirectory() as folder:
+        files = benchmark.ModelFiles(args.model, folder, imgsz=args.imgsz)
+        vectors = files.vectors(classes)
+    config = benchmark.RunConfig(ULTRALYTICS_LABEL, benchmark.ULTRALYTICS)
+    return benchmark.Subject(
+        ULTRALYTICS_LABEL, config, str(files.weights), classes, args.source, imgsz=args.imgsz, conf=args.conf,
+        vectors=vectors,
+    )  # fmt: skip
+
+
+def _describe(row: dict[str, Any]) -> str:
+    if "error" in row:
+        return f"{row['label']}: failed: {row['error']}"
+    stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in row["ms_per_frame"].items() if ms is not None)
+    shape = "×".join(map(str, row["input_shape"]))
+    return (
+        f"{row['label']} ({row['runtime']} {row['precision']}, input {shape}, batch {row['batch']}): "
+        f"{row['fps']:.1f} frames/s over {row['frames']} frames\n"
+        f"  ms per frame: {stages}\n"
+        f"  latency p50 {row['latency_ms_p50']:.1f} ms, p95 {row['latency_ms_p95']:.1f} ms; "
+        f"{100 * row['overhead']:.1f}% of wall time outside the runtime's forward; peak RSS {row['peak_rss_mb']:.0f} MB"
+    )
