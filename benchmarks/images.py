@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import SHARED_DATA, ensure_weights, machine, save, use_weights
+from benchmarks.common import SHARED_DATA, ensure_weights, machine, save, ultralytics_model, use_weights
 
 CLASSES = ["bottle", "person", "red backpack"]
 
@@ -45,19 +45,13 @@ def main() -> None:
     args = parser.parse_args()
     use_weights(ensure_weights(args.weights))
 
-    import torch
-    from ultralytics import YOLOWorld
-
     from ovdet import OpenVocabDetector
     from ovdet.io.sinks import JsonlSink
     from ovdet.io.sources import open_source
 
     detector = OpenVocabDetector("yolov8s-worldv2", device="cpu")
     detector.set_classes(CLASSES)
-    model = YOLOWorld(str(detector.model_path))
-    model.model.txt_feats = torch.from_numpy(detector.embeddings.vectors)[None]
-    model.model.model[-1].nc = len(CLASSES)
-    model.model.names = dict(enumerate(CLASSES))
+    model = ultralytics_model(CLASSES)
 
     with tempfile.TemporaryDirectory() as folder, tempfile.TemporaryDirectory() as outputs:
         paths = write_images(Path(folder), args.images)

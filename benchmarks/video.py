@@ -13,37 +13,20 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import SHARED_DATA, ensure_weights, machine, peak_rss_mb, save, use_weights
+from benchmarks.common import SHARED_DATA, ensure_weights, machine, peak_rss_mb, save, ultralytics_model, use_weights
 
 CLASSES = ["red backpack", "person wearing sunglasses"]
 
 
 def run_ultralytics(clip: Path, imgsz: int, limit: int | None) -> dict:
     """Ultralytics YOLOWorld.predict(stream=True) with ovdet's embeddings injected (its set_classes needs git)."""
-    import torch
-    from ultralytics import YOLOWorld
-
-    from ovdet import OpenVocabDetector
-
-    detector = OpenVocabDetector("yolov8s-worldv2", device="cpu")
-    detector.set_classes(CLASSES)
-    model = YOLOWorld(str(detector.model_path))
-    model.model.txt_feats = torch.from_numpy(detector.embeddings.vectors)[None]
-    model.model.model[-1].nc = len(CLASSES)
-    model.model.names = dict(enumerate(CLASSES))
-    frames, rss_100, started = 0, None, time.perf_counter()
-    for _ in model.predict(str(clip), stream=True, imgsz=imgsz, verbose=False, device="cpu"):
-        frames += 1
-        rss_100 = peak_rss_mb() if frames == 100 else rss_100
-        if limit and frames >= limit:
-            break
-    seconds = time.perf_counter() - started
-    return {"frames": frames, "seconds": seconds, "fps": frames / seconds, "rss_mb_100": rss_100,
-            "rss_mb_end": peak_rss_mb()}  # fmt: skip
+    model = ultralytics_model(CLASSES)
+    return _timed(model.predict(str(clip), stream=True, imgsz=imgsz, verbose=False, device="cpu"), limit)
 
 
 def run_ovdet(clip: Path, imgsz: int, limit: int | None, batch: int) -> dict:
@@ -56,14 +39,19 @@ def run_ovdet(clip: Path, imgsz: int, limit: int | None, batch: int) -> dict:
 
     detector = OpenVocabDetector("yolov8s-worldv2", device="cpu")
     detector.set_classes(CLASSES)
-    frames, rss_100, started = 0, None, time.perf_counter()
     with tempfile.TemporaryDirectory() as folder, SinkWriter([JsonlSink(Path(folder) / "out.jsonl")]) as writer:
-        for frame, detections in detector.stream(clip, imgsz=imgsz, batch=batch):
-            writer.put(frame, detections)
-            frames += 1
-            rss_100 = peak_rss_mb() if frames == 100 else rss_100
-            if limit and frames >= limit:
-                break
+        frames = (writer.put(*result) for result in detector.stream(clip, imgsz=imgsz, batch=batch))
+        return _timed(frames, limit)
+
+
+def _timed(results: Iterator, limit: int | None) -> dict:
+    """Consume ``results`` (at most ``limit``): frames/s, and peak RSS after 100 frames and at the end."""
+    frames, rss_100, started = 0, None, time.perf_counter()
+    for _ in results:
+        frames += 1
+        rss_100 = peak_rss_mb() if frames == 100 else rss_100
+        if limit and frames >= limit:
+            break
     seconds = time.perf_counter() - started
     return {"frames": frames, "seconds": seconds, "fps": frames / seconds, "rss_mb_100": rss_100,
             "rss_mb_end": peak_rss_mb()}  # fmt: skip
@@ -99,8 +87,9 @@ def main() -> None:
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         results[name] = json.loads(output.strip().splitlines()[-1])
         row = results[name]
+        at_100 = f"{row['rss_mb_100']:.0f} MB" if row["rss_mb_100"] is not None else "n/a (under 100 frames)"
         print(f"{name:12s} {row['frames']} frames  {row['fps']:.2f} frames/s  "
-              f"peak RSS {row['rss_mb_100']:.0f} MB @100, {row['rss_mb_end']:.0f} MB @end")  # fmt: skip
+              f"peak RSS {at_100} @100, {row['rss_mb_end']:.0f} MB @end")  # fmt: skip
     ratio = results["ovdet"]["fps"] / results["ultralytics"]["fps"]
     print(f"ovdet / ultralytics: {ratio:.2f}x")
     path = save("video", {"machine": machine(), "clip": str(args.clip), "imgsz": args.imgsz, "batch": args.batch,
