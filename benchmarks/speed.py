@@ -11,7 +11,7 @@ Parts (``--only``, comma-separated; default all):
 - ``memory``: RSS of one process streaming ``--memory-frames`` frames (the clip looped) at 100 frames and at the end.
 
 Writes ``benchmarks/results/<name>.json``, ``<name>.md`` and ``<name>_fps_vs_{k,imgsz,batch}.png``; prints the
-tables. The full default run takes about 20 minutes on a 2-core CPU; a quick check:
+tables. The full default run took 22 minutes on a 2-core CPU (load average about 3); a quick check:
 
     python benchmarks/speed.py --frames 40 --rounds 2 --sweep-frames 16 --memory-frames 200 --name speed-quick
 """
@@ -67,7 +67,7 @@ def main() -> None:
     print(markdown)
     print(f"saved {save(args.name, payload)}")
     (RESULTS / f"{args.name}.md").write_text(markdown + "\n")
-    for path in _plots(results, args.name):
+    for path in _plots(results, args.name, f"{sweep_config.label}, {args.clip.name}"):
         print(f"saved {path}")
 
 
@@ -278,7 +278,7 @@ def _memory_section(memory: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _plots(results: dict[str, Any], name: str) -> list[Path]:
+def _plots(results: dict[str, Any], name: str, title: str) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -293,7 +293,8 @@ def _plots(results: dict[str, Any], name: str) -> list[Path]:
             continue
         figure, axes = plt.subplots(figsize=(5, 3.5), layout="constrained")
         axes.plot([row[key] for row in rows], [row["fps"] for row in rows], marker="o")
-        axes.set(xlabel=xlabel, ylabel="frames/s (end to end)", xscale="log" if log_x else "linear", ylim=(0, None))
+        axes.set(xlabel=xlabel, ylabel="frames/s (end to end)", xscale="log" if log_x else "linear", ylim=(0, None),
+                 title=title)  # fmt: skip
         axes.grid(alpha=0.3)
         paths.append(RESULTS / f"{name}_fps_vs_{suffix}.png")
         figure.savefig(paths[-1], dpi=120)

@@ -45,10 +45,12 @@ __all__ = [
     "COCO_NAMES",
     "BenchmarkError",
     "LoopedClip",
+    "Measurement",
     "ModelFiles",
     "ModelFlops",
     "RunConfig",
     "Subject",
+    "add_compute",
     "agreement",
     "agreement_report",
     "agreement_table",
@@ -63,6 +65,7 @@ __all__ = [
     "match_boxes",
     "measure",
     "prompts",
+    "read_frames",
     "sweep_batch",
     "sweep_imgsz",
     "sweep_table",
@@ -98,7 +101,12 @@ _OMP_THREADS_AT_IMPORT = os.environ.get("OMP_NUM_THREADS")
 
 
 class BenchmarkError(OvdetError):
-    """A configuration could not be prepared or measured."""
+    """A configuration could not be prepared or measured.
+
+    Example:
+        >>> str(BenchmarkError("ovdet torch: worker exited with code 1"))
+        'ovdet torch: worker exited with code 1'
+    """
 
 
 def prompts(count: int) -> list[str]:
@@ -573,6 +581,10 @@ class Measurement:
         rows: Per subject: frames/s, milliseconds per stage, latency, memory (see :func:`measure`).
         detections: ``{label: {conf: [detections per frame]}}``.
         load_average: ``os.getloadavg()`` before and after.
+
+    Example:
+        >>> measured = measure(subjects, frames=60, agreement_confs=(0.25,))  # doctest: +SKIP
+        >>> agreement_report(measured.detections, [("ovdet openvino fp32", "ovdet torch")])  # doctest: +SKIP
     """
 
     rows: list[dict[str, Any]]
@@ -837,7 +849,13 @@ class ModelFlops:
 
 
 def add_compute(rows: list[dict[str, Any]], flops: ModelFlops, peaks: dict[str, float]) -> None:
-    """Add ``gflops_per_frame``, achieved ``gflops_per_s`` (end to end and during inference) and ``pct_of_peak``."""
+    """Add ``gflops_per_frame``, achieved ``gflops_per_s`` (end to end and during inference) and ``pct_of_peak``.
+
+    Example:
+        >>> add_compute(measured.rows, ModelFlops("yolov8s-worldv2.pt"), {"fp32": 200.0})  # doctest: +SKIP
+        >>> measured.rows[0]["pct_of_peak"]  # doctest: +SKIP
+        44.6
+    """
     for row in rows:
         if "error" in row:
             continue
@@ -912,7 +930,14 @@ def agreement(
 def agreement_report(
     detections: dict[str, dict[float, list[sv.Detections]]], pairs: Sequence[tuple[str, str]]
 ) -> list[dict[str, Any]]:
-    """:func:`agreement` of each ``(candidate, reference)`` pair at each confidence both were collected at."""
+    """:func:`agreement` of each ``(candidate, reference)`` pair at each confidence both were collected at.
+
+    Example:
+        >>> boxes = sv.Detections(np.array([[0, 0, 9, 9]], float), confidence=np.array([0.5]), class_id=np.array([0]))
+        >>> report = agreement_report({"a": {0.25: [boxes]}, "b": {0.25: [boxes]}}, [("a", "b")])
+        >>> report[0]["matched_share"], report[0]["conf"]
+        (1.0, 0.25)
+    """
     report = []
     for candidate, reference in pairs:
         if candidate not in detections or reference not in detections:
