@@ -20,6 +20,7 @@ from .errors import (
     OutputError,
     OvdetError,
     SourceError,
+    UsageError,
     VocabularyError,
     WeightsError,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "OutputError",
     "OvdetError",
     "SourceError",
+    "UsageError",
     "VocabularyError",
     "WeightsError",
     "__version__",

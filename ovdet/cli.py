@@ -11,9 +11,10 @@ import sys
 import warnings
 from collections.abc import Sequence
 from importlib import import_module
+from typing import NoReturn
 
 from . import __version__
-from .errors import OvdetError
+from .errors import OvdetError, UsageError
 
 log = logging.getLogger("ovdet")
 
@@ -23,9 +24,16 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 COMMANDS = ("detect", "embed", "export", "evaluate", "bench")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one ``ovdet: error:`` line naming the command's help, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"ovdet: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands and their flags."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ovdet",
         description="Open-vocabulary object detection: type what to find, get boxes.",
     )
@@ -38,16 +46,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"ovdet: warning: {message}", file=sys.stderr)
+    _to_stderr(f"ovdet: warning: {message}")
+
+
+def _to_stderr(text: str) -> None:
+    """A line on stderr above any progress bar, never onto the bar's own line."""
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stderr)
+
+
+class _LogHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            _to_stderr(self.format(record))
+        except Exception:
+            self.handleError(record)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="ovdet: %(levelname)s: %(message)s"
-    )
+    handler = _LogHandler()
+    handler.setFormatter(logging.Formatter("ovdet: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler], force=True)
     warnings.showwarning = _show_warning
     for category in (DeprecationWarning, FutureWarning):  # libraries' notes to developers, not to users
         warnings.filterwarnings("ignore", category=category)
@@ -57,7 +80,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             log.exception("failed")
         print(f"ovdet: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR
     except KeyboardInterrupt:
         print("ovdet: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:
+        print("ovdet: error: out of memory: use a smaller --imgsz or --batch, or close other programs", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug in ovdet or a library: still one line; the traceback is for --verbose
+        if args.verbose:
+            log.exception("failed")
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        print(
+            f"ovdet: error: unexpected {type(exc).__name__}{': ' + reason if reason else ''} "
+            f"(run again with --verbose for the details, and report it)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR

@@ -13,6 +13,7 @@ __all__ = [
     "OutputError",
     "OvdetError",
     "SourceError",
+    "UsageError",
     "VocabularyError",
     "WeightsError",
 ]
@@ -48,6 +49,10 @@ class SourceError(OvdetError):
 
 class OutputError(OvdetError):
     """An output file cannot be written."""
+
+
+class UsageError(OvdetError, ValueError):
+    """The command line contradicts itself, e.g. an output that would overwrite an input; exit code 2."""
 
 
 class MissingDependencyError(OvdetError, ImportError):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import supervision as sv
 
 from .config import InferenceSettings
+from .io.files import output_error
 from .io.sources import Frame, FrameSource
 from .profiling import Profiler
 from .tracking import Tracker
@@ -28,6 +29,7 @@ __all__ = ["FrameReader", "Sink", "SinkWriter", "detect_stream"]
 log = logging.getLogger(__name__)
 
 _END = object()
+_POLL_S = 0.1  # how often a wait for frames checks for a stop request
 
 
 class Sink(Protocol):
@@ -77,14 +79,21 @@ class FrameReader:
                 continue
         return False
 
-    def next_batch(self, size: int) -> list[Frame]:
-        """Up to ``size`` frames; waits for the first, and for the rest only when the source is not live."""
+    def next_batch(self, size: int, stop: threading.Event | None = None) -> list[Frame]:
+        """Up to ``size`` frames; waits for the first, and for the rest only when the source is not live.
+
+        Returns what it has as soon as ``stop`` is set, so a stop request is not held up by a stream that is
+        reconnecting or a camera that delivers nothing.
+        """
         batch: list[Frame] = []
-        while len(batch) < size:
+        while len(batch) < size and not (stop is not None and stop.is_set()):
+            waits = not batch or not self.source.live
             try:
-                item = self._queue.get(block=not batch or not self.source.live)
+                item = self._queue.get(timeout=_POLL_S) if waits else self._queue.get_nowait()
             except queue.Empty:
-                break
+                if batch and self.source.live:
+                    break
+                continue
             if item is _END:
                 self._queue.put(_END)  # the next call sees the end too
                 break
@@ -105,19 +114,25 @@ class FrameReader:
 
 
 def detect_stream(
-    detector: OpenVocabDetector, source: FrameSource, settings: InferenceSettings, *, track: bool
+    detector: OpenVocabDetector,
+    source: FrameSource,
+    settings: InferenceSettings,
+    *,
+    track: bool,
+    stop: threading.Event | None = None,
 ) -> Iterator[tuple[Frame, sv.Detections]]:
     """Yield every frame of ``source`` once, in order, with its detections (tracked when ``track``).
 
     A vocabulary change between two frames (``detector.set_classes``) applies from the next frame on: frames of
-    the current batch not yet yielded are inferred again, and the tracker restarts with fresh ids.
+    the current batch not yet yielded are inferred again, and the tracker restarts with fresh ids. Once ``stop``
+    is set, the stream ends after the batch in flight, without waiting for more frames.
     """
     reader = FrameReader(source, depth=2 * settings.batch + 2, profiler=detector.profiler).start()
     fps = source.fps / getattr(source, "vid_stride", 1) if source.fps else None
     tracker = Tracker(fps, threshold=settings.conf) if track else None
     vocabulary = detector.vocabulary_version
     try:
-        while batch := reader.next_batch(settings.batch):
+        while batch := reader.next_batch(settings.batch, stop):
             while batch:
                 batch = yield from _yield_batch(detector, batch, settings, tracker)
                 if detector.vocabulary_version != vocabulary:
@@ -170,7 +185,10 @@ class SinkWriter:
     def _write(self, frame: Frame, detections: sv.Detections) -> None:
         started = time.perf_counter()
         for sink in self.sinks:
-            sink.write(frame, detections)
+            try:
+                sink.write(frame, detections)
+            except OSError as exc:
+                raise output_error(getattr(sink, "path", type(sink).__name__), exc) from exc
         if self.profiler is not None:
             self.profiler.seconds["write"] += time.perf_counter() - started
             self.profiler.written(frame.source, frame.index)
@@ -188,7 +206,10 @@ class SinkWriter:
             try:
                 sink.close()
             except Exception as exc:
-                log.error("could not close %s: %s", type(sink).__name__, exc)
+                if isinstance(exc, OSError):
+                    exc = output_error(getattr(sink, "path", type(sink).__name__), exc)
+                if self._error is not None:  # the first error is the one reported; the rest only with --verbose
+                    log.info("also could not close %s: %s", type(sink).__name__, exc)
                 self._error = self._error or exc
         self._raise_pending()
 

@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import supervision as sv
 
 from .errors import missing_dependency
 
-__all__ = ["Tracker"]
+__all__ = ["Tracker", "lost_track_frames", "lost_track_seconds"]
 
 LOST_TRACK_SECONDS = 1.0
+_TRACKER_REFERENCE_FPS = 30.0  # ``trackers`` counts its lost-track buffer in frames of a 30 frames/s video
+
+
+def lost_track_seconds(fps: float | None) -> float:
+    """How long an unseen track is kept: one second, and never less than two frame periods.
+
+    At 1 frame/s a single missed frame must not end a track, or slow cameras would never confirm one.
+
+    Example:
+        >>> lost_track_seconds(30), lost_track_seconds(1)
+        (1.0, 2.0)
+    """
+    return max(LOST_TRACK_SECONDS, 2.0 / float(fps)) if fps else LOST_TRACK_SECONDS
+
+
+def lost_track_frames(fps: float | None) -> int:
+    """:func:`lost_track_seconds` in frames at ``fps`` (30 where unknown), at least one.
+
+    Example:
+        >>> lost_track_frames(30), lost_track_frames(1), lost_track_frames(None)
+        (30, 2, 30)
+    """
+    rate = float(fps) if fps else _TRACKER_REFERENCE_FPS
+    return max(1, math.ceil(lost_track_seconds(fps) * rate - 1e-9))
 
 
 class Tracker:
@@ -33,16 +59,16 @@ class Tracker:
         except ImportError as exc:
             raise missing_dependency("trackers", "track", "--track") from exc
         self._factory = ByteTrackTracker
-        self.frame_rate = float(fps) if fps else 30.0
+        self.frame_rate = float(fps) if fps else _TRACKER_REFERENCE_FPS
         self.threshold = threshold
-        self.lost_track_frames = max(1, round(LOST_TRACK_SECONDS * self.frame_rate))
+        self.lost_track_frames = lost_track_frames(fps)
         self._next_id = 0
         self._offset = 0
         self._tracker = self._new_tracker()
 
     def _new_tracker(self):
         return self._factory(
-            lost_track_buffer=self.lost_track_frames,
+            lost_track_buffer=math.ceil(lost_track_seconds(self.frame_rate) * _TRACKER_REFERENCE_FPS - 1e-9),
             frame_rate=self.frame_rate,
             track_activation_threshold=self.threshold,
             high_conf_det_threshold=self.threshold,
@@ -55,8 +81,11 @@ class Tracker:
         self._offset = self._next_id
 
     def update(self, detections: sv.Detections, timestamp: float | None = None) -> sv.Detections:
-        """Assign track ids; detections keep their confidence, class and data."""
+        """Assign track ids; detections keep their confidence, class and data, also when there are none."""
         tracked = self._tracker.update(detections, timestamp=timestamp)
+        if len(tracked) == 0:  # ByteTrack answers an empty frame with an empty Detections that lost ``data``
+            tracked = detections[np.zeros(0, dtype=int)]
+            tracked.tracker_id = np.zeros(0, dtype=int)
         ids = np.asarray(tracked.tracker_id, dtype=int)
         ids = np.where(ids >= 0, ids + self._offset, -1)
         if ids.size and ids.max() >= self._next_id:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-from tests import weights_fixtures
+from tests import network_guard, weights_fixtures
+
+# No network beyond loopback for the whole run, in this process and in every interpreter it starts.
+network_guard.install()
+_GUARD_SITE = str(Path(network_guard.__file__).parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (_GUARD_SITE, os.environ.get("PYTHONPATH"))))
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BOTTLES = SHARED_DATA / "bottle-detection.mp4"
@@ -53,6 +59,16 @@ def offline_weights(weights_dir: Path, tmp_path_factory: pytest.TempPathFactory)
         patch.setenv("OVDET_RUNTIME", "torch")
         patch.setenv("OVDET_COMPILED_DIR", str(tmp_path_factory.mktemp("compiled")))
         yield
+
+
+@pytest.fixture(autouse=True)
+def no_network(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fails the test if it, or a process it started, tried to reach past loopback (even if the error was caught)."""
+    log = tmp_path_factory.mktemp("network") / "attempts.log"
+    monkeypatch.setenv(network_guard.LOG_VARIABLE, str(log))
+    yield
+    attempts = log.read_text() if log.is_file() else ""
+    assert not attempts, f"network access outside loopback:\n{attempts}"
 
 
 @pytest.fixture(autouse=True)

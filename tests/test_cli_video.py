@@ -57,7 +57,7 @@ def test_video_with_every_output(tmp_path: Path, capsys) -> None:
 def test_unwritable_output_fails_before_any_work(tmp_path: Path, capsys) -> None:
     clip = write_clip(tmp_path / "clip.mp4", small_frames(3))
     assert main(["detect", str(clip), "--classes", "a", "--output", "/proc/nope/out.jsonl"]) == 1
-    assert main(["detect", str(clip), "--classes", "a", "--output", str(tmp_path / "out.json")]) == 1
+    assert main(["detect", str(clip), "--classes", "a", "--output", str(tmp_path / "out.json")]) == 2  # usage
     err = capsys.readouterr().err
     assert "cannot write output /proc/nope/out.jsonl" in err and "COCO results go to --coco" in err
 

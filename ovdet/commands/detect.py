@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import ConfigError, SourceError
+from ..errors import SourceError, UsageError
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -71,36 +71,40 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Open the source and every output first (bad input fails before work), then stream."""
+    """Check every path, open the source and every output (bad input fails before work), then stream."""
     from ..config import InferenceSettings
     from ..detector import OpenVocabDetector
     from ..io.sources import open_source
     from ..pipeline import SinkWriter
     from ..vocabulary import VocabularyWatcher, load_vocabulary, parse_classes
 
-    vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
-    watcher = VocabularyWatcher(args.vocab) if args.vocab and not args.vocab.endswith(".npz") else None
     settings = InferenceSettings().replace(
         conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, batch=args.batch,
         half=args.half, agnostic_nms=args.agnostic_nms,
     )  # fmt: skip
+    vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
+    watcher = VocabularyWatcher(args.vocab) if args.vocab and not args.vocab.endswith(".npz") else None
     track = args.track or bool(args.events)
     source = open_source(args.source, vid_stride=args.vid_stride, reconnect_timeout=args.reconnect_timeout)
+    _check_paths(args, source)
     started = time.perf_counter()
-    sinks = _open_sinks(args, source)
     summary = _Summary()
-    with _stop_on_signals() as stop, SinkWriter(sinks) as writer:
-        detector = OpenVocabDetector(args.model, device=args.device, runtime=args.runtime, **vars(settings))
-        _use_vocabulary(detector, vocabulary, sinks)
-        with _progress(source, args.quiet) as progress:
-            for frame, detections in detector.stream(source, track=track, **vars(settings)):
-                writer.put(frame, detections)
-                summary.add(detections)
-                progress.update()
-                if stop.signum is not None:
-                    break
-                if watcher is not None and (edited := watcher.poll()) is not None:
-                    _use_vocabulary(detector, edited, sinks)
+    with _stop_on_signals() as stop:
+        writer = SinkWriter(_open_sinks(args, source))
+        try:
+            detector = OpenVocabDetector(args.model, device=args.device, runtime=args.runtime, **vars(settings))
+            _use_vocabulary(detector, vocabulary, writer.sinks)
+            stream = detector.stream(source, track=track, stop=stop.event, **vars(settings))
+            with _progress(source, args.quiet) as progress:
+                for frame, detections in stream:
+                    writer.put(frame, detections)
+                    summary.add(detections)
+                    progress.update()
+                    if watcher is not None and (edited := watcher.poll()) is not None:
+                        _use_vocabulary(detector, edited, writer.sinks)
+        finally:
+            stop.finalizing = True  # from here on a second Ctrl-C must not cut the closing of the outputs short
+            writer.close()
     if summary.frames == 0 and stop.signum is None:
         raise SourceError(f"no frame or image could be read from {source.name}")
     if not args.quiet:
@@ -116,39 +120,70 @@ def _use_vocabulary(detector, vocabulary, sinks: list) -> None:
             sink.use_vocabulary(detector.vocabulary)
 
 
+def _check_paths(args: argparse.Namespace, source) -> None:
+    """Usage errors before any work: outputs on inputs or on each other, and outputs of the wrong type."""
+    from ..io.sinks import coco_categories_path
+    from ..io.targets import Target, check_suffix, check_targets
+
+    if args.coco:
+        check_suffix("--coco", args.coco, [".json"])
+    if args.events:
+        check_suffix("--events", args.events, list(JSONL_SUFFIXES))
+    inputs = [Target("the input", Path(path)) for path in getattr(source, "paths", ())]
+    inputs += [Target(role, Path(path)) for role, path in (("--vocab", args.vocab), ("--model", args.model)) if path]
+    outputs = [Target("--output", Path(path)) for path in args.output]
+    if args.coco:
+        outputs += [Target("--coco", Path(args.coco)), Target("--coco's categories", coco_categories_path(args.coco))]
+    if args.events:
+        outputs.append(Target("--events", Path(args.events)))
+    if args.save_annotated:
+        outputs.append(Target("--save-annotated", Path(args.save_annotated), folder=True))
+    check_targets(inputs, outputs)
+
+
 def _open_sinks(args: argparse.Namespace, source) -> list:
     from ..io.sinks import AnnotatedImageWriter, CocoSink, CsvSink, EventsSink, JsonlSink
     from ..io.video import VIDEO_OUTPUT_SUFFIXES, AnnotatedVideoSink
-    from ..tracking import LOST_TRACK_SECONDS
+    from ..tracking import lost_track_frames
 
     fps = source.fps / getattr(source, "vid_stride", 1) if source.fps else None
     sinks = []
-    for output in args.output:
-        suffix = Path(output).suffix.lower()
-        if suffix in JSONL_SUFFIXES:
-            sinks.append(JsonlSink(output))
-        elif suffix == ".csv":
-            sinks.append(CsvSink(output))
-        elif suffix in VIDEO_OUTPUT_SUFFIXES:
-            sinks.append(AnnotatedVideoSink(output, fps))
-        else:
-            known = ", ".join((*JSONL_SUFFIXES, ".csv", *sorted(VIDEO_OUTPUT_SUFFIXES)))
-            hint = " (COCO results go to --coco)" if suffix == ".json" else ""
-            raise ConfigError(f"--output {output}: unknown file type {suffix or '(none)'}; use {known}{hint}")
-    if args.coco:
-        sinks.append(CocoSink(args.coco))
-    if args.events:
-        end_after = max(1, round(LOST_TRACK_SECONDS * float(fps))) if fps else 30
-        sinks.append(EventsSink(args.events, end_after))
-    if args.save_annotated:
-        sinks.append(AnnotatedImageWriter(args.save_annotated))
+    try:
+        for output in args.output:
+            suffix = Path(output).suffix.lower()
+            if suffix in JSONL_SUFFIXES:
+                sinks.append(JsonlSink(output))
+            elif suffix == ".csv":
+                sinks.append(CsvSink(output))
+            elif suffix in VIDEO_OUTPUT_SUFFIXES:
+                sinks.append(AnnotatedVideoSink(output, fps))
+            else:
+                known = ", ".join((*JSONL_SUFFIXES, ".csv", *sorted(VIDEO_OUTPUT_SUFFIXES)))
+                hint = " (COCO results go to --coco)" if suffix == ".json" else ""
+                raise UsageError(f"--output {output}: unknown file type {suffix or '(none)'}; use {known}{hint}")
+        if args.coco:
+            sinks.append(CocoSink(args.coco))
+        if args.events:
+            sinks.append(EventsSink(args.events, lost_track_frames(fps)))
+        if args.save_annotated:
+            sinks.append(AnnotatedImageWriter(args.save_annotated))
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
     return sinks
 
 
 class _StopRequest:
-    """Set by SIGINT/SIGTERM: the frame in flight finishes, outputs are closed valid, then the run ends."""
+    """Set by SIGINT/SIGTERM: the frame in flight finishes, outputs are closed valid, then the run ends.
 
-    signum: int | None = None
+    A second signal stops at once — unless the outputs are already being closed, which always completes.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.event = threading.Event()
+        self.finalizing = False
 
 
 @contextmanager
@@ -159,13 +194,17 @@ def _stop_on_signals() -> Iterator[_StopRequest]:
         return
 
     def request_stop(signum: int, _frame) -> None:
-        if stop.signum is not None:  # a second Ctrl-C: stop now
+        if stop.signum is not None and not stop.finalizing:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
-        stop.signum = signum
+        stop.signum = stop.signum or signum
+        stop.event.set()
 
     previous = {signum: signal.signal(signum, request_stop) for signum in EXIT_BY_SIGNAL}
     try:
         yield stop
+    except KeyboardInterrupt:
+        if stop.signum is None:
+            raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -187,7 +226,7 @@ class _Summary:
 
     def add(self, detections) -> None:
         self.frames += 1
-        self.counts.update(detections.data["class_name"].tolist())
+        self.counts.update(str(name) for name in detections.data.get("class_name", ()))
 
     def show(self, name: str, seconds: float, args: argparse.Namespace) -> None:
         found = ", ".join(f"{label}: {count}" for label, count in self.counts.most_common()) or "nothing found"

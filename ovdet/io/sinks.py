@@ -7,17 +7,19 @@ written to a temporary file and renamed, events are flushed line by line.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 import supervision as sv
 
 from ..errors import OutputError
+from .files import AppendFile, check_writable, write_atomically, write_json_atomically
 from .sources import Frame
 
 if TYPE_CHECKING:
@@ -31,9 +33,11 @@ __all__ = [
     "EventsSink",
     "JsonlSink",
     "check_writable",
+    "coco_categories_path",
     "detection_rows",
     "frame_record",
     "labels_for",
+    "spreadsheet_safe",
 ]
 
 CSV_COLUMNS = (
@@ -86,31 +90,15 @@ def labels_for(detections: sv.Detections) -> list[str]:
     ]
 
 
-def check_writable(path: str | os.PathLike[str], *, directory: bool = False) -> Path:
-    """Fail before any work starts if an output cannot be created: create its folder, probe a write."""
-    path = Path(path)
-    folder = path if directory else path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".ovdet-write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
-    except OSError as exc:
-        raise OutputError(f"cannot write output {path} ({exc.strerror or exc}): choose a writable location") from exc
-    if not directory and path.is_dir():
-        raise OutputError(f"output {path} is a folder: give a file name such as {path / 'detections.jsonl'}")
-    return path
-
-
 class _LineFile:
-    """A text output opened at once (so a bad path fails before work) and flushed after every frame."""
+    """A text output opened at once (so a bad path fails before work); each frame's lines land whole or not at all."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = check_writable(path)
-        self._handle: TextIO = open(self.path, "w", encoding="utf-8", newline="")
+        self._file = AppendFile(path)
+        self.path = self._file.path
 
     def close(self) -> None:
-        self._handle.close()
+        self._file.close()
 
     def __enter__(self):
         return self
@@ -128,27 +116,49 @@ class JsonlSink(_LineFile):
     """
 
     def write(self, frame: Frame, detections: sv.Detections) -> None:
-        self._handle.write(json.dumps(frame_record(frame, detections), ensure_ascii=False) + "\n")
-        self._handle.flush()
+        self._file.append(json.dumps(frame_record(frame, detections), ensure_ascii=False) + "\n")
 
 
 class CsvSink(_LineFile):
-    """One row per detection: source, frame, timestamp, x1, y1, x2, y2, confidence, class_id, class_name, track_id."""
+    """One row per detection: source, frame, timestamp, x1, y1, x2, y2, confidence, class_id, class_name, track_id.
+
+    Text cells that a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a
+    carriage return) are written with a leading apostrophe; see :func:`spreadsheet_safe`.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         super().__init__(path)
-        self._writer = csv.writer(self._handle)
-        self._writer.writerow(CSV_COLUMNS)
+        self._file.append(_csv_text([CSV_COLUMNS]))
 
     def write(self, frame: Frame, detections: sv.Detections) -> None:
         timestamp = "" if frame.timestamp is None else round(frame.timestamp, 6)
-        for row in detection_rows(detections):
-            track_id = "" if row["track_id"] is None else row["track_id"]
-            self._writer.writerow(
-                [frame.source, frame.index, timestamp, *row["xyxy"], row["confidence"], row["class_id"],
-                 row["class_name"], track_id]
-            )  # fmt: skip
-        self._handle.flush()
+        source = spreadsheet_safe(frame.source)
+        rows = [
+            [source, frame.index, timestamp, *row["xyxy"], row["confidence"], row["class_id"],
+             spreadsheet_safe(row["class_name"]), "" if row["track_id"] is None else row["track_id"]]
+            for row in detection_rows(detections)
+        ]  # fmt: skip
+        if rows:
+            self._file.append(_csv_text(rows))
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text``, with an apostrophe in front if a spreadsheet would read it as a formula (OWASP's advice).
+
+    Example:
+        >>> spreadsheet_safe("=HYPERLINK(1)"), spreadsheet_safe("person")
+        ("'=HYPERLINK(1)", 'person')
+    """
+    return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
+
+
+def _csv_text(rows: Iterable[Sequence[Any]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()
 
 
 class EventsSink(_LineFile):
@@ -165,14 +175,21 @@ class EventsSink(_LineFile):
             self._write(record)
 
     def _write(self, record: dict[str, Any]) -> None:
-        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._handle.flush()
+        self._file.append(json.dumps(record, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
-        if not self._handle.closed:
-            for record in self._events.finish():
-                self._write(record)
-        super().close()
+        try:
+            if not self._file.closed:
+                for record in self._events.finish():
+                    self._write(record)
+        finally:
+            super().close()
+
+
+def coco_categories_path(path: str | os.PathLike[str]) -> Path:
+    """Where :class:`CocoSink` puts the categories and images beside its results: ``<stem>.categories.json``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.categories.json")
 
 
 class CocoSink:
@@ -185,9 +202,11 @@ class CocoSink:
 
     def __init__(self, path: str | os.PathLike[str], class_names: Sequence[str] = ()) -> None:
         self.path = check_writable(path)
-        self.meta_path = self.path.with_name(f"{self.path.stem}.categories.json")
+        self.meta_path = coco_categories_path(self.path)
         self.class_names: list[str] = []
         self._ids: dict[str, int] = {}
+        self._results: list[dict[str, Any]] = []
+        self._images: list[dict[str, Any]] = []
         self._add_categories(class_names)
 
     def use_vocabulary(self, vocabulary: Vocabulary) -> None:
@@ -199,8 +218,6 @@ class CocoSink:
             if name not in self._ids:
                 self.class_names.append(name)
                 self._ids[name] = len(self.class_names)
-        self._results: list[dict[str, Any]] = []
-        self._images: list[dict[str, Any]] = []
 
     def write(self, frame: Frame, detections: sv.Detections) -> None:
         image_id = len(self._images) + 1
@@ -218,8 +235,9 @@ class CocoSink:
 
     def close(self) -> None:
         categories = [{"id": i + 1, "name": name} for i, name in enumerate(self.class_names)]
-        _write_json_atomically(self.meta_path, {"categories": categories, "images": self._images})
-        _write_json_atomically(self.path, self._results)
+        write_json_atomically(
+            [(self.path, self._results), (self.meta_path, {"categories": categories, "images": self._images})]
+        )
 
 
 class Annotator:
@@ -258,8 +276,10 @@ class AnnotatedImageWriter:
 
     def write(self, frame: Frame, detections: sv.Detections) -> None:
         target = self.folder / self._name_for(frame)
-        if not cv2.imwrite(str(target), self.annotator.draw(frame.image, detections)):
-            raise OutputError(f"could not write annotated image {target}: check the folder and the file extension")
+        encoded, data = cv2.imencode(target.suffix, self.annotator.draw(frame.image, detections))
+        if not encoded:
+            raise OutputError(f"could not encode annotated image {target}: check the file extension")
+        write_atomically([(target, data.tobytes())])
 
     def _name_for(self, frame: Frame) -> str:
         path = Path(frame.source)
@@ -274,16 +294,3 @@ class AnnotatedImageWriter:
 
     def close(self) -> None:
         """Nothing to finalise: every image is complete once written."""
-
-
-def draw(image: np.ndarray, detections: sv.Detections, boxes: sv.BoxAnnotator, labels: sv.LabelAnnotator) -> np.ndarray:
-    """A copy of ``image`` with boxes and ``#id name confidence`` labels drawn."""
-    canvas = boxes.annotate(image.copy(), detections)
-    return labels.annotate(canvas, detections, labels=labels_for(detections))
-
-
-def _write_json_atomically(path: Path, payload: Any) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, ensure_ascii=False)
-    os.replace(temporary, path)

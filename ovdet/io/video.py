@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 import supervision as sv
 
 from ..errors import OutputError
-from .sinks import Annotator, check_writable
+from .files import check_writable, output_error
+from .sinks import Annotator
 from .sources import Frame
 
 if TYPE_CHECKING:
@@ -67,7 +68,10 @@ class AnnotatedVideoSink:
             )
         video_frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         video_frame.pts = self.frames_written
-        self._container.mux(self._stream.encode(video_frame))
+        try:
+            self._container.mux(self._stream.encode(video_frame))
+        except (av.error.FFmpegError, OSError) as exc:
+            raise output_error(self.path, exc) from exc
         self.frames_written += 1
 
     def _open_stream(self, width: int, height: int):
@@ -83,13 +87,18 @@ class AnnotatedVideoSink:
 
     def close(self) -> None:
         """Flush the encoder and write the container's index, so the file plays."""
+        import av
+
         if self._container is None:
             return
+        container, self._container = self._container, None
         try:
-            if self._stream is not None:
-                self._container.mux(self._stream.encode(None))
-        finally:
-            self._container.close()
-            self._container = None
+            try:
+                if self._stream is not None:
+                    container.mux(self._stream.encode(None))
+            finally:
+                container.close()
+        except (av.error.FFmpegError, OSError) as exc:
+            raise output_error(self.path, exc) from exc
         if self.frames_written == 0:
             log.warning("no frame was written to %s", self.path)

@@ -1,0 +1,119 @@
+"""Output files that stay valid whatever happens: whole lines appended or none, documents replaced atomically.
+
+A full disk, a Ctrl-C or a killed process never leaves half a JSONL line, a truncated JSON document or a
+temporary file behind; the error that stops the run is one line naming the file.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import OutputError
+
+__all__ = ["AppendFile", "check_writable", "output_error", "write_atomically", "write_json_atomically"]
+
+
+def output_error(path: str | os.PathLike[str], exc: BaseException) -> OutputError:
+    """The one-line error for an output that could not be written.
+
+    Example:
+        >>> str(output_error("out.jsonl", OSError(errno.ENOSPC, "No space left on device")))
+        'no space left on the device of out.jsonl: free some space or write the output elsewhere'
+    """
+    if isinstance(exc, OutputError):
+        return exc
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        return OutputError(f"no space left on the device of {path}: free some space or write the output elsewhere")
+    lines = str(exc).splitlines()
+    reason = getattr(exc, "strerror", None) or (lines[0] if lines else type(exc).__name__)
+    return OutputError(f"could not write {path} ({reason}): check the disk and the permissions of its folder")
+
+
+def check_writable(path: str | os.PathLike[str], *, directory: bool = False) -> Path:
+    """Fail before any work starts if an output cannot be created: create its folder, probe a write."""
+    path = Path(path)
+    folder = path if directory else path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".ovdet-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write output {path} ({exc.strerror or exc}): choose a writable location") from exc
+    if not directory and path.is_dir():
+        raise OutputError(f"output {path} is a folder: give a file name such as {path / 'detections.jsonl'}")
+    return path
+
+
+class AppendFile:
+    """A file written in whole records: each :meth:`append` lands entirely on disk, or not at all.
+
+    A write that fails part-way (a full disk) is cut back to the end of the last whole record before the error
+    is raised, so readers never see half a line.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = check_writable(path)
+        try:
+            self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        except OSError as exc:
+            raise output_error(self.path, exc) from exc
+        self._size = 0
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def append(self, text: str) -> None:
+        """Write ``text`` (whole records, UTF-8) at the end of the file."""
+        if self._fd is None:
+            raise OutputError(f"{self.path} is already closed")
+        data = memoryview(text.encode("utf-8"))
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+        except OSError as exc:
+            os.ftruncate(self._fd, self._size)
+            raise output_error(self.path, exc) from exc
+        self._size += written
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+
+def write_atomically(documents: Sequence[tuple[Path, bytes]]) -> None:
+    """Write files so that each is replaced whole, and none is replaced unless all were written.
+
+    Example:
+        >>> write_atomically([(Path("results.json"), b"[]")])  # doctest: +SKIP
+    """
+    written: list[tuple[Path, Path]] = []
+    try:
+        for path, data in documents:
+            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            written.append((temporary, path))
+            with open(temporary, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+    except BaseException as exc:  # a full disk or a Ctrl-C: no temporary file stays, no document is replaced
+        for temporary, _ in written:
+            temporary.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise output_error(written[-1][1], exc) from exc
+        raise
+    for temporary, path in written:
+        os.replace(temporary, path)
+
+
+def write_json_atomically(documents: Sequence[tuple[Path, Any]]) -> None:
+    """:func:`write_atomically` for JSON documents (UTF-8, non-ASCII kept)."""
+    write_atomically([(path, json.dumps(payload, ensure_ascii=False).encode("utf-8")) for path, payload in documents])
