@@ -6,6 +6,7 @@ The default is OpenAI's CLIP ViT-B/32 run through open_clip. It accepts OpenAI's
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
@@ -16,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from . import weights
+from . import checkpoint, weights
 from .embeddings import normalize
 from .errors import WeightsError, missing_dependency
 
@@ -118,20 +119,49 @@ class ClipTextEncoder:
 
     def _build(self):
         try:
-            import open_clip
+            import open_clip  # noqa: F401
             import torch
         except ImportError as exc:
             raise missing_dependency(exc.name or "open_clip", "torch", "encoding text prompts") from exc
         path = self._explicit_path or weights.resolve_spec(weights.WEIGHTS["clip-vit-b-32"])
         log.info("loading CLIP text encoder from %s", path)
-        try:
-            model = open_clip.load_openai_model(str(path), precision="fp32", device="cpu")
-        except Exception as exc:  # torch.load and TorchScript raise many unrelated types for a foreign file
-            raise WeightsError(
-                f"{path} is not a CLIP ViT-B/32 checkpoint ({type(exc).__name__}): use OpenAI's ViT-B-32.pt "
-                f"or an open_clip ViT-B-32-quickgelu state dict"
-            ) from exc
+        model = _load_clip(weights.read_weights(path, check_registry=self._explicit_path is None))
         if model.transformer.width != 512 or model.text_projection.shape[-1] != 512:
             raise WeightsError(f"{path} is a CLIP model of another size: ovdet's detectors need ViT-B/32")
         model.visual = None  # only the text tower is used; frees memory
         return model.to(torch.device(self.device)).eval()
+
+
+def _load_clip(file: weights.WeightsFile):
+    """CLIP from OpenAI's TorchScript release or an open_clip state dict, read from checked bytes.
+
+    Reads both as ``open_clip.load_openai_model`` does, except that a state dict is unpickled restricted to tensors.
+    """
+    from open_clip.model import build_model_from_openai_state_dict
+
+    try:
+        state_dict = _clip_state_dict(file)
+        try:
+            model = build_model_from_openai_state_dict(state_dict, cast_dtype=None)
+        except KeyError:  # a training checkpoint: {"state_dict": {"module.<key>": ...}}
+            unwrapped = {key[len("module.") :]: value for key, value in state_dict["state_dict"].items()}
+            model = build_model_from_openai_state_dict(unwrapped, cast_dtype=None)
+    except WeightsError:
+        raise
+    except Exception as exc:  # TorchScript, torch.load and open_clip raise many unrelated types for a foreign file
+        raise WeightsError(
+            f"{file.path} is not a CLIP ViT-B/32 checkpoint ({type(exc).__name__}): use OpenAI's ViT-B-32.pt "
+            f"or an open_clip ViT-B-32-quickgelu state dict"
+        ) from exc
+    return model.float()
+
+
+def _clip_state_dict(file: weights.WeightsFile):
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation note
+            return torch.jit.load(io.BytesIO(file.data), map_location="cpu").state_dict()
+    except RuntimeError:  # not TorchScript: a state dict
+        return checkpoint.load(file, "CLIP")

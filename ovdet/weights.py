@@ -3,7 +3,8 @@
 Resolution order: an explicit path → ``$OVDET_WEIGHTS_DIR`` (default ``./weights``) → a download into that
 folder with a progress bar, a size and SHA-256 check and an atomic rename, so a partial file is never used.
 Files whose digest is not published are pinned on first use: their SHA-256 goes into ``SHA256SUMS`` in the
-weights folder, and every later use is checked against it.
+weights folder, and every later use is checked against it. A file is read into memory once and its bytes are
+checked and then loaded (:func:`read_weights`), so what was checked is exactly what runs.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -23,10 +25,12 @@ from .errors import WeightsError
 
 __all__ = [
     "WEIGHTS",
+    "WeightsFile",
     "WeightsSpec",
     "download",
     "file_sha256",
     "pin_first_use",
+    "read_weights",
     "resolve_weights",
     "weights_dir",
 ]
@@ -126,6 +130,10 @@ def resolve_weights(name_or_path: str | os.PathLike[str], *, allow_download: boo
     path = Path(text).expanduser()
     if path.is_file() or path.is_dir():
         return path
+    if os.path.lexists(path):
+        raise WeightsError(
+            f"{path} cannot be used as weights ({_not_a_file(path)}): pass a YOLO-World .pt file or an exported model"
+        )
     looks_like_path = path.suffix != "" or os.sep in text
     if looks_like_path and text.removesuffix(".pt") not in WEIGHTS and path.name.removesuffix(".pt") not in WEIGHTS:
         raise WeightsError(f"weights file {path} does not exist: check the path, or use one of {', '.join(WEIGHTS)}")
@@ -147,16 +155,97 @@ def resolve_spec(spec: WeightsSpec, *, allow_download: bool = True) -> Path:
 
 
 def verify(spec: WeightsSpec, path: Path) -> None:
-    """Check ``path`` against the published or the pinned SHA-256 of ``spec``; pin it if neither exists."""
+    """Check ``path`` against the published or the pinned SHA-256 of ``spec`` before anything else runs.
+
+    This early check trusts the remembered digest of an unchanged-looking file; :func:`read_weights` checks the
+    bytes that are actually loaded.
+    """
     expected = spec.sha256 or _pinned_digests(path.parent).get(path.name)
-    if expected is None:
-        return  # pinned by pin_first_use once the file has loaded as the expected architecture
-    actual = file_sha256(path)
+    if expected is not None:
+        _check_digest(spec, path, file_sha256(path), expected)
+
+
+def _check_digest(spec: WeightsSpec, path: Path, actual: str, expected: str) -> None:
     if actual != expected:
         raise WeightsError(
             f"{path} has SHA-256 {actual[:12]}…, expected {expected[:12]}… for {spec.name}: "
-            f"the file is corrupt or a different release; delete it to download again from {spec.url}"
+            f"the file is corrupt, altered or a different release; delete it to download again from {spec.url}"
         )
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """A weights file read into memory once, with the SHA-256 of exactly these bytes.
+
+    Attributes:
+        path: Where it was read from (for messages).
+        data: Its bytes: load from these, never from ``path`` again.
+        sha256: Hex digest of ``data``.
+    """
+
+    path: Path
+    data: bytes
+    sha256: str
+
+
+def read_weights(path: str | os.PathLike[str], *, check_registry: bool = True) -> WeightsFile:
+    """Read a weights file once and hash the bytes read; a registry file must match its published or pinned digest.
+
+    Args:
+        path: The file.
+        check_registry: Whether a file at a registry entry's place in the weights folder is checked against the
+            entry's published or pinned SHA-256 (an explicit ``OVDET_CLIP_WEIGHTS`` is the user's own choice).
+
+    Example:
+        >>> read_weights("weights/yolov8s-worldv2.pt").sha256  # doctest: +SKIP
+        '3f2a…'
+    """
+    path = Path(path)
+    data = _read_regular_file(path)
+    if not data:
+        raise WeightsError(f"{path} is empty (0 bytes): download it again or copy the whole file")
+    digest = hashlib.sha256(data).hexdigest()
+    spec = _registry_entry(path) if check_registry else None
+    expected = (spec.sha256 or _pinned_digests(path.parent).get(path.name)) if spec else None
+    if expected is not None:
+        _check_digest(spec, path, digest, expected)
+    return WeightsFile(path, data, digest)
+
+
+def _read_regular_file(path: Path) -> bytes:
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a named pipe must not block the open
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise WeightsError(f"{path} cannot be read ({reason}): check the path and its permissions") from exc
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise WeightsError(f"{path} is {what}, not a weights file: pass the .pt file itself")
+    try:
+        with os.fdopen(descriptor, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise WeightsError(f"{path} cannot be read ({exc.strerror or exc}): copy it again or check the disk") from exc
+
+
+def _registry_entry(path: Path) -> WeightsSpec | None:
+    """The registry entry whose place in the weights folder ``path`` is, if any."""
+    folder = path.parent.resolve()
+    for spec in WEIGHTS.values():
+        place = weights_dir() / spec.filename
+        if path.name == place.name and folder == place.parent.resolve():
+            return spec
+    return None
+
+
+def _not_a_file(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:  # a symlink loop or a dangling link
+        return exc.strerror or type(exc).__name__
+    return "a named pipe" if stat.S_ISFIFO(mode) else "not a regular file"
 
 
 def download(spec: WeightsSpec, target: Path) -> Path:
@@ -250,24 +339,22 @@ def _pinned_digests(folder: Path) -> dict[str, str]:
     return pinned
 
 
-def pin_first_use(path: Path) -> None:
-    """Record the SHA-256 of a registry file that has no published digest, once it loaded as the right model.
+def pin_first_use(file: WeightsFile) -> None:
+    """Record the SHA-256 of a registry file that has no published digest, once its bytes loaded as the right model.
 
-    Later resolutions check the file against this pin, so a swapped or damaged file is caught.
+    The digest pinned is that of the bytes that were loaded; later uses are checked against it, so a swapped or
+    damaged file is caught.
     """
-    path = Path(path)
-    if path.parent.resolve() != weights_dir().resolve() or path.name in _pinned_digests(path.parent):
+    spec = _registry_entry(file.path)
+    if spec is None or spec.sha256 is not None or file.path.name in _pinned_digests(file.path.parent):
         return
-    if not any(spec.filename == path.name and spec.sha256 is None for spec in WEIGHTS.values()):
-        return
-    digest = file_sha256(path)
-    sums = path.parent / SUMS_FILE
+    sums = file.path.parent / SUMS_FILE
     try:
         with open(sums, "a") as handle:
-            handle.write(f"{digest}  {path.name}\n")
-        log.info("pinned SHA-256 %s of %s in %s", digest, path.name, sums)
+            handle.write(f"{file.sha256}  {file.path.name}\n")
+        log.info("pinned SHA-256 %s of %s in %s", file.sha256, file.path.name, sums)
     except OSError as exc:
-        log.warning("could not pin the SHA-256 of %s in %s: %s", path, sums, exc)
+        log.warning("could not pin the SHA-256 of %s in %s: %s", file.path, sums, exc)
 
 
 def _missing_message(spec: WeightsSpec, target: Path, why: str) -> str:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import pathlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ovdet import WeightsError, weights
 from ovdet.text import ClipTextEncoder, TextEncoder
@@ -38,3 +42,33 @@ def test_wrong_file_is_a_weights_error(tmp_path: Path) -> None:
         ClipTextEncoder(junk).encode(["x"])
     with pytest.raises(WeightsError, match="does not exist"):
         _ = ClipTextEncoder(tmp_path / "missing.pt").cache_key
+
+
+def test_registry_clip_loads_from_bytes_that_match_its_published_digest(
+    clip_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "weights" / "clip" / "ViT-B-32.pt"
+    target.parent.mkdir(parents=True)
+    target.symlink_to(clip_path)
+    published = hashlib.sha256(clip_path.read_bytes()).hexdigest()
+    spec = weights.WEIGHTS["clip-vit-b-32"]
+    monkeypatch.setenv("OVDET_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.delenv("OVDET_CLIP_WEIGHTS")
+    monkeypatch.setitem(weights.WEIGHTS, "clip-vit-b-32", replace(spec, sha256=published))
+    assert ClipTextEncoder().encode(["bottle"]).shape == (1, 512)
+
+
+def test_clip_state_dict_that_would_run_code_is_refused(tmp_path: Path) -> None:
+    marker, evil = tmp_path / "PAYLOAD-RAN", tmp_path / "clip.pt"
+    torch.save({"visual.proj": _Touch(marker)}, evil)
+    with pytest.raises(WeightsError, match=r"pathlib\.Path.*OVDET_TRUST_WEIGHTS=1"):
+        ClipTextEncoder(evil).encode(["x"])
+    assert not marker.exists()
+
+
+class _Touch:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return pathlib.Path.touch, (pathlib.Path(self.path),)

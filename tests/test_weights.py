@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import os
+import subprocess
+import sys
 import threading
 import typing
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from ovdet import WeightsError, weights
+from tests import network_guard
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -165,3 +173,59 @@ def test_digest_is_computed_once_per_file_version(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(weights.hashlib, "sha256", lambda *a: calls.append(a) or real_sha256(*a))
     assert weights.file_sha256(path) == first == expected
     assert calls == []
+
+
+def test_pin_is_the_digest_of_the_bytes_loaded(empty_weights: Path) -> None:
+    """A file swapped between loading and pinning must not get its own digest pinned."""
+    target = empty_weights / "yolov8m-worldv2.pt"
+    empty_weights.mkdir()
+    target.write_bytes(b"the weights that were loaded")
+    loaded = weights.read_weights(target)
+    target.write_bytes(b"a file swapped in afterwards")
+    weights.pin_first_use(loaded)
+    assert (empty_weights / weights.SUMS_FILE).read_text() == f"{loaded.sha256}  yolov8m-worldv2.pt\n"
+    with pytest.raises(WeightsError, match="SHA-256"):
+        weights.read_weights(target)
+
+
+def test_own_checkpoint_with_other_types_loads_only_when_trusted(
+    model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ovdet.backends.torch_backend import load_world_model
+
+    checkpoint = torch.load(model_path, map_location="cpu", weights_only=False)  # the test's own fixture
+    checkpoint["train_results"] = {"map50": np.linspace(0.1, 0.5, 5)}  # numpy arrays are outside the allowlist
+    own = tmp_path / "own.pt"
+    torch.save(checkpoint, own)
+    with pytest.raises(WeightsError, match=r"numpy.*OVDET_TRUST_WEIGHTS=1") as error:
+        load_world_model(weights.read_weights(own))
+    assert "\n" not in str(error.value)
+    monkeypatch.setenv("OVDET_TRUST_WEIGHTS", "1")
+    assert type(load_world_model(weights.read_weights(own))).__name__ == "WorldModel"
+
+
+_CONVERT_TO_OPENVINO = """
+import sys
+from pathlib import Path
+
+import torch
+
+from ovdet.export.writers import write_onnx, write_openvino
+
+folder = Path(sys.argv[1])
+write_onnx(torch.nn.Conv2d(3, 4, 1), (torch.zeros(1, 3, 8, 8),), folder / "tiny.onnx")
+write_openvino(folder / "tiny.onnx", folder / "tiny.xml", half=False)
+"""
+
+
+def test_openvino_conversion_sends_no_telemetry(tmp_path: Path) -> None:
+    """``import openvino`` and ``convert_model`` report usage to Google Analytics unless ovdet turns that off."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "OVDET_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-c", _CONVERT_TO_OPENVINO, str(tmp_path)], env=env, cwd=REPO, check=True,
+                   capture_output=True, timeout=300)  # fmt: skip
+    assert (tmp_path / "tiny.xml").is_file()
+    network_log = Path(os.environ[network_guard.LOG_VARIABLE])
+    assert not network_log.is_file() or network_log.read_text() == ""
+    assert not any(home.iterdir()), "OpenVINO's telemetry wrote its client id into the home folder"

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, missing_dependency
+from .._openvino import import_openvino
+from ..errors import ConfigError
 from ..export.artifact import IMAGES_INPUT, TEXT_INPUT
 from ..export.runtime import ExportedBackend
 
@@ -59,10 +60,7 @@ class OpenVinoBackend(ExportedBackend):
 
     def __init__(self, path: str | os.PathLike[str], device: str = "auto", half: bool = False) -> None:
         super().__init__(path, "openvino")
-        try:
-            import openvino
-        except ImportError as exc:
-            raise missing_dependency("openvino", "openvino", f"running {self.artifact.model_path.name}") from exc
+        openvino = import_openvino(f"running {self.artifact.model_path.name}")
         core = openvino.Core()
         self.device = openvino_device(device, core.available_devices)
         model = core.read_model(str(self.artifact.model_path))

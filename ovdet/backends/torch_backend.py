@@ -10,10 +10,11 @@ import logging
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .. import weights
+from .. import checkpoint, weights
 from ..errors import WeightsError, missing_dependency
 from ..text import ClipTextEncoder
 
@@ -40,28 +41,63 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def load_world_model(path: Path):
-    """Load a YOLO-World checkpoint, refusing other models and unreadable files with a clear error."""
+def load_world_model(file: weights.WeightsFile):
+    """Load a YOLO-World checkpoint from its checked bytes, building only what an Ultralytics checkpoint holds.
+
+    The restricted load uses Ultralytics' own allowlist (its model and layer classes, the data types its
+    releases pickle), which also keeps a file from building layers through ``eval``; other models and unreadable
+    files are refused with a clear error.
+    """
     try:
-        import torch  # noqa: F401
-        from ultralytics.nn.tasks import WorldModel, load_checkpoint
+        import torch
+        from ultralytics.nn.tasks import WorldModel, _SafeLoad
     except ImportError as exc:
-        raise missing_dependency(exc.name or "torch", "torch", f"loading {path.name}") from exc
+        raise missing_dependency(exc.name or "torch", "torch", f"loading {file.path.name}") from exc
+    if not (_SafeLoad.SUPPORTED or checkpoint.trusted()):
+        raise WeightsError(
+            f"loading {file.path} safely needs torch 2.6 or newer (found {torch.__version__}): upgrade torch, "
+            f"or set {checkpoint.TRUST_VARIABLE}=1 if you trust this file"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model, _ = load_checkpoint(str(path), device="cpu")
+            model = _model_from(checkpoint.load(file, "YOLO-World", allowlist=_SafeLoad.loading), file.path)
+    except WeightsError:
+        raise
     except Exception as exc:  # torch.load and Ultralytics raise many types for a damaged file
         raise WeightsError(
-            f"{path} is not a readable Ultralytics checkpoint ({type(exc).__name__}): "
+            f"{file.path} is not a readable Ultralytics checkpoint ({type(exc).__name__}): "
             f"re-download it or pass a YOLO-World .pt file"
         ) from exc
     if not isinstance(model, WorldModel):
         raise WeightsError(
-            f"{path} is a {type(model).__name__}, not a YOLO-World model: ovdet needs open-vocabulary weights "
+            f"{file.path} is a {type(model).__name__}, not a YOLO-World model: ovdet needs open-vocabulary weights "
             f"such as yolov8s-worldv2.pt"
         )
     return model
+
+
+def _model_from(ckpt: Any, path: Path):
+    """The FP32 eval-mode model of an Ultralytics checkpoint, set up as Ultralytics' ``load_checkpoint`` does."""
+    import torch
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+    from ultralytics.nn.tasks import guess_model_task
+
+    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
+    if not isinstance(model, torch.nn.Module):
+        raise WeightsError(f"{path} holds no Ultralytics model: pass a YOLO-World .pt file such as yolov8s-worldv2.pt")
+    model = model.float()
+    model.args = {**DEFAULT_CFG_DICT, **ckpt.get("train_args", {})}
+    model.pt_path = str(path)
+    model.task = getattr(model, "task", guess_model_task(model))
+    if not hasattr(model, "stride"):
+        model.stride = torch.tensor([32.0])
+    for module in model.modules():
+        if hasattr(module, "inplace"):
+            module.inplace = True
+        elif isinstance(module, torch.nn.Upsample) and not hasattr(module, "recompute_scale_factor"):
+            module.recompute_scale_factor = None
+    return model.eval()
 
 
 class TorchBackend:
@@ -89,8 +125,10 @@ class TorchBackend:
         self.half = half and self.device.startswith("cuda")
         if half and not self.half:
             warnings.warn("half precision needs CUDA; running FP32 on the CPU", UserWarning, stacklevel=3)
-        model = load_world_model(path)
-        weights.pin_first_use(path)
+        file = weights.read_weights(path)
+        model = load_world_model(file)
+        weights.pin_first_use(file)
+        self.sha256 = file.sha256
         model = model.fuse(verbose=False).to(self.device)
         self.model = model.half() if self.half else model.float()
         self.stride = int(self.model.stride.max())

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from .._openvino import import_openvino
 from ..errors import ConfigError, ModelError, missing_dependency
 from .artifact import IMAGES_INPUT, OUTPUT, TEXT_INPUT
 
@@ -68,10 +69,7 @@ def _trace_to_onnx(
 
 def write_openvino(onnx_path: Path, xml_path: Path, half: bool) -> Path:
     """Convert an ONNX detector graph to OpenVINO IR (``.xml`` + ``.bin``); ``half`` stores FP16 weights."""
-    try:
-        import openvino
-    except ImportError as exc:
-        raise missing_dependency("openvino", "openvino", "exporting to OpenVINO") from exc
+    openvino = import_openvino("exporting to OpenVINO")
     model = openvino.convert_model(str(onnx_path))
     openvino.save_model(model, str(xml_path), compress_to_fp16=half)  # its default would compress FP32 exports too
     return xml_path
