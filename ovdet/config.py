@@ -8,7 +8,14 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["InferenceSettings"]
+__all__ = ["MAX_BATCH_PIXELS", "MAX_IMGSZ", "InferenceSettings"]
+
+# The network's activations take about 210 bytes per input pixel (yolov8s-worldv2 on PyTorch, measured: 0.35 GB at
+# 1280², 1 GB at 2560²; the l and x models are wider), so a forward pass over 4096² pixels needs about 3.5 GB with
+# the s model and 9 GB with the x model: the most a 24 GB machine can take with room to spare. 8192² would need
+# 14–35 GB, and a larger --imgsz is killed by the kernel without a message.
+MAX_IMGSZ = 4096
+MAX_BATCH_PIXELS = MAX_IMGSZ * MAX_IMGSZ  # batch × imgsz², e.g. batch 40 at imgsz 640
 
 
 @dataclass(frozen=True)
@@ -18,11 +25,12 @@ class InferenceSettings:
     Attributes:
         conf: Minimum confidence of a reported box, in [0, 1].
         iou: IoU above which non-maximum suppression drops the weaker box, in [0, 1].
-        imgsz: Longest side of the network input, a positive multiple of 32.
+        imgsz: Longest side of the network input, a multiple of 32 up to ``MAX_IMGSZ`` (4096).
         max_det: Most boxes reported per image.
         half: Run the network in FP16 (CUDA only; ignored with a warning on CPU).
         agnostic_nms: Suppress overlapping boxes across classes (one box, one label).
-        batch: Images per forward pass for sequences (folders, videos).
+        batch: Images per forward pass for sequences (folders, videos); ``batch × imgsz²`` is at most
+            ``MAX_BATCH_PIXELS`` (4096², so 40 images at imgsz 640).
 
     Example:
         >>> InferenceSettings(conf=0.1).replace(imgsz=320).imgsz
@@ -48,6 +56,17 @@ class InferenceSettings:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.imgsz % 32:
             raise ConfigError(f"imgsz must be a multiple of 32 (the model's largest stride), got {self.imgsz}")
+        if self.imgsz > MAX_IMGSZ:
+            raise ConfigError(
+                f"imgsz {self.imgsz} is more than the maximum of {MAX_IMGSZ}: the network would need more memory "
+                f"than a 24 GB machine has; pass e.g. imgsz=1280"
+            )
+        if self.batch * self.imgsz**2 > MAX_BATCH_PIXELS:
+            most = MAX_BATCH_PIXELS // self.imgsz**2
+            raise ConfigError(
+                f"batch {self.batch} at imgsz {self.imgsz} is too large: batch × imgsz² may be at most "
+                f"{MAX_IMGSZ}² (batch ≤ {most} at imgsz {self.imgsz}) to fit in memory; pass batch={min(most, 8)}"
+            )
 
     def replace(self, **changes: Any) -> InferenceSettings:
         """Return a validated copy with some settings changed; ``None`` values keep the current setting."""

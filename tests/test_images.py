@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from pathlib import Path
 
 import cv2
@@ -10,7 +11,9 @@ import pytest
 from PIL import Image
 
 from ovdet import SourceError
-from ovdet.io.images import expand_image_source, load_image, to_bgr8
+from ovdet.io import images
+from ovdet.io.images import MAX_IMAGE_PIXELS, expand_image_source, load_image, to_bgr8
+from tests.media import png_header, refusing_open
 
 
 @pytest.fixture
@@ -104,3 +107,120 @@ def test_glob_and_empty_folder(tmp_path: Path, colour: np.ndarray) -> None:
         expand_image_source(empty)
     with pytest.raises(SourceError, match="does not exist"):
         expand_image_source(tmp_path / "missing")
+
+
+def _write_exif_rotated(path: Path, image: np.ndarray) -> None:
+    pil = Image.fromarray(image[..., ::-1])
+    exif = pil.getexif()
+    exif[0x0112] = 6  # orientation: rotate 90° clockwise to display
+    pil.save(path, exif=exif)
+
+
+@pytest.mark.parametrize(
+    ("name", "write"),
+    [
+        ("c.jpg", lambda p, im: cv2.imwrite(str(p), im)),
+        ("c.png", lambda p, im: cv2.imwrite(str(p), im)),
+        ("c16.png", lambda p, im: cv2.imwrite(str(p), im.astype(np.uint16) * 257 + 3)),
+        ("g.png", lambda p, im: cv2.imwrite(str(p), cv2.cvtColor(im, cv2.COLOR_BGR2GRAY))),
+        ("a.png", lambda p, im: cv2.imwrite(str(p), np.dstack([im, im[..., 0]]))),
+        ("p.png", lambda p, im: Image.fromarray(im[..., ::-1]).convert("P", palette=Image.ADAPTIVE).save(p)),
+        ("c.webp", lambda p, im: cv2.imwrite(str(p), im)),
+        ("c.tif", lambda p, im: cv2.imwrite(str(p), im)),
+        ("r.jpg", _write_exif_rotated),
+    ],
+    ids=["jpeg", "png", "png-16-bit", "gray", "rgba", "palette", "webp", "tiff", "exif-rotated"],
+)
+def test_files_decode_to_what_opencv_reads(tmp_path: Path, bottle_frames: list[np.ndarray], name: str, write) -> None:
+    """Pillow decodes files, and the pixels equal OpenCV's IMREAD_COLOR (what Ultralytics feeds the model)."""
+    path = tmp_path / name
+    write(path, cv2.resize(bottle_frames[0], (96, 54)))
+    expected = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(load_image(path), expected)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "mention"),
+    [(40000, 40000, "more than 67,108,864 pixels"), (12000, 9000, "more than"), (9000, 9000, "9000×9000 pixels")],
+    ids=["40000x40000", "past-pillow-warning", "past-ovdet-limit"],
+)
+def test_too_large_image_is_refused_from_its_header(tmp_path: Path, width: int, height: int, mention: str) -> None:
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_header(width, height))  # the header only: decoding would fail with another message
+    with pytest.raises(SourceError, match=mention) as caught:
+        load_image(path)
+    assert "8192×8192" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_limit_is_inclusive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 48 * 32)
+    path = tmp_path / "c.png"
+    cv2.imwrite(str(path), np.zeros((32, 48, 3), np.uint8))
+    assert load_image(path).shape == (32, 48, 3)
+    cv2.imwrite(str(path), np.zeros((33, 48, 3), np.uint8))
+    with pytest.raises(SourceError, match="48×33 pixels"):
+        load_image(path)
+
+
+def _png(image: np.ndarray) -> bytes:
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def _broken_crc(image: np.ndarray) -> bytes:
+    data = bytearray(_png(image))
+    data[29] ^= 0xFF  # the header chunk's checksum
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        lambda im: _broken_crc(im),
+        lambda im: _png(im)[:60],
+        lambda im: png_header(0, 0),
+        lambda im: cv2.imencode(".jpg", im)[1].tobytes()[:300],
+        lambda im: b"hello, I am text\n",
+    ],
+    ids=["png-broken-crc", "png-truncated", "png-0x0", "jpeg-truncated", "text-named-jpg"],
+)
+def test_damaged_files_are_one_error_and_nothing_on_stderr(
+    tmp_path: Path, colour: np.ndarray, content, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """No libpng or OpenCV lines on stderr: the error is ovdet's own."""
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content(colour))
+    capfd.readouterr()
+    with pytest.raises(SourceError, match="could not be decoded") as caught:
+        load_image(path)
+    assert capfd.readouterr().err == ""
+    assert "\n" not in str(caught.value)
+
+
+def test_one_pixel_image_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "dot.png"
+    cv2.imwrite(str(path), np.full((1, 1, 3), 9, np.uint8))
+    assert load_image(path).tolist() == [[[9, 9, 9]]]
+
+
+def test_unreadable_file_is_an_error(tmp_path: Path, colour: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "locked.png"
+    cv2.imwrite(str(path), colour)
+    monkeypatch.setattr(builtins, "open", refusing_open(path))
+    with pytest.raises(SourceError, match=r"locked\.png cannot be read \(permission denied\)"):
+        load_image(path)
+
+
+def test_unreadable_folder_is_an_error(tmp_path: Path, colour: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    cv2.imwrite(str(tmp_path / "a.png"), colour)
+
+    def refuse(self: Path):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "iterdir", refuse)
+    with pytest.raises(SourceError, match="cannot be read \\(permission denied\\)"):
+        expand_image_source(tmp_path)
+
+
+def test_limit_is_documented() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"{MAX_IMAGE_PIXELS:,}" in readme and "8192×8192" in readme

@@ -1,21 +1,34 @@
-"""Still images in, BGR uint8 arrays out: paths, arrays and PIL images; grayscale, RGBA and 16-bit converted."""
+"""Still images in, BGR uint8 arrays out: paths, arrays and PIL images; grayscale, RGBA and 16-bit converted.
+
+Files are decoded with Pillow, which reports damage as exceptions: OpenCV's decoders print libpng and libjpeg
+messages on stderr. The pixels equal ``cv2.imread(path, cv2.IMREAD_COLOR)``'s (EXIF rotation applied, alpha
+dropped, 16 bits scaled to 8), as Ultralytics reads files.
+"""
 
 from __future__ import annotations
 
 import glob
 import os
+import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import SourceError
 
-__all__ = ["IMAGE_SUFFIXES", "expand_image_source", "load_image", "to_bgr8"]
+__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "expand_image_source", "load_image", "to_bgr8"]
 
 IMAGE_SUFFIXES = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp", ".pbm", ".pgm", ".ppm"})
+# 8192×8192 (67 megapixels, more than any phone or DSLR): 192 MiB per BGR copy. Reading a folder holds about
+# 3 × batch + 12 frames at once (read ahead, in inference, queued for the outputs), so a folder of such images
+# needs about 3 GB at the default batch and 7 GB at batch 8 — within a 24 GB machine. Checked from the header,
+# before any pixel is decoded; Pillow's own bomb check starts above this (89 megapixels).
+MAX_IMAGE_PIXELS = 8192 * 8192
 
 
 def to_bgr8(image: np.ndarray, where: str = "image") -> np.ndarray:
@@ -44,7 +57,8 @@ def load_image(source: Any) -> np.ndarray:
     """Read a path, a numpy BGR array or a PIL image as HxWx3 BGR uint8.
 
     Raises:
-        SourceError: the file is missing, empty, or not a decodable image.
+        SourceError: the file is missing, unreadable, empty, larger than ``MAX_IMAGE_PIXELS`` (checked from the
+            header, before decoding) or not a decodable image.
     """
     if isinstance(source, np.ndarray):
         return to_bgr8(source, "array")
@@ -56,14 +70,49 @@ def load_image(source: Any) -> np.ndarray:
     path = Path(source)
     if not path.is_file():
         raise SourceError(f"image {path} does not exist: check the path")
-    data = np.fromfile(path, dtype=np.uint8)
-    if data.size == 0:
-        raise SourceError(f"image {path} is empty (0 bytes): re-copy or re-export it")
-    # IMREAD_COLOR, as Ultralytics reads files: grayscale, alpha and 16-bit come out as 8-bit BGR, EXIF-rotated
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None:
-        raise SourceError(f"image {path} could not be decoded: the file is corrupt or not an image")
-    return image
+    return _read_file(path)
+
+
+def _read_file(path: Path) -> np.ndarray:
+    try:
+        if path.stat().st_size == 0:
+            raise SourceError(f"image {path} is empty (0 bytes): re-copy or re-export it")
+        with warnings.catch_warnings():
+            # Pillow warns from 89 megapixels on, above ovdet's own limit: the warning means the image is too large.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with _pillow_open()(path) as image:
+                _check_size(path, image.size)
+                ImageOps.exif_transpose(image, in_place=True)
+                return _from_pil(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise SourceError(f"image {path} has more than {_limit_text()}") from exc
+    except PermissionError as exc:
+        raise SourceError(f"image {path} cannot be read (permission denied): check the file's permissions") from exc
+    except UnidentifiedImageError as exc:
+        raise SourceError(f"image {path} could not be decoded: the file is corrupt or not an image") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SourceError(f"image {path} could not be decoded ({reason}): the file is corrupt or truncated") from exc
+
+
+def _pillow_open() -> Callable[..., Image.Image]:
+    """Pillow's own ``Image.open``.
+
+    Importing Ultralytics replaces ``PIL.Image.open`` with a wrapper that, for a file Pillow cannot identify, tries
+    to pip-install ``pi-heif`` and then fails with ``ModuleNotFoundError``; it keeps Pillow's as ``_image_open``.
+    """
+    original = getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", None)
+    return original if getattr(original, "__module__", None) == Image.__name__ else Image.open
+
+
+def _check_size(path: Path, size: tuple[int, int]) -> None:
+    width, height = size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise SourceError(f"image {path} is {width}×{height} pixels: more than {_limit_text()}")
+
+
+def _limit_text() -> str:
+    return f"{MAX_IMAGE_PIXELS:,} pixels (8192×8192), the most ovdet reads: downscale it or cut it into tiles"
 
 
 def expand_image_source(source: str | os.PathLike[str]) -> list[Path]:
@@ -79,8 +128,11 @@ def expand_image_source(source: str | os.PathLike[str]) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        candidates = sorted(p for p in path.iterdir() if p.is_file())
         where = f"folder {path}"
+        try:
+            candidates = sorted(p for p in path.iterdir() if p.is_file())
+        except PermissionError as exc:
+            raise SourceError(f"{where} cannot be read (permission denied): check its permissions") from exc
     elif glob.has_magic(text):
         candidates = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file())
         where = f"pattern {text!r}"

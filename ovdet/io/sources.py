@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, OvdetError, SourceError
+from .frame_index import SourceIndex, describe, spans_of
 from .images import expand_image_source, load_image
 
 __all__ = [
@@ -92,7 +93,8 @@ def open_source(source: str | int | os.PathLike[str], *, vid_stride: int = 1, re
     """Pick the source type for what the user passed.
 
     Args:
-        source: An image, folder or glob; a video file; a webcam index (``0`` or ``"0"``); or a stream URL.
+        source: An image, folder or glob; a video file; a webcam index (``0``, or ``"0"`` when no file or folder
+            has that name); or a stream URL.
         vid_stride: Keep every n-th frame of a video or stream.
         reconnect_timeout: Seconds a dropped live stream may stay away before ovdet gives up.
 
@@ -103,8 +105,10 @@ def open_source(source: str | int | os.PathLike[str], *, vid_stride: int = 1, re
     """
     if isinstance(vid_stride, bool) or not isinstance(vid_stride, int) or vid_stride < 1:
         raise ConfigError(f"vid_stride must be a positive integer, got {vid_stride!r}")
-    text = os.fspath(source) if not isinstance(source, int) else str(source)
-    if text.isdigit():
+    if isinstance(source, int) and not isinstance(source, bool):
+        return Webcam(source, vid_stride=vid_stride)
+    text = os.fspath(source)
+    if text.isdigit() and not os.path.lexists(text):  # a file or folder named "2024" is not webcam 2024
         return Webcam(int(text), vid_stride=vid_stride)
     if text.lower().startswith(STREAM_SCHEMES):
         return LiveStream(text, vid_stride=vid_stride, reconnect_timeout=reconnect_timeout)
@@ -127,17 +131,25 @@ class ImageSequence(FrameSource):
         if self._first is not None:
             yield Frame(self._first, 0, None, str(self.paths[0]))
             return
+        read = 0
         for path in self.paths:
             try:
                 image = load_image(path)
             except OvdetError as exc:
                 self.warn(f"skipped {exc}")
                 continue
+            read += 1
             yield Frame(image, 0, None, str(path))
+        if read == 0:
+            raise SourceError(f"none of the {len(self.paths)} images in {self.name} could be read (see the warnings)")
 
 
 class VideoFile(FrameSource):
-    """A video file decoded with PyAV; a truncated or partly corrupt file yields every readable frame, then warns."""
+    """A video file decoded with PyAV; a truncated or partly corrupt file yields every readable frame, then warns.
+
+    ``Frame.index`` is the frame's number in the source, counted by :class:`SourceIndex`, so frames lost to damage
+    leave their numbers out, and ``vid_stride`` keeps the frames whose number is a multiple of it.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, vid_stride: int = 1) -> None:
         import av
@@ -146,10 +158,15 @@ class VideoFile(FrameSource):
         self.vid_stride = vid_stride
         try:
             self._container = av.open(self.name)
-            self._stream = self._container.streams.video[0]
-        except (av.error.FFmpegError, IndexError, OSError) as exc:
+        except (av.error.FFmpegError, OSError) as exc:
             reason = _reason(exc)
             raise SourceError(f"video {self.name} could not be opened ({reason}): check that it is a video") from exc
+        if not self._container.streams.video:
+            kinds = ", ".join(sorted({stream.type for stream in self._container.streams}))
+            self._container.close()
+            found = f"only {kinds}" if kinds else "no stream at all"
+            raise SourceError(f"{self.name} holds no video stream ({found}): pass a video file")
+        self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = Fraction(rate) if rate else None
@@ -157,64 +174,64 @@ class VideoFile(FrameSource):
         self.declared_frames = declared
         self.total = -(-declared // vid_stride) if declared else None
         self.decoded = 0
-        self._last_pts: int | None = None
+        self.numbering = SourceIndex(self.fps, self._stream.time_base, self._stream.start_time)
+        self._corrupt: list[int] = []  # frames the decoder concealed damage in
+        self._undecodable: list[str] = []  # why each undecodable packet failed
+        self._stopped: str | None = None  # where and why demuxing broke off
 
     def __iter__(self) -> Iterator[Frame]:
         import av
 
-        problems: list[str] = []
         try:
-            for packet in self._packets(problems):
+            for packet in self._packets():
                 try:
                     decoded = packet.decode() if packet is not None else self._stream.codec_context.decode(None)
                 except av.error.FFmpegError as exc:
-                    problems.append(f"undecodable data after frame {self.decoded - 1} ({_reason(exc)})")
+                    self._undecodable.append(_reason(exc))
                     continue
-                yield from self._selected(decoded, problems)
+                yield from self._selected(decoded)
         finally:
             self.close()
-        self._report(problems)
+        self._report()
 
-    def _packets(self, problems: list[str]):
+    def _packets(self):
         """Demuxed packets; where demuxing breaks off, ``None`` to flush the frames the decoder still holds."""
         import av
 
         try:
             yield from self._container.demux(self._stream)
         except av.error.FFmpegError as exc:
-            problems.append(f"reading stopped ({_reason(exc)})")
+            where = f"after frame {self.numbering.last}" if self.numbering.last >= 0 else "before the first frame"
+            self._stopped = f"reading stopped {where} ({_reason(exc)})"
             yield None
 
-    def _selected(self, decoded, problems: list[str]) -> Iterator[Frame]:
+    def _selected(self, decoded) -> Iterator[Frame]:
         for frame in decoded:
-            index = self.decoded
+            index = self.numbering.next(frame.pts)
             self.decoded += 1
-            self._check_continuity(frame, index, problems)
+            if frame.is_corrupt:
+                self._corrupt.append(index)
             if index % self.vid_stride == 0:
                 timestamp = float(frame.pts * self._stream.time_base) if frame.pts is not None else None
                 yield Frame(frame.to_ndarray(format="bgr24"), index, timestamp, self.name)
 
-    def _check_continuity(self, frame, index: int, problems: list[str]) -> None:
-        """Note frames the decoder concealed damage in, and gaps in the timestamps (frames lost to damage)."""
-        if frame.is_corrupt:
-            problems.append(f"frame {index} decoded with errors")
-        if frame.pts is not None and self._last_pts is not None and self.fps:
-            step = 1 / (self.fps * self._stream.time_base)
-            missing = round((frame.pts - self._last_pts) / step) - 1
-            if missing > 0 and frame.pts - self._last_pts > 1.5 * step:
-                problems.append(f"about {missing} frame(s) missing before frame {index}")
-        self._last_pts = frame.pts
-
-    def _report(self, problems: list[str]) -> None:
+    def _report(self) -> None:
         if self.decoded == 0:
             raise SourceError(f"no frame of video {self.name} could be decoded: the file is empty or corrupt")
-        short = self.declared_frames is not None and self.decoded < self.declared_frames
-        if problems or short:
-            shown = problems[:3] + ([f"{len(problems) - 3} more problem(s)"] if len(problems) > 3 else [])
-            detail = "; ".join(shown) or f"the container declares {self.declared_frames} frames"
+        last, declared = self.numbering.last, self.declared_frames
+        damage = [
+            f"{describe([(last + 1, declared - 1)])} missing at the end" if declared and last + 1 < declared else "",
+            f"{describe(spans_of(self._corrupt))} decoded with errors" if self._corrupt else "",
+            f"{len(self._undecodable)} packet(s) undecodable ({self._undecodable[0]})" if self._undecodable else "",
+            self._stopped or "",
+        ]
+        gaps = f"{describe(self.numbering.gaps)} missing" if self.numbering.gaps else ""
+        # Gaps alone in a constant-rate file are frames the recorder dropped; in a variable-rate one, long frames.
+        if any(damage) or (gaps and self.numbering.constant):
+            detail = "; ".join(part for part in (gaps, *damage) if part)
             self.warn(
-                f"video {self.name} is truncated or corrupt: read {self.decoded} frames, last good frame "
-                f"{self.decoded - 1} ({detail})"
+                f"video {self.name} is truncated or corrupt: {detail}; read {self.decoded} frame(s), the last is "
+                f"frame {last}"
             )
 
     def close(self) -> None:
@@ -310,7 +327,12 @@ class Webcam(FrameSource):
 
         self.name = f"webcam:{index}"
         self.vid_stride = vid_stride
-        self._capture = cv2.VideoCapture(index)
+        previous = cv2.utils.logging.getLogLevel()
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # OpenCV prints each failed probe itself
+        try:
+            self._capture = cv2.VideoCapture(index)
+        finally:
+            cv2.utils.logging.setLogLevel(previous)
         if not self._capture.isOpened():
             raise SourceError(f"camera {index} could not be opened: check that it exists and is not in use")
         fps = self._capture.get(cv2.CAP_PROP_FPS)
@@ -342,5 +364,5 @@ class Webcam(FrameSource):
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = (getattr(exc, "strerror", None) or str(exc)).strip().splitlines()
     return text[0] if text else type(exc).__name__
