@@ -39,9 +39,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     detect.add_argument("--model", default="yolov8s-worldv2", help="registry name or model file (default %(default)s)")
     detect.add_argument("--conf", type=float, help="confidence threshold (default 0.25)")
     detect.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.7)")
-    detect.add_argument("--imgsz", type=int, help="network input size, a multiple of 32 (default 640)")
+    detect.add_argument("--imgsz", type=int, help="network input size, a multiple of 32 up to 4096 (default 640)")
     detect.add_argument("--max-det", type=int, help="most boxes per image (default 300)")
-    detect.add_argument("--batch", type=int, help="frames per forward pass (default 1)")
+    detect.add_argument("--batch", type=int, help="frames per forward pass; batch × imgsz² ≤ 4096² (default 1)")
     detect.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
     detect.add_argument(
         "--runtime",
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                     if watcher is not None and (edited := watcher.poll()) is not None:
                         _use_vocabulary(detector, edited, writer.sinks)
         finally:
-            stop.finalizing = True  # from here on a second Ctrl-C must not cut the closing of the outputs short
+            stop.closing()  # from here on no signal may cut the closing of the outputs short
             writer.close()
     if summary.frames == 0 and stop.signum is None:
         raise SourceError(f"no frame or image could be read from {source.name}")
@@ -129,7 +129,8 @@ def _check_paths(args: argparse.Namespace, source) -> None:
         check_suffix("--coco", args.coco, [".json"])
     if args.events:
         check_suffix("--events", args.events, list(JSONL_SUFFIXES))
-    inputs = [Target("the input", Path(path)) for path in getattr(source, "paths", ())]
+    read = getattr(source, "paths", None) or ([Path(source.name)] if Path(source.name).is_file() else [])
+    inputs = [Target("the input", Path(path)) for path in read]
     inputs += [Target(role, Path(path)) for role, path in (("--vocab", args.vocab), ("--model", args.model)) if path]
     outputs = [Target("--output", Path(path)) for path in args.output]
     if args.coco:
@@ -177,19 +178,27 @@ def _open_sinks(args: argparse.Namespace, source) -> list:
 class _StopRequest:
     """Set by SIGINT/SIGTERM: the frame in flight finishes, outputs are closed valid, then the run ends.
 
-    A second signal stops at once — unless the outputs are already being closed, which always completes.
+    A second signal stops at once — unless the outputs are already being closed: from then on signals are
+    ignored (at the OS level, so that also holds while the interpreter shuts down), and closing always completes.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, handles_signals: bool) -> None:
         self.signum: int | None = None
         self.event = threading.Event()
         self.finalizing = False
+        self.handles_signals = handles_signals
+
+    def closing(self) -> None:
+        self.finalizing = True
+        if self.handles_signals:
+            for signum in EXIT_BY_SIGNAL:
+                signal.signal(signum, signal.SIG_IGN)
 
 
 @contextmanager
 def _stop_on_signals() -> Iterator[_StopRequest]:
-    stop = _StopRequest()
-    if threading.current_thread() is not threading.main_thread():
+    stop = _StopRequest(handles_signals=threading.current_thread() is threading.main_thread())
+    if not stop.handles_signals:
         yield stop
         return
 
@@ -206,8 +215,9 @@ def _stop_on_signals() -> Iterator[_StopRequest]:
         if stop.signum is None:
             raise
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        if stop.signum is None:  # once stopped by a signal, later ones stay ignored while the process exits
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 @contextmanager

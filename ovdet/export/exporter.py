@@ -1,7 +1,7 @@
 """Export a detector: its vocabulary baked in (fixed), or taken per call with the CLIP text tower beside it (dynamic).
 
-The export is written into a hidden sibling folder and renamed into place once complete, so an interrupted export
-never leaves a half-written artifact under the requested name.
+The export is written into a hidden staging folder and moved into place once complete, so an interrupted export
+never leaves a half-written artifact under the requested name, and nothing ovdet did not write is ever deleted.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..errors import ConfigError, ModelError
+from ..errors import ConfigError, ModelError, OvdetError
 from ..weights import file_sha256
-from .artifact import FORMAT_SUFFIXES, METADATA_FILE, ArtifactMetadata, TextTowerInfo
+from .artifact import FORMAT_SUFFIXES, METADATA_FILE, Artifact, ArtifactMetadata, TextTowerInfo
 
 if TYPE_CHECKING:
     import torch
@@ -239,22 +239,42 @@ def _check_target(folder: Path) -> None:
 
 @contextmanager
 def _staging(folder: Path) -> Iterator[Path]:
-    """A fresh hidden sibling of ``folder`` to write into; it replaces ``folder`` only if the block succeeds."""
-    staging = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
+    """A fresh hidden folder to write into; its files reach ``folder`` only if the block succeeds.
+
+    A new ``folder`` appears whole, by one rename. In an existing one, only the files of the earlier export
+    (those its ``ovdet.json`` names) are replaced or removed: whatever else the user keeps there stays.
+    """
+    folder = folder.resolve()
+    existing = folder.is_dir()
+    if not existing:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = (folder if existing else folder.parent) / f".{folder.name}.partial-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)  # left over by an export that was killed
-    staging.mkdir(parents=True)
+    staging.mkdir()
     try:
         yield staging
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if folder.exists():
-        previous = folder.with_name(f".{folder.name}.previous-{os.getpid()}")
-        os.replace(folder, previous)
+    if not existing:
         os.replace(staging, folder)
-        shutil.rmtree(previous)
-    else:
-        os.replace(staging, folder)
+        return
+    earlier = _files_of_export(folder)
+    written = sorted(p.name for p in staging.iterdir())
+    for name in sorted(written, key=lambda name: name == METADATA_FILE):  # the metadata last: it names the rest
+        os.replace(staging / name, folder / name)
+    staging.rmdir()
+    for name in sorted(earlier - set(written)):
+        (folder / name).unlink(missing_ok=True)
+
+
+def _files_of_export(folder: Path) -> set[str]:
+    """The files an earlier export in ``folder`` wrote, as its ``ovdet.json`` names them."""
+    try:
+        metadata = ArtifactMetadata.from_json((folder / METADATA_FILE).read_text(encoding="utf-8"))
+    except (OSError, OvdetError):
+        return {METADATA_FILE}
+    return set(Artifact(folder, metadata).file_names())
 
 
 def _write_detector_graph(
