@@ -9,6 +9,8 @@ Example:
 
 from __future__ import annotations
 
+import os
+import sys
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,15 @@ from .errors import (
 )
 
 __version__ = "0.1.0"
+
+# ovdet makes no network connection but the weights download a user asks for, and never unpickles code. So, for
+# the whole process: OpenVINO's usage telemetry cannot load (OpenVINO then uses its own no-op stub; see
+# ovdet/_openvino.py), and Ultralytics loads checkpoints with its allow-list only (ovdet bench goes through it).
+sys.modules.setdefault("openvino_telemetry", None)
+for _name, _value in (("YOLO_OFFLINE", "1"), ("YOLO_AUTOINSTALL", "False")):
+    os.environ.setdefault(_name, _value)
+if os.environ.get("OVDET_TRUST_WEIGHTS", "").lower() not in ("1", "true", "yes"):
+    os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
 
 __all__ = [
     "ConfigError",

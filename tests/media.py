@@ -121,3 +121,11 @@ def refusing_open(*locked: Path):
         return original(file, *args, **kwargs)
 
     return open_unless_locked
+
+
+EMPTY_GRAY = 128  # a uniform mid-gray frame: the test model finds nothing in it (tests/test_empty_frames.py checks)
+
+
+def empty_frames(count: int, like: np.ndarray) -> list[np.ndarray]:
+    """``count`` uniform gray frames of ``like``'s size: frames where nothing is found."""
+    return [np.full_like(like, EMPTY_GRAY) for _ in range(count)]
