@@ -99,3 +99,16 @@ def test_console_script_version_and_help() -> None:
     assert version.returncode == 0 and version.stdout.strip() == f"ovdet {__version__}"
     helped = subprocess.run(["ovdet", "detect", "--help"], capture_output=True, text=True)
     assert helped.returncode == 0 and "--save-annotated" in helped.stdout
+
+
+def test_warnings_start_their_own_line_above_the_progress_bar(tmp_path: Path, capfd, model_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, frame in enumerate(read_frames(BOTTLES, 4, step=40)):
+        cv2.imwrite(str(folder / f"{i}.jpg"), cv2.resize(frame, (96, 64)))
+    (folder / "2.jpg").write_bytes(b"\xff\xd8\xff broken in the middle of the run")
+    code = _detect(str(folder), "--classes", "bottle", "--model", str(model_path), "--imgsz", "96", "--device", "cpu")
+    err = capfd.readouterr().err
+    assert code == 0 and "ovdet: warning: skipped" in err
+    for position in (i for i in range(len(err)) if err.startswith("ovdet:", i)):
+        assert position == 0 or err[position - 1] in "\r\n", f"a message was written onto the bar: {err!r}"
