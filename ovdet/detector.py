@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import reprlib
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +17,7 @@ from .backends import Backend, load_backend
 from .cache import EmbeddingCache, encode_cached
 from .config import InferenceSettings
 from .embeddings import Embeddings
-from .errors import ConfigError, ModelError, VocabularyError
+from .errors import ConfigError, ModelError, SourceError, VocabularyError
 from .io.images import load_image
 from .io.sources import Frame, FrameSource, open_source
 from .pipeline import detect_stream
@@ -138,6 +140,10 @@ class OpenVocabDetector:
 
         No text model is needed; thresholds and decoys stored with them by ``ovdet embed`` apply.
         """
+        if not isinstance(embeddings, Embeddings):
+            raise VocabularyError(
+                f"set_embeddings takes Embeddings, got {reprlib.repr(embeddings)}: pass Embeddings.load('vocab.npz')"
+            )
         vocabulary = vocabulary_of(embeddings)
         if self.backend.fixed_classes is not None:
             self._use_fixed_classes(vocabulary)
@@ -198,6 +204,7 @@ class OpenVocabDetector:
         vid_stride: int = 1,
         track: bool = False,
         reconnect_timeout: float = 30.0,
+        stop: threading.Event | None = None,
         **settings: Any,
     ) -> Iterator[tuple[Frame, sv.Detections]]:
         """Detect in every frame of a video file, stream, webcam or image folder, in order, exactly once.
@@ -211,6 +218,8 @@ class OpenVocabDetector:
             vid_stride: Process every n-th frame.
             track: Give detections stable ``tracker_id`` values across frames (ByteTrack).
             reconnect_timeout: Seconds a dropped live stream may stay away before the stream ends.
+            stop: Set it (from another thread or a signal handler) to end the stream after the frames in flight,
+                without waiting for a stream that is reconnecting.
             **settings: Per-call overrides of :class:`InferenceSettings`.
 
         Yields:
@@ -222,9 +231,14 @@ class OpenVocabDetector:
             ...     print(frame.index, frame.timestamp, len(detections))
         """
         settings = self.settings.replace(**settings)
+        if isinstance(source, bool) or not isinstance(source, (str, int, os.PathLike, FrameSource)):
+            raise SourceError(
+                f"cannot stream from {reprlib.repr(source)}: pass a video file, stream URL, webcam index, image "
+                f"folder or glob, or a FrameSource"
+            )
         if not isinstance(source, FrameSource):
             source = open_source(source, vid_stride=vid_stride, reconnect_timeout=reconnect_timeout)
-        return detect_stream(self, source, settings, track=track)
+        return detect_stream(self, source, settings, track=track, stop=stop)
 
     def export(self, format: str = "onnx", **options: Any) -> Path:
         """Export for a deployment runtime; options as :func:`ovdet.export.export_detector`.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,10 @@ import numpy as np
 
 from .errors import EmbeddingSpaceError, SourceError, VocabularyError
 
-__all__ = ["Embeddings", "normalize"]
+__all__ = ["MAX_NPZ_BYTES", "SPACE_DIMENSIONS", "Embeddings", "normalize"]
+
+SPACE_DIMENSIONS = {"clip:ViT-B/32": 512}  # the width of each known space's vectors
+MAX_NPZ_BYTES = 256 << 20  # uncompressed: 100 000 classes of 512 floats fit; a zip bomb does not
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
@@ -54,6 +58,12 @@ class Embeddings:
             raise VocabularyError(f"expected one embedding per class name: {len(names)} names, {vectors.shape[0]} rows")
         if not np.isfinite(vectors).all():
             raise VocabularyError("embeddings contain NaN or infinity: re-encode the prompts")
+        zero = np.flatnonzero(~np.abs(vectors).any(axis=1)) if vectors.size else []
+        if len(zero):
+            raise VocabularyError(
+                f"the embedding of {names[zero[0]][:60]!r} (row {zero[0] + 1}) is all zeros, which matches nothing: "
+                f"re-encode the prompts"
+            )
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "vectors", normalize(vectors))
 
@@ -61,12 +71,13 @@ class Embeddings:
         return len(self.names)
 
     def require_space(self, space: str, where: str = "this detector") -> None:
-        """Raise if these embeddings belong to another space than ``space``."""
+        """Raise if these embeddings belong to another space than ``space``, or have another width than its."""
         if self.space != space:
             raise EmbeddingSpaceError(
                 f"embeddings are in space {self.space!r} but {where} expects {space!r}: "
                 f"re-encode the classes with the {space} text encoder"
             )
+        _check_width(self.vectors, space)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write a ``.npz`` with names, vectors, space and meta; the file appears only once complete."""
@@ -85,21 +96,19 @@ class Embeddings:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Embeddings:
-        """Read embeddings written by :meth:`save` (or by ``ovdet embed``); no text model is needed."""
+        """Read embeddings written by :meth:`save` (or by ``ovdet embed``); no text model is needed.
+
+        Nothing is unpickled; every array is checked (text names, finite non-zero numeric vectors of the space's
+        width, JSON meta) and any failure is one line naming the file.
+        """
         path = Path(path)
+        arrays = _read_npz(path)
         try:
-            with np.load(path, allow_pickle=False) as data:
-                missing = {"names", "vectors", "space"} - set(data.files)
-                if missing:
-                    raise SourceError(
-                        f"{path} lacks {', '.join(sorted(missing))}: write it with Embeddings.save or `ovdet embed`"
-                    )
-                meta = json.loads(str(data["meta"])) if "meta" in data.files else {}
-                return cls(tuple(data["names"].tolist()), data["vectors"], str(data["space"]), meta)
-        except FileNotFoundError as exc:
-            raise SourceError(f"embeddings file {path} does not exist: check the path") from exc
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise SourceError(f"{path} is not a readable .npz embeddings file ({exc}): re-create it") from exc
+            embeddings = cls(_names(arrays), _vectors(arrays), _text(arrays["space"], "space"), _meta(arrays))
+            _check_width(embeddings.vectors, embeddings.space)
+        except VocabularyError as exc:
+            raise VocabularyError(f"{path}: {exc}") from None
+        return embeddings
 
     def subset(self, names: Sequence[str]) -> Embeddings:
         """The rows for ``names``, in that order."""
@@ -109,3 +118,79 @@ class Embeddings:
             raise VocabularyError(f"no embedding for {', '.join(missing)}; available: {', '.join(self.names)}")
         rows = [index[name] for name in names]
         return Embeddings(tuple(names), self.vectors[rows], self.space, dict(self.meta))
+
+
+_NPZ_ARRAYS = ("names", "vectors", "space", "meta")
+# What numpy and zipfile raise on damaged, encrypted, oddly compressed or absurdly shaped archives.
+_UNREADABLE = (OSError, ValueError, EOFError, MemoryError, RuntimeError, zlib.error, zipfile.BadZipFile)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` (never unpickled; at most :data:`MAX_NPZ_BYTES` uncompressed)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            size = sum(info.file_size for info in archive.infolist())
+        if size > MAX_NPZ_BYTES:
+            raise SourceError(
+                f"{path} unpacks to {size >> 20} MiB, over the {MAX_NPZ_BYTES >> 20} MiB an embeddings file may "
+                f"hold: re-create it with ovdet embed"
+            )
+        with np.load(path, allow_pickle=False) as data:
+            missing = {"names", "vectors", "space"} - set(data.files)
+            if missing:
+                raise SourceError(
+                    f"{path} lacks {', '.join(sorted(missing))}: write it with Embeddings.save or `ovdet embed`"
+                )
+            arrays = {name: data[name] for name in _NPZ_ARRAYS if name in data.files}
+    except FileNotFoundError as exc:
+        raise SourceError(f"embeddings file {path} does not exist: check the path") from exc
+    except _UNREADABLE as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise SourceError(f"{path} is not a readable .npz embeddings file ({reason}): re-create it") from None
+    foreign = [name for name, array in arrays.items() if not isinstance(array, np.ndarray)]  # NpzFile gives bytes
+    if foreign:
+        raise SourceError(f"{path} is not a readable .npz embeddings file ({foreign[0]} is not an array): re-create it")
+    return arrays
+
+
+def _names(arrays: dict[str, np.ndarray]) -> tuple[str, ...]:
+    names = arrays["names"]
+    if names.dtype.kind != "U" or names.ndim != 1 or not len(names):
+        raise VocabularyError(
+            f"names must be a non-empty list of text, got a {names.dtype} array of shape {names.shape}: "
+            f"re-create the file with ovdet embed"
+        )
+    return tuple(names.tolist())
+
+
+def _vectors(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    vectors = arrays["vectors"]
+    if vectors.dtype.kind not in "fiu":
+        raise VocabularyError(f"vectors are of type {vectors.dtype}, not numbers: re-create the file with ovdet embed")
+    return vectors
+
+
+def _text(array: np.ndarray, what: str) -> str:
+    if array.dtype.kind != "U" or array.ndim != 0:
+        raise VocabularyError(f"{what} must be one text, got a {array.dtype} array of shape {array.shape}")
+    return str(array)
+
+
+def _meta(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    if "meta" not in arrays:
+        return {}
+    try:
+        meta = json.loads(_text(arrays["meta"], "meta"))
+    except json.JSONDecodeError:
+        meta = None
+    if not isinstance(meta, dict):
+        raise VocabularyError("meta is not a JSON object: re-create the file with ovdet embed")
+    return meta
+
+
+def _check_width(vectors: np.ndarray, space: str) -> None:
+    width = SPACE_DIMENSIONS.get(space)
+    if width is not None and vectors.shape[1] != width:
+        raise VocabularyError(
+            f"embeddings are {vectors.shape[1]} wide, but space {space!r} has {width}: re-encode the classes"
+        )

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-import re
+import reprlib
+import string
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 import yaml
 
 from .embeddings import Embeddings, normalize
-from .errors import VocabularyError
+from .errors import OvdetError, VocabularyError
 
 __all__ = [
     "BACKGROUND_PROMPT",
@@ -37,9 +38,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BACKGROUND_PROMPT = " "  # the YOLO-World authors pad few-class vocabularies with an empty prompt
-_FILE_KEYS = {"classes", "templates", "decoys", "background"}
-_CLASS_KEYS = {"prompts", "conf", "color"}
-_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+MAX_PROMPTS = 100_000  # phrasings × templates to encode; more is a mistake (or an attack), not a vocabulary
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 60
 
 
 @dataclass(frozen=True)
@@ -155,20 +156,26 @@ class Vocabulary:
 
 def validate_class_names(names: Iterable[str]) -> list[str]:
     """Strip names and reject an empty list, blank names and duplicates with a message that names them."""
-    if isinstance(names, str):
+    if isinstance(names, (str, bytes)):
         raise VocabularyError(
-            f"classes must be a list of names, got the string {names!r}: pass [{names!r}] or split it on commas"
+            f"classes must be a list of names, got the string {shown(names)}: pass [{shown(names)}] or split it on "
+            f"commas"
+        )
+    if not isinstance(names, Iterable):
+        raise VocabularyError(
+            f"classes must be a list of names, a Vocabulary or Embeddings, got {shown(names)}: pass e.g. "
+            f'["person", "red backpack"]'
         )
     cleaned = []
     for position, name in enumerate(names, start=1):
         if not isinstance(name, str):
-            raise VocabularyError(f"class {position} is {name!r}, not text: pass class names as strings")
+            raise VocabularyError(f"class {position} is {shown(name)}, not text: pass class names as strings")
         name = " ".join(name.split())
         if not name:
             raise VocabularyError(f"class {position} is blank: remove it or give it a name")
         cleaned.append(name)
     if not cleaned:
-        raise VocabularyError('no classes given: pass at least one, e.g. --classes "person,red backpack"')
+        raise VocabularyError('no classes given: pass at least one name, e.g. ["person", "red backpack"]')
     seen: set[str] = set()
     duplicates = []
     for name in cleaned:  # CLIP lower-cases its input, so case variants are the same prompt
@@ -176,7 +183,8 @@ def validate_class_names(names: Iterable[str]) -> list[str]:
             duplicates.append(name)
         seen.add(name.casefold())
     if duplicates:
-        raise VocabularyError(f"duplicate class name(s) {', '.join(sorted(set(duplicates)))}: list each class once")
+        listed = ", ".join(shown(name) for name in sorted(set(duplicates)))
+        raise VocabularyError(f"duplicate class name(s) {listed}: list each class once")
     return cleaned
 
 
@@ -221,34 +229,45 @@ def parse_classes(text: str) -> Vocabulary:
 
 def load_vocabulary(path: str | os.PathLike[str]) -> Vocabulary | Embeddings:
     """Read a vocabulary file: ``.yaml``/``.yml`` → :class:`Vocabulary`; ``.npz`` → :class:`Embeddings` (from
-    ``ovdet embed``, needs no text model)."""
+    ``ovdet embed``, needs no text model).
+
+    A YAML file is read as plain data only (no tags, no aliases, at most 1 MiB: see :mod:`ovdet.vocabulary_yaml`);
+    an ``.npz`` is read without unpickling, and its vectors and stored vocabulary are checked before any work.
+    Every failure is one :class:`~ovdet.errors.VocabularyError` (or ``SourceError``) line naming the file.
+    """
+    from .vocabulary_yaml import read_vocabulary_yaml
+
     path = Path(path)
     if path.suffix.lower() == ".npz":
-        return Embeddings.load(path)
+        embeddings = Embeddings.load(path)
+        vocabulary_of(embeddings, origin=str(path))
+        return embeddings
     if path.suffix.lower() not in (".yaml", ".yml"):
         raise VocabularyError(f"vocabulary {path} must be a .yaml (or .yml) file or an .npz from `ovdet embed`")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise VocabularyError(f"vocabulary {path} cannot be read ({exc.strerror or exc}): check the path") from exc
-    return _VocabularyFile(path, text).parse()
+    return read_vocabulary_yaml(path)
 
 
-def vocabulary_of(embeddings: Embeddings) -> Vocabulary:
+def vocabulary_of(embeddings: Embeddings, origin: str = "the embeddings") -> Vocabulary:
     """The vocabulary stored in an ``.npz`` by ``ovdet embed``; plain embeddings are one class per row."""
+    from .vocabulary_yaml import parse_vocabulary_yaml
+
     stored = embeddings.meta.get("vocabulary")
-    if stored is None:
-        return Vocabulary.from_names(embeddings.names)
-    vocabulary = _VocabularyFile(Path("<npz>"), yaml.safe_dump(stored, sort_keys=False)).parse()
+    try:
+        if stored is None:
+            return Vocabulary.from_names(embeddings.names)
+        vocabulary = parse_vocabulary_yaml(yaml.safe_dump(stored, sort_keys=False), "its stored vocabulary")
+    except VocabularyError as exc:
+        raise VocabularyError(f"{origin}: {exc}") from None
     if embeddings.names[: len(vocabulary.classes)] != vocabulary.names:
-        raise VocabularyError("the .npz's class rows do not match the vocabulary stored in it: re-run ovdet embed")
+        raise VocabularyError(f"{origin}: its class rows do not match the vocabulary stored in it: re-run ovdet embed")
     return vocabulary
 
 
 class VocabularyWatcher:
     """Notices edits to a vocabulary file between frames (by modification time and size).
 
-    A file that fails to parse is reported and ignored: the running vocabulary stays.
+    An edit that cannot be used, for whatever reason (bad YAML, a refused tag, bytes that are not UTF-8, the file
+    deleted or replaced mid-read), is reported in one warning and ignored: the running vocabulary stays.
 
     Example:
         >>> watcher = VocabularyWatcher("vocab.yaml")  # doctest: +SKIP
@@ -270,20 +289,29 @@ class VocabularyWatcher:
     def poll(self) -> Vocabulary | Embeddings | None:
         """The new vocabulary if the file changed since the last poll, else ``None``."""
         stamp = self._current_stamp()
-        if stamp is None or stamp == self._stamp:
+        if stamp == self._stamp:
             return None
         self._stamp = stamp
+        if stamp is None:
+            log.warning("vocabulary %s was removed; keeping the current one until it is back", self.path)
+            return None
         try:
             vocabulary = load_vocabulary(self.path)
-        except VocabularyError as exc:
+            names = vocabulary.names if isinstance(vocabulary, Vocabulary) else vocabulary_of(vocabulary).names
+        except OvdetError as exc:
             log.warning("ignoring the edited vocabulary, keeping the current one: %s", exc)
             return None
-        log.warning("vocabulary %s changed: now %s", self.path, ", ".join(_names_of(vocabulary)))
+        except Exception as exc:  # a live edit, whatever went wrong with it, must never stop a running stream
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            log.warning("ignoring the edited vocabulary %s, keeping the current one: %s", self.path, reason)
+            return None
+        log.warning("vocabulary %s changed: now %s", self.path, ", ".join(names))
         return vocabulary
 
 
-def _names_of(vocabulary: Vocabulary | Embeddings) -> tuple[str, ...]:
-    return vocabulary.names if isinstance(vocabulary, Vocabulary) else vocabulary_of(vocabulary).names
+def shown(value: Any) -> str:
+    """A user's value quoted and shortened for a one-line message."""
+    return _SHORT.repr(value)
 
 
 def _split_threshold(item: str, where: str) -> tuple[str, float | None]:
@@ -294,12 +322,15 @@ def _split_threshold(item: str, where: str) -> tuple[str, float | None]:
         conf = float(raw)
     except ValueError:
         raise VocabularyError(f"{where}: threshold {raw!r} after @ is not a number; write e.g. person@0.3") from None
-    return item, _check_conf(conf, where)
+    return item, check_conf(conf, where)
 
 
-def _check_conf(conf: Any, where: str) -> float:
-    if isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0.0 <= conf <= 1.0:
-        raise VocabularyError(f"{where}: conf {conf!r} is outside [0, 1]; use a threshold such as 0.3")
+def check_conf(conf: Any, where: str) -> float:
+    """``conf`` as a float in [0, 1], or an error saying where it was and what to write."""
+    if isinstance(conf, bool) or not isinstance(conf, (int, float)):
+        raise VocabularyError(f"{where}: conf {shown(conf)} is not a number; use a threshold such as 0.3")
+    if not 0.0 <= conf <= 1.0:
+        raise VocabularyError(f"{where}: conf {shown(conf)} is outside [0, 1]; use a threshold such as 0.3")
     return float(conf)
 
 
@@ -308,124 +339,33 @@ def _check_vocabulary(vocabulary: Vocabulary) -> None:
     validate_class_names(vocabulary.names)
     for c in vocabulary.classes:
         if not c.prompts or any(not p.strip() for p in c.prompts):
-            raise VocabularyError(f"{where}: class {c.name!r} has an empty phrasing; give it at least one word")
+            raise VocabularyError(f"{where}: class {shown(c.name)} has an empty phrasing; give it at least one word")
     for template in vocabulary.templates:
-        if template.count("{}") != 1:
-            raise VocabularyError(
-                f"{where}: template {template!r} must contain {{}} exactly once, e.g. 'a photo of a {{}}'"
-            )
+        check_template(template, where)
+    prompts = len(vocabulary.templates) * (sum(len(c.prompts) for c in vocabulary.classes) + len(vocabulary.decoys))
+    if prompts > MAX_PROMPTS:
+        raise VocabularyError(
+            f"{where}: {prompts} prompts to encode (phrasings × templates), over the limit of {MAX_PROMPTS}: "
+            f"use fewer phrasings or templates"
+        )
     names = {n.casefold() for n in vocabulary.names}
     for decoy in vocabulary.decoys:
         if not decoy:
             raise VocabularyError(f"{where}: a decoy is blank; remove it or write the look-alike it stands for")
         if decoy.casefold() in names:
             raise VocabularyError(
-                f"{where}: decoy {decoy!r} is also a class; a decoy must be a look-alike, not a class"
+                f"{where}: decoy {shown(decoy)} is also a class; a decoy must be a look-alike, not a class"
             )
 
 
-class _VocabularyFile:
-    """Reads the YAML node tree, so every error can name the file and line."""
-
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.text = text
-
-    def parse(self) -> Vocabulary:
-        try:
-            root = yaml.compose(self.text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark else ""
-            raise VocabularyError(f"{self.path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
-        if root is None:
-            raise VocabularyError(f"{self.path}: the file is empty; see the vocabulary example in the README")
-        top = self._mapping(root, "the file", _FILE_KEYS)
-        if "classes" not in top:
-            raise VocabularyError(
-                f"{self.path}:{root.start_mark.line + 1}: no 'classes' key; list the classes to detect"
-            )
-        classes = tuple(self._class(key, node) for key, node in self._items(top["classes"], "classes"))
-        if not classes:
-            raise VocabularyError(f"{self._at(top['classes'])}: 'classes' is empty; list at least one class")
-        templates = tuple(self._strings(top["templates"], "templates")) if "templates" in top else ("{}",)
-        decoys = tuple(self._strings(top["decoys"], "decoys")) if "decoys" in top else ()
-        background = self._background(top.get("background"))
-        return Vocabulary(classes, templates, decoys, background, origin=str(self.path))
-
-    def _at(self, node: yaml.Node) -> str:
-        return f"{self.path}:{node.start_mark.line + 1}"
-
-    def _mapping(self, node: yaml.Node, what: str, allowed: set[str]) -> dict[str, yaml.Node]:
-        if not isinstance(node, yaml.MappingNode):
-            raise VocabularyError(f"{self._at(node)}: {what} must be a mapping of keys to values")
-        items = dict(self._items(node, what))
-        unknown = sorted(set(items) - allowed)
-        if unknown:
-            raise VocabularyError(
-                f"{self._at(node)}: unknown key(s) {', '.join(unknown)} in {what}; "
-                f"allowed: {', '.join(sorted(allowed))}"
-            )
-        return items
-
-    def _items(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node]]:
-        if not isinstance(node, yaml.MappingNode):
-            raise VocabularyError(f"{self._at(node)}: {what} must be a mapping (name: phrasings)")
-        seen: dict[str, int] = {}
-        items = []
-        for key, value in node.value:
-            name = " ".join(str(key.value).split())
-            if name.casefold() in seen:
-                raise VocabularyError(
-                    f"{self._at(key)}: duplicate {what} entry {name!r} (first on line {seen[name.casefold()]}); "
-                    f"list it once"
-                )
-            seen[name.casefold()] = key.start_mark.line + 1
-            items.append((name, value))
-        return items
-
-    def _class(self, name: str, node: yaml.Node) -> VocabularyClass:
-        where = f"{self._at(node)}: class {name!r}"
-        if isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null"):
-            return VocabularyClass(name, (name,))
-        if isinstance(node, (yaml.ScalarNode, yaml.SequenceNode)):
-            return VocabularyClass(name, self._phrasings(node, where))
-        fields = self._mapping(node, f"class {name!r}", _CLASS_KEYS)
-        prompts = self._phrasings(fields["prompts"], where) if "prompts" in fields else (name,)
-        conf = _check_conf(yaml.safe_load(yaml.serialize(fields["conf"])), where) if "conf" in fields else None
-        color = self._color(fields["color"], where) if "color" in fields else None
-        return VocabularyClass(name, prompts, conf, color)
-
-    def _phrasings(self, node: yaml.Node, where: str) -> tuple[str, ...]:
-        phrasings = tuple(self._strings(node, "phrasings"))
-        if not phrasings:
-            raise VocabularyError(f"{where} has no phrasings; give at least one, or leave the value empty")
-        return phrasings
-
-    def _strings(self, node: yaml.Node, what: str) -> list[str]:
-        values = node.value if isinstance(node, yaml.SequenceNode) else [node]
-        strings = []
-        for value in values:
-            if not isinstance(value, yaml.ScalarNode):
-                raise VocabularyError(f"{self._at(value)}: each of {what} must be text")
-            text = " ".join(str(value.value).split())
-            if not text:
-                raise VocabularyError(f"{self._at(value)}: an entry of {what} is empty; remove it or write it out")
-            strings.append(text)
-        return strings
-
-    def _color(self, node: yaml.Node, where: str) -> str:
-        value = str(node.value)
-        if not isinstance(node, yaml.ScalarNode) or not _COLOR.match(value):
-            raise VocabularyError(f"{where}: color {value!r} must be a hex colour like '#ff8800' (quoted)")
-        return value.lower()
-
-    def _background(self, node: yaml.Node | None) -> tuple[str, ...]:
-        if node is None:
-            return ()
-        value = yaml.safe_load(yaml.serialize(node))
-        if value is True:
-            return (BACKGROUND_PROMPT,)
-        if value is False:
-            return ()
-        raise VocabularyError(f"{self._at(node)}: background must be true or false")
+def check_template(template: str, where: str) -> None:
+    """A template holds exactly one bare ``{}`` (``str.format`` would fail, or ignore the phrasing, otherwise)."""
+    try:
+        fields = [field for field in string.Formatter().parse(template) if field[1] is not None]
+    except ValueError:  # an unmatched brace
+        fields = []
+    if [field[1:] for field in fields] != [("", "", None)]:
+        raise VocabularyError(
+            f"{where}: template {shown(template)} must contain {{}} exactly once and no other braces, "
+            f"e.g. 'a photo of a {{}}'"
+        )

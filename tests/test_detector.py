@@ -10,7 +10,7 @@ import pytest
 import supervision as sv
 from PIL import Image
 
-from ovdet import ConfigError, ModelError, OpenVocabDetector, VocabularyError, WeightsError
+from ovdet import ConfigError, ModelError, OpenVocabDetector, SourceError, VocabularyError, WeightsError
 from ovdet.text import ClipTextEncoder
 from tests import weights_fixtures
 
@@ -74,11 +74,42 @@ def test_default_prompt_is_the_class_name(detector: OpenVocabDetector) -> None:
 
 @pytest.mark.parametrize(
     ("classes", "message"),
-    [([], "no classes"), (["cat", "  "], "class 2 is blank"), (["Cat", "cat"], "duplicate"), ("cat,dog", "list")],
+    [
+        pytest.param([], r'no classes given: pass at least one name, e\.g\. \["person"', id="empty"),
+        pytest.param(["cat", "  "], "class 2 is blank", id="blank"),
+        pytest.param(["Cat", "cat"], "duplicate", id="duplicate"),
+        pytest.param("cat,dog", r"got the string 'cat,dog': pass \['cat,dog'\] or split it", id="string"),
+        pytest.param("person", r"got the string 'person'", id="one-name-string"),
+        pytest.param(b"person", r"got the string b'person'", id="bytes"),
+        pytest.param(None, r"a Vocabulary or Embeddings, got None: pass e\.g\. \[", id="none"),
+        pytest.param(42, "got 42", id="number"),
+        pytest.param(["cat", 1], "class 2 is 1, not text", id="non-string"),
+        pytest.param([None], "class 1 is None, not text", id="none-in-list"),
+    ],
 )
 def test_bad_class_lists(session_detector: OpenVocabDetector, classes, message: str) -> None:
-    with pytest.raises(VocabularyError, match=message):
+    with pytest.raises(VocabularyError, match=message) as raised:
         session_detector.set_classes(classes)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        pytest.param(lambda d: d.stream(None), SourceError, "cannot stream from None: pass a video", id="stream-none"),
+        pytest.param(lambda d: d.stream(2.5), SourceError, "cannot stream from 2.5", id="stream-float"),
+        pytest.param(lambda d: d.stream(True), SourceError, "cannot stream from True", id="stream-bool"),
+        pytest.param(lambda d: d.set_embeddings(None), VocabularyError, "takes Embeddings, got None",
+                     id="set-embeddings-none"),
+        pytest.param(lambda d: d.detect(None), SourceError, "cannot read an image from a NoneType", id="detect-none"),
+        pytest.param(lambda d: d.detect(42), SourceError, "cannot read an image from a int", id="detect-number"),
+        pytest.param(lambda d: d.detect([None]), SourceError, "from a NoneType", id="detect-list-of-none"),
+    ],
+)  # fmt: skip
+def test_public_entry_points_refuse_wrong_types_in_one_line(detector: OpenVocabDetector, call, error, message) -> None:
+    with pytest.raises(error, match=message) as raised:
+        call(detector)
+    assert "\n" not in str(raised.value)
 
 
 def test_long_prompt_is_truncated_with_a_warning(session_detector: OpenVocabDetector) -> None:

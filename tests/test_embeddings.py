@@ -18,6 +18,8 @@ def test_rows_are_normalised_and_shapes_checked() -> None:
         Embeddings(["a", "b"], np.ones((1, 4)), "clip:ViT-B/32")
     with pytest.raises(VocabularyError, match="NaN"):
         Embeddings(["a"], np.full((1, 4), np.nan), "clip:ViT-B/32")
+    with pytest.raises(VocabularyError, match=r"embedding of 'b' \(row 2\) is all zeros"):
+        Embeddings(["a", "b"], np.array([[1.0, 0.0], [0.0, 0.0]]), "clip:ViT-B/32")
 
 
 def test_npz_round_trip(tmp_path: Path) -> None:
@@ -38,6 +40,44 @@ def test_bad_npz_files(tmp_path: Path) -> None:
     np.savez(tmp_path / "partial.npz", names=np.array(["a"]))
     with pytest.raises(SourceError, match="lacks space, vectors"):
         Embeddings.load(tmp_path / "partial.npz")
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_npz_contents_are_checked_and_never_unpickled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def saved(**changes) -> Path:
+        arrays = {"names": np.array(["a"]), "vectors": np.ones((1, 512)), "space": np.array("clip:ViT-B/32"), **changes}
+        np.savez(tmp_path / "vocab.npz", **arrays)
+        return tmp_path / "vocab.npz"
+
+    with pytest.raises(VocabularyError, match=r"vocab\.npz: the embedding of 'a' \(row 1\) is all zeros"):
+        Embeddings.load(saved(vectors=np.zeros((1, 512))))
+    with pytest.raises(VocabularyError, match=r"vocab\.npz: embeddings are 7 wide, but space 'clip:ViT-B/32' has 512"):
+        Embeddings.load(saved(vectors=np.ones((1, 7))))
+    with pytest.raises(VocabularyError, match=r"vocab\.npz: vectors are of type <U1, not numbers"):
+        Embeddings.load(saved(vectors=np.full((1, 512), "x")))
+    with pytest.raises(VocabularyError, match=r"vocab\.npz: meta is not a JSON object"):
+        Embeddings.load(saved(meta=np.array("[]")))
+    names = np.empty(1, dtype=object)
+    names[0] = _Payload(tmp_path / "PWNED")
+    with pytest.raises(SourceError, match=r"vocab\.npz is not a readable .*allow_pickle=False"):
+        Embeddings.load(saved(names=names))
+    assert not (tmp_path / "PWNED").exists()
+    monkeypatch.setattr("ovdet.embeddings.MAX_NPZ_BYTES", 1000)
+    with pytest.raises(SourceError, match=r"vocab\.npz unpacks to 0 MiB, over the 0 MiB"):
+        Embeddings.load(saved())
+
+
+def test_width_is_checked_against_the_space(session_detector) -> None:
+    narrow = Embeddings(["cat"], np.ones((1, 7)), "clip:ViT-B/32")
+    with pytest.raises(VocabularyError, match="7 wide"):
+        session_detector.set_classes(narrow)
 
 
 def test_other_space_is_refused_by_the_detector(session_detector) -> None:

@@ -57,16 +57,27 @@ def test_full_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("classes:\n  a: x\n  b:\n    promts: [y]\n", r"vocab\.yaml:4: unknown key\(s\) promts in class 'b'"),
-        ("clases:\n  a: x\n", r"vocab\.yaml:1: unknown key\(s\) clases"),
+        ("classes:\n  a: x\n  b:\n    promts: [y]\n", r"vocab\.yaml:4: unknown key 'promts' in class 'b'"),
+        ("clases:\n  a: x\n", r"vocab\.yaml:1: unknown key 'clases' in the file; did you mean 'classes'"),
+        ("classes:\n  b:\n    prompts: [y]\n\n    colour: red\n", r"vocab\.yaml:5: unknown key 'colour' .*'color'"),
+        ("classes:\n  a: x\n\n\ndecoy: [q]\n", r"vocab\.yaml:5: unknown key 'decoy' in the file"),
+        ("classes:\n  ? [x, y]\n  : z\n", r"vocab\.yaml:2: a key in classes is a list or mapping"),
+        ("classes:\n  {a: 1}: z\n", r"vocab\.yaml:2: a key in classes is a list or mapping"),
+        ("classes:\n  a:\n    conf: !!python/object/apply:os.system [x]\n", r"vocab\.yaml:3: tag '!!python/object"),
+        ("classes:\n  a: !!python/name:os.system x\n", r"vocab\.yaml:2: tag '!!python/name:os\.system'"),
+        ("classes:\n  a: &x [p]\n  b: *x\n", r"vocab\.yaml:3: alias \*x is not allowed"),
+        ("classes:\n  a:\n    conf: high\n", r"vocab\.yaml:3: class 'a': conf 'high' is not a number"),
+        ("classes:\n  a:\n    prompts: 5\n", r"vocab\.yaml:3: '5' in phrasings is not text; quote it"),
+        ("classes:\n  a: x\ntemplates: ['{} {x}']\n", r"vocab\.yaml:3: template '\{\} \{x\}' must contain"),
+        ("classes:\n  pump: x\ndecoys: [a, Pump]\n", r"vocab\.yaml:3: decoy 'Pump' is also a class"),
+        ("classes:\n  a: x\x07\n", r"vocab\.yaml:2: not valid YAML \(special characters"),
         ("classes: {}\n", r"vocab\.yaml:1: 'classes' is empty"),
         ("classes:\n  a: []\n", r"vocab\.yaml:2: class 'a' has no phrasings"),
         ("classes:\n  a: ['']\n", r"vocab\.yaml:2: an entry of phrasings is empty"),
         ("classes:\n  a:\n    conf: 1.5\n", r"vocab\.yaml:3: class 'a': conf 1\.5 is outside \[0, 1\]"),
         ("classes:\n  a: x\n  A: y\n", r"vocab\.yaml:3: duplicate classes entry 'A' \(first on line 2\)"),
-        ("classes:\n  pump: x\ndecoys: [Pump]\n", r"decoy 'Pump' is also a class"),
-        ("classes:\n  a: x\ntemplates: [no placeholder]\n", r"must contain \{\} exactly once"),
-        ("classes:\n  a:\n    color: red\n", r"vocab\.yaml:3: class 'a': color 'red' must be a hex colour"),
+        ("classes:\n  a: x\ntemplates: [no placeholder]\n", r"vocab\.yaml:3: .*must contain \{\} exactly once"),
+        ("classes:\n  a:\n    color: red\n", r"vocab\.yaml:3: class 'a': color must be a hex colour .*not 'red'"),
         ("classes: [a, b\n", r"vocab\.yaml:\d+: not valid YAML"),
         ("", r"the file is empty"),
     ],
@@ -74,6 +85,40 @@ def test_full_file(tmp_path: Path) -> None:
 def test_errors_name_file_line_and_fix(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(VocabularyError, match=message):
         load_vocabulary(_write(tmp_path, text))
+
+
+def test_non_utf8_and_oversized_files_are_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "vocab.yaml"
+    path.write_bytes(b"classes:\n  a: x\n  caf\xe9: y\n")
+    with pytest.raises(VocabularyError, match=r"vocab\.yaml:3: byte 0xe9 is not UTF-8"):
+        load_vocabulary(path)
+    path.write_bytes(b"\xef\xbb\xbfclasses:\n  a: x\n")
+    assert load_vocabulary(path).names == ("a",)
+    path.write_text("classes:\n" + "  a: x\n" * 200_000)
+    with pytest.raises(VocabularyError, match=r"over 1 MiB"):
+        load_vocabulary(path)
+
+
+def test_billion_laughs_is_refused_at_once(tmp_path: Path) -> None:
+    # Before the fix, the message about this threshold held its repr: 9**12 strings.
+    lines = [
+        "classes:",
+        "  a:",
+        "    conf:",
+        '      - &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+    ]
+    lines += [f"      - &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 12)]
+    started = time.perf_counter()
+    with pytest.raises(VocabularyError, match=r"vocab\.yaml:5: alias \*l0 is not allowed"):
+        load_vocabulary(_write(tmp_path, "\n".join(lines) + "\n"))
+    assert time.perf_counter() - started < 2
+
+
+def test_prompt_count_is_bounded(tmp_path: Path) -> None:
+    templates = ", ".join(f"'{{}} {i}'" for i in range(400))
+    phrasings = ", ".join(f"p{i}" for i in range(300))
+    with pytest.raises(VocabularyError, match=r"120000 prompts to encode"):
+        load_vocabulary(_write(tmp_path, f"templates: [{templates}]\nclasses:\n  a: [{phrasings}]\n"))
 
 
 def test_inline_syntax() -> None:
@@ -86,6 +131,8 @@ def test_inline_syntax() -> None:
         parse_classes("person@high")
     with pytest.raises(VocabularyError, match="outside"):
         parse_classes("person@2")
+    with pytest.raises(VocabularyError, match="outside"):
+        parse_classes("person@nan")
 
 
 def test_class_embedding_is_the_normalised_mean_of_its_prompts(session_detector, tmp_path: Path) -> None:
@@ -199,6 +246,66 @@ def test_watcher_picks_up_edits_and_ignores_broken_ones(tmp_path: Path, caplog: 
     with caplog.at_level(logging.WARNING):
         assert watcher.poll() is None
     assert "keeping the current one" in caplog.text
+
+
+def _edit(path: Path, content: bytes | None, step: int) -> None:
+    if content is None:
+        path.unlink()
+        return
+    path.write_bytes(content)
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + step * 10_000_000))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(b"classes:\n  a:\n    conf: !!python/object/apply:os.system [touch PWNED]\n",
+                     "vocab.yaml:3: tag", id="python-tag"),
+        pytest.param(b"classes:\n  caf\xe9: y\n", "vocab.yaml:2: byte 0xe9 is not UTF-8", id="invalid-utf8"),
+        pytest.param(b"classes: [a\n", "not valid YAML", id="bad-syntax"),
+        pytest.param(None, "was removed", id="deleted"),
+    ],
+)  # fmt: skip
+def test_watcher_reports_and_ignores_any_broken_edit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes | None, message: str
+) -> None:
+    path = _write(tmp_path, "classes:\n  a: x\n")
+    watcher = VocabularyWatcher(path)
+    _edit(path, content, 1)
+    with caplog.at_level(logging.WARNING, logger="ovdet"):
+        assert watcher.poll() is None
+        assert watcher.poll() is None
+    assert [r.levelno for r in caplog.records] == [logging.WARNING] and message in caplog.text
+    assert not (tmp_path / "PWNED").exists()
+    _edit(path, b"classes:\n  b: y\n", 2)
+    assert watcher.poll().names == ("b",)
+
+
+def test_watcher_survives_a_file_gone_mid_read(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path, "classes:\n  a: x\n")
+    watcher = VocabularyWatcher(path)
+    _edit(path, b"classes:\n  b: y\n", 1)
+
+    def vanished(self, *args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(Path, "open", vanished)
+    with caplog.at_level(logging.WARNING, logger="ovdet"):
+        assert watcher.poll() is None
+    assert len(caplog.records) == 1 and "cannot be read (No such file or directory)" in caplog.text
+
+    def broken(path):
+        raise RuntimeError("a bug\nover two lines")
+
+    monkeypatch.undo()
+    monkeypatch.setattr("ovdet.vocabulary_yaml.read_vocabulary_yaml", broken)
+    _edit(path, b"classes:\n  c: y\n", 2)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ovdet"):
+        assert watcher.poll() is None
+    assert len(caplog.records) == 1 and "RuntimeError: a bug over two lines" in caplog.text
 
 
 def test_running_stream_follows_an_edited_file(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import threading
 import time
@@ -11,7 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import SourceError, UsageError
+from ..errors import OvdetError, SourceError, UsageError
+
+log = logging.getLogger(__name__)
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
@@ -101,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                     summary.add(detections)
                     progress.update()
                     if watcher is not None and (edited := watcher.poll()) is not None:
-                        _use_vocabulary(detector, edited, writer.sinks)
+                        _reload_vocabulary(detector, edited, writer.sinks)
         finally:
             stop.closing()  # from here on no signal may cut the closing of the outputs short
             writer.close()
@@ -118,6 +121,14 @@ def _use_vocabulary(detector, vocabulary, sinks: list) -> None:
     for sink in sinks:
         if hasattr(sink, "use_vocabulary"):
             sink.use_vocabulary(detector.vocabulary)
+
+
+def _reload_vocabulary(detector, vocabulary, sinks: list) -> None:
+    """A live edit the detector refuses (e.g. new names for a fixed-class export) is reported and ignored."""
+    try:
+        _use_vocabulary(detector, vocabulary, sinks)
+    except OvdetError as exc:
+        log.warning("ignoring the edited vocabulary, keeping the current one: %s", exc)
 
 
 def _check_paths(args: argparse.Namespace, source) -> None:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..errors import ConfigError, ModelError, OvdetError
-from ..weights import file_sha256
 from .artifact import FORMAT_SUFFIXES, METADATA_FILE, Artifact, ArtifactMetadata, TextTowerInfo
 
 if TYPE_CHECKING:
@@ -184,7 +183,7 @@ def export_backend(
             precision=options.precision,
             input_dtype=options.input_dtype,
             source_weights=weights.name,
-            source_sha256=file_sha256(weights),
+            source_sha256=backend.sha256,
             ovdet_version=__version__,
             text_encoder=text_tower,
         )

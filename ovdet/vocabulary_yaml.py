@@ -1,0 +1,259 @@
+"""Reading a vocabulary YAML file: every failure is one :class:`VocabularyError` line naming the file, the line
+and the fix.
+
+Only plain YAML is read, so a vocabulary can come from anyone: no tags (``!!python/...`` and every other), no
+aliases (``*name``: no "billion laughs"), at most :data:`MAX_VOCABULARY_BYTES` of UTF-8, nested at most
+:data:`MAX_DEPTH` levels. Nothing is ever constructed from a tag, so nothing in the file can run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import VocabularyError
+from .vocabulary import BACKGROUND_PROMPT, Vocabulary, VocabularyClass, check_conf, check_template
+from .vocabulary import shown as _shown
+
+__all__ = ["MAX_DEPTH", "MAX_VOCABULARY_BYTES", "parse_vocabulary_yaml", "read_vocabulary_yaml"]
+
+MAX_VOCABULARY_BYTES = 1 << 20  # 1 MiB: tens of thousands of classes
+MAX_DEPTH = 8  # a vocabulary needs 4: the file → classes → a class → its prompts
+_FILE_KEYS = ("background", "classes", "decoys", "templates")
+_CLASS_KEYS = ("color", "conf", "prompts")
+_TEXT, _NULL = "tag:yaml.org,2002:str", "tag:yaml.org,2002:null"
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def read_vocabulary_yaml(path: Path) -> Vocabulary:
+    """Read and check ``path`` (see the module's description of what is refused)."""
+    return parse_vocabulary_yaml(_read_text(path), str(path))
+
+
+def parse_vocabulary_yaml(text: str, origin: str) -> Vocabulary:
+    """Check YAML ``text`` as a vocabulary; errors are reported as ``origin:line``."""
+    return _VocabularyFile(origin, text).parse()
+
+
+def _read_text(path: Path) -> str:
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a folder, or a pipe that would block the read
+            raise VocabularyError(f"vocabulary {path} is not a regular file: pass a .yaml file")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_VOCABULARY_BYTES + 1)
+    except OSError as exc:
+        raise VocabularyError(f"vocabulary {path} cannot be read ({exc.strerror or exc}): check the path") from exc
+    if len(data) > MAX_VOCABULARY_BYTES:
+        raise VocabularyError(
+            f"vocabulary {path} is over {MAX_VOCABULARY_BYTES >> 20} MiB, the most a vocabulary file may hold: "
+            f"check that this is the right file"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise VocabularyError(
+            f"{path}:{line}: byte {data[exc.start]:#04x} is not UTF-8: save the file as UTF-8"
+        ) from None
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """Composes plain YAML only: an alias, any explicit tag, or deeper nesting is refused where it stands."""
+
+    def __init__(self, text: str, origin: str) -> None:
+        super().__init__(text)
+        self.origin = origin
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        where = f"{self.origin}:{event.start_mark.line + 1}"
+        if isinstance(event, yaml.AliasEvent):
+            raise VocabularyError(
+                f"{where}: alias *{event.anchor[:40]} is not allowed in a vocabulary: write the value out"
+            )
+        if event.tag is not None:
+            tag = event.tag.replace("tag:yaml.org,2002:", "!!")
+            raise VocabularyError(
+                f"{where}: tag {_shown(tag)} is not allowed in a vocabulary: remove it (quote a value to make it text)"
+            )
+        if self.depth >= MAX_DEPTH:
+            raise VocabularyError(
+                f"{where}: nested deeper than {MAX_DEPTH} levels; a vocabulary is classes → class → prompts"
+            )
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+class _VocabularyFile:
+    """Reads the YAML node tree, so every error can name the file and line."""
+
+    def __init__(self, origin: str, text: str) -> None:
+        self.origin = origin
+        self.text = text
+
+    def parse(self) -> Vocabulary:
+        root = self._compose()
+        if root is None:
+            raise VocabularyError(f"{self.origin}: the file is empty; see the vocabulary example in the README")
+        top = self._mapping(root, "the file", _FILE_KEYS)
+        if "classes" not in top:
+            raise VocabularyError(f"{self._at(root)}: no 'classes' key; list the classes to detect")
+        classes = tuple(self._class(key, node) for key, _, node in self._items(top["classes"], "classes"))
+        if not classes:
+            raise VocabularyError(f"{self._at(top['classes'])}: 'classes' is empty; list at least one class")
+        templates = tuple(self._templates(top["templates"])) if "templates" in top else ("{}",)
+        decoys = tuple(self._decoys(top["decoys"], classes)) if "decoys" in top else ()
+        background = self._background(top.get("background"))
+        return Vocabulary(classes, templates, decoys, background, origin=self.origin)
+
+    def _compose(self) -> yaml.Node | None:
+        try:
+            loader = _PlainLoader(self.text, self.origin)  # its reader checks every character first
+            try:
+                return loader.get_single_node()
+            finally:
+                loader.dispose()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = f":{mark.line + 1}" if mark else ""
+            problem = " ".join("; ".join(filter(None, (exc.context, exc.problem))).split())
+            raise VocabularyError(f"{self.origin}{line}: not valid YAML ({problem}): fix the syntax") from None
+        except yaml.YAMLError as exc:  # the reader's: a character YAML does not allow
+            position = getattr(exc, "position", 0)
+            line = self.text.count("\n", 0, position) + 1
+            reason = getattr(exc, "reason", "unreadable text")
+            raise VocabularyError(
+                f"{self.origin}:{line}: not valid YAML ({reason}): remove the control character"
+            ) from None
+
+    def _at(self, node: yaml.Node) -> str:
+        return f"{self.origin}:{node.start_mark.line + 1}"
+
+    def _mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...]) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise VocabularyError(f"{self._at(node)}: {what} must be a mapping of keys to values")
+        items = self._items(node, what)
+        for name, key, _ in items:
+            if name not in allowed:
+                close = difflib.get_close_matches(name, allowed, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise VocabularyError(
+                    f"{self._at(key)}: unknown key {_shown(name)} in {what}; {hint}allowed: {', '.join(allowed)}"
+                )
+        return {name: value for name, _, value in items}
+
+    def _items(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise VocabularyError(f"{self._at(node)}: {what} must be a mapping (name: phrasings)")
+        seen: dict[str, int] = {}
+        items = []
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                raise VocabularyError(
+                    f"{self._at(key)}: a key in {what} is a list or mapping; write it as text, e.g. 'red backpack:'"
+                )
+            name = " ".join(key.value.split())
+            if not name:
+                raise VocabularyError(f"{self._at(key)}: a key in {what} is blank; write its name")
+            if name.casefold() in seen:
+                raise VocabularyError(
+                    f"{self._at(key)}: duplicate {what} entry {_shown(name)} (first on line "
+                    f"{seen[name.casefold()]}); list it once"
+                )
+            seen[name.casefold()] = key.start_mark.line + 1
+            items.append((name, key, value))
+        return items
+
+    def _class(self, name: str, node: yaml.Node) -> VocabularyClass:
+        where = f"{self._at(node)}: class {_shown(name)}"
+        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL:
+            return VocabularyClass(name, (name,))
+        if isinstance(node, (yaml.ScalarNode, yaml.SequenceNode)):
+            return VocabularyClass(name, self._phrasings(node, where))
+        fields = self._mapping(node, f"class {_shown(name)}", _CLASS_KEYS)
+        prompts = self._phrasings(fields["prompts"], where) if "prompts" in fields else (name,)
+        conf = self._conf(fields["conf"], name) if "conf" in fields else None
+        color = self._color(fields["color"], name) if "color" in fields else None
+        return VocabularyClass(name, prompts, conf, color)
+
+    def _phrasings(self, node: yaml.Node, where: str) -> tuple[str, ...]:
+        phrasings = tuple(self._strings(node, "phrasings"))
+        if not phrasings:
+            raise VocabularyError(f"{where} has no phrasings; give at least one, or leave the value empty")
+        return phrasings
+
+    def _templates(self, node: yaml.Node) -> list[str]:
+        for text, value in self._texts(node, "templates"):
+            check_template(text, self._at(value))
+        return self._strings(node, "templates")
+
+    def _decoys(self, node: yaml.Node, classes: tuple[VocabularyClass, ...]) -> list[str]:
+        names = {c.name.casefold() for c in classes}
+        for text, value in self._texts(node, "decoys"):
+            if text.casefold() in names:
+                raise VocabularyError(
+                    f"{self._at(value)}: decoy {_shown(text)} is also a class; a decoy must be a look-alike, "
+                    f"not a class"
+                )
+        return self._strings(node, "decoys")
+
+    def _strings(self, node: yaml.Node, what: str) -> list[str]:
+        return [text for text, _ in self._texts(node, what)]
+
+    def _texts(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node]]:
+        values = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        strings = []
+        for value in values:
+            if not isinstance(value, yaml.ScalarNode):
+                raise VocabularyError(f"{self._at(value)}: each of {what} must be text, not a list or mapping")
+            text = " ".join(value.value.split())
+            if not text:
+                raise VocabularyError(f"{self._at(value)}: an entry of {what} is empty; remove it or write it out")
+            if value.tag != _TEXT:
+                raise VocabularyError(
+                    f"{self._at(value)}: {_shown(text)} in {what} is not text; quote it if it is meant as words"
+                )
+            strings.append((text, value))
+        return strings
+
+    def _conf(self, node: yaml.Node, name: str) -> float:
+        where = f"{self._at(node)}: class {_shown(name)}"
+        if not isinstance(node, yaml.ScalarNode):
+            raise VocabularyError(f"{where}: conf must be a number in [0, 1], not a list or mapping")
+        return check_conf(self._value(node), where)
+
+    def _value(self, node: yaml.ScalarNode) -> Any:
+        """A plain value as YAML reads it (the node carries no tag and no alias: nothing can run)."""
+        try:
+            return yaml.SafeLoader("").construct_object(node)
+        except (ValueError, yaml.YAMLError):  # a value that looks like a date but is none, e.g. 2024-13-45
+            return node.value
+
+    def _color(self, node: yaml.Node, name: str) -> str:
+        value = node.value if isinstance(node, yaml.ScalarNode) else None
+        if value is None or not _COLOR.fullmatch(value):
+            shown = _shown(value) if value is not None else "a list or mapping"
+            raise VocabularyError(
+                f"{self._at(node)}: class {_shown(name)}: color must be a hex colour like '#ff8800' (quoted), "
+                f"not {shown}"
+            )
+        return value.lower()
+
+    def _background(self, node: yaml.Node | None) -> tuple[str, ...]:
+        if node is None:
+            return ()
+        value = self._value(node) if isinstance(node, yaml.ScalarNode) else None
+        if value is True:
+            return (BACKGROUND_PROMPT,)
+        if value is False:
+            return ()
+        raise VocabularyError(f"{self._at(node)}: background must be true or false")
