@@ -149,3 +149,15 @@ def test_export_onto_a_file_is_one_line(tmp_path: Path, model_path: Path, capfd)
         result = run_cli(["export", "--model", model_path, "--format", "onnx", "--classes", "a", "-o",
                           tmp_path / "taken"], capfd)  # fmt: skip
     assert_error(result, 1, "is a file")
+
+
+def test_export_again_into_the_current_folder_when_it_holds_an_export(
+    earlier_export: Path, model_path: Path, capfd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(earlier_export)
+    with unchanged(earlier_export / "NOTES.md", earlier_export / "calib"):
+        result = run_cli(["export", "--model", model_path, "--format", "onnx", "--classes", "pallet", "--imgsz", "160",
+                          "-o", "."], capfd)  # fmt: skip
+    assert result.code == 0, result.err
+    assert "pallet" in (earlier_export / "ovdet.json").read_text()
+    assert_no_temporaries(earlier_export.parent)
