@@ -6,7 +6,6 @@ import json
 import os
 import zipfile
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,15 +108,6 @@ class Embeddings:
         except VocabularyError as exc:
             raise VocabularyError(f"{path}: {exc}") from None
         return embeddings
-
-    def subset(self, names: Sequence[str]) -> Embeddings:
-        """The rows for ``names``, in that order."""
-        index = {name: i for i, name in enumerate(self.names)}
-        missing = [name for name in names if name not in index]
-        if missing:
-            raise VocabularyError(f"no embedding for {', '.join(missing)}; available: {', '.join(self.names)}")
-        rows = [index[name] for name in names]
-        return Embeddings(tuple(names), self.vectors[rows], self.space, dict(self.meta))
 
 
 _NPZ_ARRAYS = ("names", "vectors", "space", "meta")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import supervision as sv
 
-from .errors import missing_dependency
+from .errors import MissingDependencyError
 
 __all__ = ["Tracker", "lost_track_frames", "lost_track_seconds"]
 
@@ -56,8 +56,11 @@ class Tracker:
     def __init__(self, fps: float | None = None, threshold: float = 0.25) -> None:
         try:
             from trackers import ByteTrackTracker
-        except ImportError as exc:
-            raise missing_dependency("trackers", "track", "--track") from exc
+        except ImportError as exc:  # a core dependency, so no extra brings it: the installation is incomplete
+            raise MissingDependencyError(
+                "trackers is not installed, and --track needs it: reinstall ovdet (pip install ovdet) or "
+                "pip install 'trackers==2.6.*'"
+            ) from exc
         self._factory = ByteTrackTracker
         self.frame_rate = float(fps) if fps else _TRACKER_REFERENCE_FPS
         self.threshold = threshold

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import checkpoint, weights
-from ..errors import WeightsError, missing_dependency
+from ..errors import ConfigError, WeightsError, missing_dependency
 from ..text import ClipTextEncoder
 
 __all__ = ["TorchBackend", "load_world_model", "resolve_device"]
@@ -34,10 +34,10 @@ def resolve_device(device: str) -> str:
         return "cuda:0" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") or device.isdigit():
         if not torch.cuda.is_available():
-            raise WeightsError(f"device {device!r} asked for, but CUDA is not available here: use --device cpu")
+            raise ConfigError(f"device {device!r} asked for, but CUDA is not available here: use --device cpu")
         return f"cuda:{device}" if device.isdigit() else device
     if device != "cpu":
-        raise WeightsError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
+        raise ConfigError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
     return device
 
 
