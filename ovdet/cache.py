@@ -7,6 +7,7 @@ in front, so a warm ``set_classes`` touches neither the text model nor (after th
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import OutputError
+from .io.files import write_atomically
 from .weights import cache_dir
 
 if TYPE_CHECKING:
@@ -79,13 +82,12 @@ class EmbeddingCache:
 
     def _write(self, key: str, vector: np.ndarray) -> None:
         path = self._path(key)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        buffer = io.BytesIO()
+        np.save(buffer, vector)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(temporary, "wb") as handle:
-                np.save(handle, vector)
-            os.replace(temporary, path)
-        except OSError as exc:
+            write_atomically([(path, buffer.getvalue())], sync=False)
+        except (OSError, OutputError) as exc:
             log.warning("could not write the embedding cache at %s (%s)", self.root, exc)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import zipfile
@@ -80,17 +81,18 @@ class Embeddings:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write a ``.npz`` with names, vectors, space and meta; the file appears only once complete."""
+        from .io.files import write_atomically
+
         path = Path(path)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(temporary, "wb") as handle:
-            np.savez(
-                handle,
-                names=np.array(self.names, dtype=str),
-                vectors=self.vectors,
-                space=np.array(self.space),
-                meta=np.array(json.dumps(self.meta)),
-            )
-        os.replace(temporary, path)
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            names=np.array(self.names, dtype=str),
+            vectors=self.vectors,
+            space=np.array(self.space),
+            meta=np.array(json.dumps(self.meta)),
+        )
+        write_atomically([(path, buffer.getvalue())])
         return path
 
     @classmethod

@@ -146,11 +146,12 @@ class Vocabulary:
         Example:
             >>> parse_classes("pump=IV pump@0.3").save("vocab.yaml", "tuned by ovdet eval")  # doctest: +SKIP
         """
+        from .io.files import write_atomically
+
         path = Path(path)
         header = "".join(f"# {line}\n" for line in comment.splitlines())
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(header + yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True), "utf-8")
-        os.replace(temporary, path)
+        text = header + yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+        write_atomically([(path, text.encode("utf-8"))])
         return path
 
 

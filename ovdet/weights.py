@@ -21,7 +21,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .errors import WeightsError
+from .errors import OutputError, WeightsError
+from .io.files import write_atomically
 
 __all__ = [
     "WEIGHTS",
@@ -312,10 +313,8 @@ def _remember_digest(path: Path, digest: str) -> None:
     store = cache_dir() / "digests.json"
     try:
         store.parent.mkdir(parents=True, exist_ok=True)
-        temporary = store.with_name(f"{store.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(known, indent=0))
-        os.replace(temporary, store)
-    except OSError as exc:  # a read-only cache only costs a re-hash next time
+        write_atomically([(store, json.dumps(known, indent=0).encode())], sync=False)
+    except (OSError, OutputError) as exc:  # a read-only cache only costs a re-hash next time
         log.debug("could not record the digest of %s: %s", path, exc)
 
 

@@ -89,8 +89,16 @@ class AppendFile:
             os.close(fd)
 
 
-def write_atomically(documents: Sequence[tuple[Path, bytes]]) -> None:
+def write_atomically(documents: Sequence[tuple[Path, bytes]], *, sync: bool = True) -> None:
     """Write files so that each is replaced whole, and none is replaced unless all were written.
+
+    Args:
+        documents: ``(path, content)`` pairs.
+        sync: Flush each file to the disk before it replaces the old one (so a power cut leaves the old or the new
+            file, never an empty one); caches that can be rebuilt skip it.
+
+    Raises:
+        OutputError: one line naming the file (a full disk, a missing permission); no temporary file stays.
 
     Example:
         >>> write_atomically([(Path("results.json"), b"[]")])  # doctest: +SKIP
@@ -102,8 +110,9 @@ def write_atomically(documents: Sequence[tuple[Path, bytes]]) -> None:
             written.append((temporary, path))
             with open(temporary, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if sync:
+                    handle.flush()
+                    os.fsync(handle.fileno())
     except BaseException as exc:  # a full disk or a Ctrl-C: no temporary file stays, no document is replaced
         for temporary, _ in written:
             temporary.unlink(missing_ok=True)

@@ -95,3 +95,12 @@ def test_video_output_on_a_full_disk_is_one_line(small_disk: Path, busy_clip: Pa
     result = _detect(busy_clip, model_path, capfd, "--output", small_disk / "out.mp4")
     assert_error(result, 1, "out.mp4")
     assert_no_temporaries(small_disk)
+
+
+@pytest.mark.parametrize("small_disk", ["4k"], indirect=True)
+def test_embeddings_file_is_written_whole_or_not_at_all(small_disk: Path, capfd) -> None:
+    classes = ",".join(f"class {i}" for i in range(8))  # 8 × 512 floats: more than the disk holds
+    result = run_cli(["embed", "--classes", classes, "-o", small_disk / "vocab.npz"], capfd)
+    assert_error(result, 1, "no space left", "vocab.npz")
+    assert not (small_disk / "vocab.npz").exists()
+    assert_no_temporaries(small_disk)
