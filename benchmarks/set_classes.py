@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import ensure_weights, machine, save, use_weights
-from ovdet.benchmark import prompts
+from benchmarks.configs import prompts
 
 
 def child(count: int) -> dict:

@@ -30,9 +30,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import harness
 from benchmarks.common import RESULTS, SHARED_DATA, ensure_weights, machine, save, use_weights
-from ovdet import benchmark
-from ovdet.benchmark import ModelFiles, RunConfig
+from benchmarks.configs import default_configs
+from benchmarks.model_files import ModelFiles
+from benchmarks.tables import agreement_table, comparison_table, sweep_table
+from ovdet.bench import RunConfig
 
 PARTS = ("compare", "vocab", "imgsz", "batch", "memory")
 ALIASES = {"baseline": ("compare",), "sweeps": ("vocab", "imgsz", "batch"), "all": PARTS}
@@ -113,7 +116,7 @@ def _numbers(text: str, kind: type = int) -> list[Any]:
 
 
 def _chosen_configs(labels: str | None) -> list[RunConfig]:
-    configs = benchmark.default_configs()
+    configs = default_configs()
     if labels is None:
         return configs
     wanted = [label.strip() for label in labels.split(",")]
@@ -126,7 +129,7 @@ def _chosen_configs(labels: str | None) -> list[RunConfig]:
 
 def _sweep_config(configs: list[RunConfig], label: str | None) -> RunConfig:
     """The named configuration; by default ``ovdet default`` where it exists, else ovdet's OpenVINO reduced."""
-    known = {config.label: config for config in benchmark.default_configs()}
+    known = {config.label: config for config in default_configs()}
     label = label or ("ovdet default" if "ovdet default" in known else "ovdet openvino reduced")
     if label not in known or known[label].engine != "ovdet":
         raise SystemExit(f"--sweep-config {label}: choose an ovdet configuration: "
@@ -138,27 +141,27 @@ def _run_parts(args: argparse.Namespace, configs: list[RunConfig], sweep: RunCon
     classes = [name.strip() for name in args.classes.split(",")]
     results: dict[str, Any] = {}
     if "compare" in args.parts:
-        results["compare"] = benchmark.compare(
+        results["compare"] = harness.compare(
             configs, files, args.clip, classes, frames=args.frames, rounds=args.rounds, imgsz=args.imgsz,
             conf=args.conf, max_classes=args.max_classes, agreement_frames=args.agreement_frames,
             agreement_confs=_numbers(args.agreement_conf, float),
         )  # fmt: skip
     common = {"frames": args.sweep_frames, "rounds": args.sweep_rounds}
     if "vocab" in args.parts:
-        results["vocab"] = benchmark.sweep_vocabulary(
+        results["vocab"] = harness.sweep_vocabulary(
             sweep, files, args.clip, _numbers(args.k_sizes), imgsz=args.imgsz, **common
         )
     if "imgsz" in args.parts:
-        results["imgsz"] = benchmark.sweep_imgsz(
+        results["imgsz"] = harness.sweep_imgsz(
             sweep, files, args.clip, classes, _numbers(args.imgsz_sizes), max_classes=args.max_classes, **common
         )
     if "batch" in args.parts:
-        results["batch"] = benchmark.sweep_batch(
+        results["batch"] = harness.sweep_batch(
             sweep, files, args.clip, classes, _numbers(args.batch_sizes), imgsz=args.imgsz,
             max_classes=args.max_classes, **common,
         )  # fmt: skip
     if "memory" in args.parts:
-        results["memory"] = benchmark.long_run_memory(
+        results["memory"] = harness.long_run_memory(
             sweep, files, args.clip, classes, frames=args.memory_frames, imgsz=args.imgsz, max_classes=args.max_classes
         )
     return results
@@ -175,9 +178,7 @@ def _versions() -> dict[str, str]:
 
 
 def _ram_gb() -> float:
-    import psutil
-
-    return psutil.virtual_memory().total / 2**30
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
 def _markdown(payload: dict[str, Any], args: argparse.Namespace) -> str:
@@ -220,7 +221,7 @@ def _compare_section(compare: dict[str, Any], args: argparse.Namespace) -> list[
         f"Configurations took turns over {args.rounds} rounds, each in its own process; "
         f"{_load(compare['load_average'])}. {_peaks(compare)}",
         "",
-        benchmark.comparison_table(rows),
+        comparison_table(rows),
         "",
         *_ratio_lines(rows),
         "",
@@ -234,7 +235,7 @@ def _compare_section(compare: dict[str, Any], args: argparse.Namespace) -> list[
         "",
         "### Precision agreement (boxes matched at IoU ≥ 0.9 with the same class)",
         "",
-        benchmark.agreement_table(compare["agreement"]),
+        agreement_table(compare["agreement"]),
     ]
 
 
@@ -256,7 +257,7 @@ def _ratio_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _sweep_section(sweep: dict[str, Any], title: str, extra: tuple) -> list[str]:
-    table = benchmark.sweep_table(sweep["rows"], extra)
+    table = sweep_table(sweep["rows"], extra)
     return ["", f"## {title}", "", f"{_load(sweep['load_average'])}. {_peaks(sweep)}", "", table]
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, SourceError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..bench import Subject
 
 ULTRALYTICS_LABEL = "ultralytics torch"
 
@@ -41,20 +46,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Measure, then print one block per configuration (and the ratio to Ultralytics when compared)."""
-    from .. import benchmark
+    from ..bench import BenchmarkError, RunConfig, Subject, measure
 
     classes = tuple(name.strip() for name in args.classes.split(",") if name.strip())
     _check(args, classes)
     options = {"device": args.device, **({"runtime": args.runtime} if args.runtime else {}), "half": args.half}
-    ovdet = benchmark.Subject(
-        "ovdet", benchmark.RunConfig("ovdet", options=options), args.model, classes, args.source,
+    ovdet = Subject(
+        "ovdet", RunConfig("ovdet", options=options), args.model, classes, args.source,
         imgsz=args.imgsz, batch=args.batch, conf=args.conf,
     )  # fmt: skip
     subjects = [_ultralytics_subject(args, classes), ovdet] if args.compare_ultralytics else [ovdet]
-    measured = benchmark.measure(subjects, frames=args.frames, rounds=args.rounds if len(subjects) > 1 else 1)
+    measured = measure(subjects, frames=args.frames, rounds=args.rounds if len(subjects) > 1 else 1)
     rows = {row["label"]: row for row in measured.rows}
     if "error" in rows["ovdet"]:
-        raise benchmark.BenchmarkError(rows["ovdet"]["error"])
+        raise BenchmarkError(rows["ovdet"]["error"])
     for row in measured.rows:
         print(_describe(row))
     if ULTRALYTICS_LABEL in rows and "error" not in rows[ULTRALYTICS_LABEL]:
@@ -72,21 +77,28 @@ def _check(args: argparse.Namespace, classes: tuple[str, ...]) -> None:
             raise ConfigError(f"--{name} must be a positive integer, got {getattr(args, name)}")
 
 
-def _ultralytics_subject(args: argparse.Namespace, classes: tuple[str, ...]):
+def _ultralytics_subject(args: argparse.Namespace, classes: tuple[str, ...]) -> Subject:
     """Ultralytics on the same ``.pt``, with ovdet's embeddings of the classes injected (its encoder needs git)."""
-    from .. import benchmark
+    from ..bench import ULTRALYTICS, RunConfig, Subject
     from ..weights import resolve_weights
 
-    if resolve_weights(args.model).suffix != ".pt":
+    weights = resolve_weights(args.model)
+    if weights.suffix != ".pt":
         raise ConfigError(f"--compare-ultralytics runs the YOLO-World .pt; {args.model} is an export: pass the .pt")
-    with tempfile.TemporaryDirectory() as folder:
-        files = benchmark.ModelFiles(args.model, folder, imgsz=args.imgsz)
-        vectors = files.vectors(classes)
-    config = benchmark.RunConfig(ULTRALYTICS_LABEL, benchmark.ULTRALYTICS)
-    return benchmark.Subject(
-        ULTRALYTICS_LABEL, config, str(files.weights), classes, args.source, imgsz=args.imgsz, conf=args.conf,
-        vectors=vectors,
+    config = RunConfig(ULTRALYTICS_LABEL, ULTRALYTICS)
+    return Subject(
+        ULTRALYTICS_LABEL, config, str(weights), classes, args.source, imgsz=args.imgsz, conf=args.conf,
+        vectors=_class_vectors(weights, classes, args.imgsz),
     )  # fmt: skip
+
+
+def _class_vectors(weights: Path, classes: Sequence[str], imgsz: int) -> np.ndarray:
+    """``(K, 512)`` embeddings of ``classes`` by ovdet's PyTorch detector, through its cache."""
+    from ..detector import OpenVocabDetector
+
+    detector = OpenVocabDetector(weights, device="cpu", imgsz=imgsz, runtime="torch")
+    detector.set_classes(list(classes))
+    return detector.embeddings.vectors.copy()
 
 
 def _describe(row: dict[str, Any]) -> str:
