@@ -92,7 +92,7 @@ class ModelFiles:
         return self._detector
 
     def _ovdet_export(self, export: str, max_classes: int) -> str:
-        from ovdet.export import export_detector
+        from ovdet.export.exporter import export_detector
 
         output = self.folder / f"{export}-dynamic{max_classes}"
         return str(export_detector(self._source(), export, dynamic_vocab=True, max_classes=max_classes, output=output))

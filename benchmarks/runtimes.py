@@ -100,7 +100,7 @@ def _read_frames(clip: Path, count: int) -> list[np.ndarray]:
 def _export_all(args: argparse.Namespace, classes: list[str]) -> list[Plan]:
     """PyTorch, the fixed and changeable exports to ONNX and OpenVINO, and the OpenVINO ones in reduced precision."""
     from ovdet import OpenVocabDetector
-    from ovdet.export import export_detector
+    from ovdet.export.exporter import export_detector
 
     source = OpenVocabDetector("yolov8s-worldv2", device="cpu", imgsz=args.imgsz)
     source.set_classes(classes)

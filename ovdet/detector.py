@@ -13,17 +13,18 @@ from typing import Any
 import numpy as np
 import supervision as sv
 
-from .backends import Backend, load_backend
 from .cache import EmbeddingCache, encode_cached
 from .config import InferenceSettings
 from .embeddings import Embeddings
 from .errors import ConfigError, ModelError, SourceError, VocabularyError
 from .io.images import load_image
 from .io.sources import Frame, FrameSource, open_source
+from .models import load_backend
 from .pipeline import detect_stream
 from .postprocess import postprocess
 from .preprocess import letterbox_batch
 from .profiling import Profiler
+from .runtimes.backend import Backend
 from .text import TextEncoder
 from .vocabulary import Vocabulary, vocabulary_of
 from .weights import resolve_weights
@@ -247,7 +248,7 @@ class OpenVocabDetector:
             >>> detector.export("openvino", dynamic_vocab=True, max_classes=16)  # doctest: +SKIP
             PosixPath('runs/export/yolov8s-worldv2-openvino-dynamic16/yolov8s-worldv2.xml')
         """
-        from .export import export_detector
+        from .export.exporter import export_detector
 
         return export_detector(self, format, **options)
 

@@ -24,7 +24,8 @@ from ovdet import (
     WeightsError,
 )
 from ovdet.cli import main
-from ovdet.export import METADATA_FILE, Artifact, export_detector
+from ovdet.export.exporter import export_detector
+from ovdet.runtimes.artifact import METADATA_FILE, Artifact
 from tests.conftest import PEOPLE, read_frames
 
 IMGSZ = 320
@@ -346,7 +347,7 @@ def test_torch_free_cli_detects_new_classes(runtime: str, exports: dict[str, Pat
 
 
 def test_devices_are_checked_per_runtime(exports: dict[str, Path], tmp_path: Path) -> None:
-    from ovdet.backends.onnx_backend import execution_providers
+    from ovdet.runtimes.onnx import execution_providers
 
     assert execution_providers("cuda:1", ["CUDAExecutionProvider", "CPUExecutionProvider"])[1] == "cuda:1"
     tensorrt, device = execution_providers("tensorrt", ["TensorrtExecutionProvider", "CUDAExecutionProvider"], True)

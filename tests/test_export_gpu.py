@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ovdet import OpenVocabDetector
-from ovdet.export import export_detector
+from ovdet.export.exporter import export_detector
 from tests.conftest import PEOPLE, read_frames
 from tests.test_export import CLASSES, CONF, IMGSZ, MORE_CLASSES, assert_same_detections
 

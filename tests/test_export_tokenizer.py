@@ -10,7 +10,7 @@ import open_clip
 import pytest
 
 from ovdet import WeightsError
-from ovdet.text_onnx import ClipTokenizer
+from ovdet.runtimes.text_tower import ClipTokenizer
 
 PROMPTS = [
     "red backpack",

@@ -27,7 +27,7 @@ def test_a_sink_that_imports_a_runtime_breaks_the_contracts(tmp_path: Path) -> N
     shutil.copytree(REPO / "ovdet", tmp_path / "ovdet", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
     sinks = tmp_path / "ovdet" / "io" / "sinks.py"
-    sinks.write_text(sinks.read_text() + "\nfrom ..backends import load_backend  # a deliberately wrong import\n")
+    sinks.write_text(sinks.read_text() + "\nfrom ..models import load_backend  # a deliberately wrong import\n")
     result = _lint_imports(tmp_path)
     assert result.returncode != 0
-    assert "ovdet.io.sinks -> ovdet.backends" in result.stdout and "BROKEN" in result.stdout
+    assert "ovdet.io.sinks -> ovdet.models" in result.stdout and "BROKEN" in result.stdout

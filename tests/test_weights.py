@@ -191,7 +191,7 @@ def test_pin_is_the_digest_of_the_bytes_loaded(empty_weights: Path) -> None:
 def test_own_checkpoint_with_other_types_loads_only_when_trusted(
     model_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ovdet.backends.torch_backend import load_world_model
+    from ovdet.runtimes.torch import load_world_model
 
     checkpoint = torch.load(model_path, map_location="cpu", weights_only=False)  # the test's own fixture
     checkpoint["train_results"] = {"map50": np.linspace(0.1, 0.5, 5)}  # numpy arrays are outside the allowlist

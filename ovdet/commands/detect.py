@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import OvdetError, SourceError, UsageError
+from ..runtimes.registry import pt_runtimes
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     detect.add_argument(
         "--runtime",
         default="auto",
-        choices=("auto", "torch", "openvino", "onnxruntime"),
+        choices=("auto", *pt_runtimes()),
         help="for a .pt: auto = OpenVINO on a CPU (converted once, cached), PyTorch on CUDA (default %(default)s)",
     )
     detect.add_argument("--half", action="store_true", default=None, help="FP16 inference (CUDA only)")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..export.artifact import Artifact
 from ..export.exporter import DEFAULT_MAX_CLASSES, FORMATS, export_detector
+from ..runtimes.artifact import Artifact
 
 MEGABYTE = 1e6
 

@@ -17,21 +17,22 @@ from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..errors import ConfigError, ModelError, OvdetError
-from .artifact import FORMAT_SUFFIXES, METADATA_FILE, Artifact, ArtifactMetadata, TextTowerInfo
+from ..runtimes.artifact import METADATA_FILE, Artifact, ArtifactMetadata, TextTowerInfo
+from ..runtimes.registry import export_formats, format_suffix
 
 if TYPE_CHECKING:
     import torch
 
-    from ..backends.torch_backend import TorchBackend
     from ..detector import OpenVocabDetector
     from ..embeddings import Embeddings
+    from ..runtimes.torch import TorchBackend
     from ..text import ClipTextEncoder
 
 __all__ = ["DEFAULT_MAX_CLASSES", "FORMATS", "ExportOptions", "export_backend", "export_detector"]
 
 log = logging.getLogger(__name__)
 
-FORMATS = tuple(FORMAT_SUFFIXES)
+FORMATS = export_formats()
 DEFAULT_MAX_CLASSES = 80
 TEXT_MODEL_FILE = "text-encoder.onnx"
 TOKENIZER_FILE = "bpe_simple_vocab_16e6.txt.gz"
@@ -193,12 +194,11 @@ def export_backend(
 
 
 def _torch_backend(detector: OpenVocabDetector) -> TorchBackend:
-    from ..backends.compiled import CompiledBackend
-    from ..backends.torch_backend import TorchBackend
+    from ..runtimes.torch import TorchBackend
 
     if isinstance(detector.backend, TorchBackend):
         return detector.backend
-    if isinstance(detector.backend, CompiledBackend):  # runs converted, but the .pt is at hand
+    if detector.model_path.suffix == ".pt":  # runs converted (ovdet.models.CompiledBackend), but the .pt is at hand
         return TorchBackend(detector.model_path, device="cpu")
     raise ModelError(
         f"{detector.model_path.name} is already an exported {detector.backend.name} model: "
@@ -294,7 +294,7 @@ def _write_detector_graph(
     else:
         graph = FixedVocabularyGraph(model, torch.from_numpy(embeddings.vectors).to(device, dtype))
         example = (images,)
-    suffix = FORMAT_SUFFIXES[options.format]
+    suffix = format_suffix(options.format)
     if options.format == "onnx":
         return write_onnx(graph, example, stem.with_suffix(suffix))
     if options.format == "torchscript":
@@ -335,7 +335,7 @@ def _write_text_tower(encoder: ClipTextEncoder, folder: Path) -> TextTowerInfo:
     """Export the CLIP text tower to ONNX, with the tokenizer's merges file beside it."""
     import torch
 
-    from ..text_onnx import CONTEXT_LENGTH
+    from ..runtimes.text_tower import CONTEXT_LENGTH
     from .graphs import TextTowerGraph
     from .writers import write_text_tower
 

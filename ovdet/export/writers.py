@@ -16,7 +16,7 @@ import torch
 
 from .._openvino import import_openvino
 from ..errors import ConfigError, ModelError, missing_dependency
-from .artifact import IMAGES_INPUT, OUTPUT, TEXT_INPUT
+from ..runtimes.artifact import IMAGES_INPUT, OUTPUT, TEXT_INPUT
 
 __all__ = ["write_engine", "write_onnx", "write_openvino", "write_text_tower", "write_torchscript"]
 

@@ -119,7 +119,7 @@ def earlier_export(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -
 
 
 def test_export_into_an_earlier_export_keeps_the_users_files(earlier_export: Path, model_path: Path, capfd) -> None:
-    from ovdet.export import Artifact
+    from ovdet.runtimes.artifact import Artifact
 
     with unchanged(earlier_export / "NOTES.md", earlier_export / "calib"):
         result = run_cli(["export", "--model", model_path, "--format", "onnx", "--classes", "forklift",

@@ -14,8 +14,8 @@ import numpy as np
 
 from .._openvino import import_openvino
 from ..errors import ConfigError
-from ..export.artifact import IMAGES_INPUT, TEXT_INPUT
-from ..export.runtime import ExportedBackend
+from .artifact import IMAGES_INPUT, TEXT_INPUT
+from .exported import ExportedBackend
 
 __all__ = ["OpenVinoBackend", "openvino_device"]
 
@@ -56,7 +56,6 @@ class OpenVinoBackend(ExportedBackend):
     """
 
     name = "openvino"
-    text_runtime = "openvino"
 
     def __init__(self, path: str | os.PathLike[str], device: str = "auto", half: bool = False) -> None:
         super().__init__(path, "openvino")

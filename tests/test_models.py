@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ovdet import ConfigError, OpenVocabDetector
-from ovdet.backends import compiled
-from ovdet.backends.compiled import CompiledBackend
+from ovdet import ConfigError, OpenVocabDetector, models
+from ovdet.models import CompiledBackend
 
 CLASSES = ["bottle", "person", "red backpack"]
 
@@ -59,5 +58,5 @@ def test_a_larger_vocabulary_converts_once_more_with_more_slots(model_path: Path
     assert backend.slots == 2
     backend.set_vocabulary(np.eye(3, 512, dtype=np.float32))
     assert backend.slots == 4
-    slot_counts = {p.name.rsplit("-", 1)[1] for p in compiled.compiled_dir().iterdir()}
+    slot_counts = {p.name.rsplit("-", 1)[1] for p in models.compiled_dir().iterdir()}
     assert {"k2", "k4"} <= slot_counts

@@ -17,6 +17,7 @@ import numpy as np
 from .. import checkpoint, weights
 from ..errors import ConfigError, WeightsError, missing_dependency
 from ..text import ClipTextEncoder
+from .registry import runtime_named
 
 __all__ = ["TorchBackend", "load_world_model", "resolve_device"]
 
@@ -52,7 +53,8 @@ def load_world_model(file: weights.WeightsFile):
         import torch
         from ultralytics.nn.tasks import WorldModel, _SafeLoad
     except ImportError as exc:
-        raise missing_dependency(exc.name or "torch", "torch", f"loading {file.path.name}") from exc
+        extra = runtime_named("torch").extra
+        raise missing_dependency(exc.name or "torch", extra, f"loading {file.path.name}") from exc
     if not (_SafeLoad.SUPPORTED or checkpoint.trusted()):
         raise WeightsError(
             f"loading {file.path} safely needs torch 2.6 or newer (found {torch.__version__}): upgrade torch, "

@@ -9,9 +9,9 @@ import os
 
 import numpy as np
 
-from ..errors import ConfigError, missing_dependency
-from ..export.artifact import IMAGES_INPUT, OUTPUT, TEXT_INPUT
-from ..export.runtime import ExportedBackend
+from ..errors import ConfigError
+from .artifact import IMAGES_INPUT, OUTPUT, TEXT_INPUT
+from .exported import ExportedBackend
 
 __all__ = ["TensorRTBackend"]
 
@@ -31,7 +31,6 @@ class TensorRTBackend(ExportedBackend):
     """
 
     name = "tensorrt"
-    text_runtime = "auto"
 
     def __init__(self, path: str | os.PathLike[str], device: str = "auto", half: bool = False) -> None:
         super().__init__(path, "engine")
@@ -39,10 +38,8 @@ class TensorRTBackend(ExportedBackend):
             import tensorrt
             import torch
         except ImportError as exc:
-            raise missing_dependency(
-                exc.name or "tensorrt", "tensorrt", f"running {self.artifact.model_path.name}"
-            ) from exc
-        from .torch_backend import resolve_device
+            raise self._missing(exc.name or "tensorrt") from exc
+        from .torch import resolve_device
 
         self.device = resolve_device(device)
         if not self.device.startswith("cuda"):

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import MissingDependencyError, ModelError, missing_dependency
 from .artifact import Artifact
+from .registry import runtime_named
 
 if TYPE_CHECKING:
-    from ..text_onnx import OnnxTextEncoder
+    from .text_tower import OnnxTextEncoder
 
 __all__ = ["ExportedBackend"]
 
@@ -39,7 +40,6 @@ class ExportedBackend(ABC):
 
     name: str
     rect = True  # every export takes any input height and width that is a multiple of the stride
-    text_runtime = "auto"  # the runtime the exported text tower runs on
 
     def __init__(self, path: str | os.PathLike[str], expected_format: str) -> None:
         self.artifact = Artifact.open(path, expected_format)
@@ -55,7 +55,7 @@ class ExportedBackend(ABC):
 
     def default_text_encoder(self) -> OnnxTextEncoder:
         """The artifact's exported CLIP text tower, run without torch (changeable-vocabulary exports only)."""
-        from ..text_onnx import OnnxTextEncoder
+        from .text_tower import OnnxTextEncoder
 
         metadata = self.artifact.metadata
         if metadata.text_encoder is None:
@@ -64,6 +64,12 @@ class ExportedBackend(ABC):
                 f"re-export with --dynamic-vocab to change classes after export"
             )
         return OnnxTextEncoder.from_artifact(self.artifact.folder, metadata, runtime=self.text_runtime)
+
+    @property
+    def text_runtime(self) -> str:
+        """The runtime the exported text tower runs on, as the registry gives it for this runtime."""
+        runtime = runtime_named(self.name)
+        return (runtime.text_runtime if runtime is not None else None) or "auto"
 
     def set_vocabulary(self, vectors: np.ndarray) -> None:
         """Fill the first ``len(vectors)`` text slots; the others stay empty (zero) and never score."""
@@ -90,6 +96,10 @@ class ExportedBackend(ABC):
         if self.artifact.metadata.dynamic and slots is None:
             raise ModelError('no classes set: call set_classes(["person", ...]) before detect')
         return self._forward(images, slots)[:, : 4 + count]
+
+    def _missing(self, package: str) -> MissingDependencyError:
+        """The error for a package this runtime needs and lacks; it names the extra the registry gives."""
+        return missing_dependency(package, runtime_named(self.name).extra, f"running {self.artifact.model_path.name}")
 
     def _warn_if_half_unavailable(self, half: bool) -> None:
         """``half`` cannot turn an FP32 graph into FP16 in this runtime: the precision is chosen at export."""

@@ -7,8 +7,8 @@ import warnings
 
 import numpy as np
 
-from ..errors import ConfigError, missing_dependency
-from ..export.runtime import ExportedBackend
+from ..errors import ConfigError
+from .exported import ExportedBackend
 
 __all__ = ["TorchScriptBackend"]
 
@@ -34,8 +34,8 @@ class TorchScriptBackend(ExportedBackend):
         try:
             import torch
         except ImportError as exc:
-            raise missing_dependency("torch", "torch", f"running {self.artifact.model_path.name}") from exc
-        from .torch_backend import resolve_device
+            raise self._missing("torch") from exc
+        from .torch import resolve_device
 
         self.device = resolve_device(device)
         if self.artifact.metadata.precision == "fp16" and not self.device.startswith("cuda"):

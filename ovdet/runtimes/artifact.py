@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import WeightsError
+from .registry import export_formats, runtime_for_suffix
 
 __all__ = [
-    "FORMAT_SUFFIXES",
     "METADATA_FILE",
     "SCHEMA",
     "Artifact",
@@ -33,7 +33,6 @@ __all__ = [
 
 METADATA_FILE = "ovdet.json"
 SCHEMA = 1
-FORMAT_SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "torchscript": ".torchscript", "engine": ".engine"}
 VOCABULARY_MODES = ("fixed", "dynamic")
 PRECISIONS = ("fp32", "fp16")
 INPUT_DTYPES = ("float32", "float16")
@@ -148,8 +147,8 @@ class ArtifactMetadata:
     def check(self, where: str = METADATA_FILE) -> None:
         """Raise :class:`WeightsError` if the fields contradict each other."""
         problems = []
-        if self.format not in FORMAT_SUFFIXES:
-            problems.append(f"format {self.format!r} is not one of {', '.join(FORMAT_SUFFIXES)}")
+        if self.format not in export_formats():
+            problems.append(f"format {self.format!r} is not one of {', '.join(export_formats())}")
         if self.vocabulary not in VOCABULARY_MODES:
             problems.append(f"vocabulary {self.vocabulary!r} is not fixed or dynamic")
         if self.precision not in PRECISIONS:
@@ -279,4 +278,5 @@ def artifact_format(path: str | os.PathLike[str]) -> str | None:
     path = Path(path)
     if path.is_dir():
         return read_metadata(path, path.name).format
-    return next((name for name, suffix in FORMAT_SUFFIXES.items() if path.suffix == suffix), None)
+    runtime = runtime_for_suffix(path.suffix)
+    return runtime.format if runtime is not None else None

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .embeddings import normalize
-from .errors import ConfigError, WeightsError, missing_dependency
-from .export.artifact import ArtifactMetadata
+from ..embeddings import normalize
+from ..errors import ConfigError, WeightsError, missing_dependency
+from .artifact import ArtifactMetadata
+from .registry import text_runtimes
 
 __all__ = ["ClipTokenizer", "OnnxTextEncoder"]
 
@@ -33,7 +34,7 @@ CONTEXT_LENGTH = 77
 MERGE_COUNT = 49152 - 256 - 2  # CLIP's vocabulary: 49,408 tokens = 2×256 bytes + merges + 2 specials
 SPLIT_PATTERN = START + "|" + END + r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
 WORD_END = "</w>"
-TEXT_RUNTIMES = ("auto", "onnxruntime", "openvino")
+TEXT_RUNTIMES = text_runtimes()
 
 
 @lru_cache(maxsize=1)

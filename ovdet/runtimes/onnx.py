@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, missing_dependency
-from ..export.artifact import IMAGES_INPUT, OUTPUT, TEXT_INPUT
-from ..export.runtime import ExportedBackend
+from ..errors import ConfigError
+from .artifact import IMAGES_INPUT, OUTPUT, TEXT_INPUT
+from .exported import ExportedBackend
 
 __all__ = ["OnnxBackend", "execution_providers"]
 
@@ -67,14 +67,13 @@ class OnnxBackend(ExportedBackend):
     """
 
     name = "onnxruntime"
-    text_runtime = "onnxruntime"
 
     def __init__(self, path: str | os.PathLike[str], device: str = "auto", half: bool = False) -> None:
         super().__init__(path, "onnx")
         try:
             import onnxruntime
         except ImportError as exc:
-            raise missing_dependency("onnxruntime", "onnx", f"running {self.artifact.model_path.name}") from exc
+            raise self._missing("onnxruntime") from exc
         providers, self.device = execution_providers(device, onnxruntime.get_available_providers(), half)
         if not self.device.startswith("tensorrt"):
             self._warn_if_half_unavailable(half)

@@ -1,0 +1,150 @@
+"""Open a model with the runtime it needs: an ``ovdet export`` with its format's runtime, a ``.pt`` with PyTorch or,
+converted once and cached, with OpenVINO or onnxruntime.
+
+This sits above the runtimes and the exporter: it is the one place that converts a ``.pt`` through the exporter
+(the default CPU path). The graph has a fixed number of class slots; a vocabulary that needs more converts once
+more with twice the slots, and since the class embeddings are an input of the graph, changing the classes needs
+no new conversion.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+import os
+from importlib import import_module
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, WeightsError
+from .runtimes.artifact import artifact_format
+from .runtimes.backend import Backend
+from .runtimes.registry import RUNTIMES, pt_runtimes, runtime_for_format, runtime_named
+from .text import ClipTextEncoder
+from .weights import cache_dir, file_sha256
+
+__all__ = ["CompiledBackend", "compiled_dir", "load_backend"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SLOTS = 80
+
+
+def load_backend(
+    model: str | os.PathLike[str], device: str = "auto", half: bool = False, runtime: str = "auto"
+) -> Backend:
+    """Open a weights file or an exported model with the runtime its format needs.
+
+    Args:
+        model: A YOLO-World ``.pt`` file, or an ``ovdet export`` artifact: its folder or its model file
+            (``.onnx``, ``.xml``, ``.torchscript``, ``.engine``).
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; each runtime documents its own.
+        half: Reduced precision (see each runtime).
+        runtime: For a ``.pt``: ``"torch"``, ``"openvino"`` or ``"onnxruntime"`` (converted once and cached), or
+            ``"auto"`` (``$OVDET_RUNTIME`` if set; else OpenVINO on a CPU where it is installed, PyTorch otherwise).
+
+    Example:
+        >>> backend = load_backend("runs/export/yolov8s-worldv2-onnx-dynamic16/yolov8s-worldv2.onnx")  # doctest: +SKIP
+        >>> backend.name  # doctest: +SKIP
+        'onnxruntime'
+    """
+    path = Path(model)
+    if path.suffix in runtime_named("torch").suffixes:
+        return _load_weights(path, device, half, runtime)
+    exported = artifact_format(path)
+    if exported is None:
+        suffixes = ", ".join(suffix for entry in RUNTIMES if entry.format is not None for suffix in entry.suffixes)
+        raise WeightsError(
+            f"{path} has an unsupported format {path.suffix or '(none)'}: ovdet loads YOLO-World .pt files and "
+            f"models exported with ovdet export ({suffixes}, or their folder)"
+        )
+    entry = runtime_for_format(exported)
+    backend_class = getattr(import_module(entry.module), entry.class_name)
+    return backend_class(path, device=device, half=half)
+
+
+def _load_weights(path: Path, device: str, half: bool, runtime: str) -> Backend:
+    from .runtimes.torch import TorchBackend, resolve_device
+
+    if runtime not in ("auto", *pt_runtimes()):
+        raise ConfigError(f"unknown runtime {runtime!r}: use one of {', '.join(('auto', *pt_runtimes()))}")
+    if runtime == "auto":
+        runtime = os.environ.get("OVDET_RUNTIME") or _fastest_runtime(resolve_device(device))
+    if runtime not in pt_runtimes():
+        raise ConfigError(f"OVDET_RUNTIME={runtime!r} is not a runtime: use one of {', '.join(pt_runtimes())}")
+    if runtime == "torch":
+        return TorchBackend(path, device=device, half=half)
+    return CompiledBackend(path, runtime, device="cpu" if device == "auto" else device, half=half)
+
+
+def _fastest_runtime(device: str) -> str:
+    """OpenVINO on a CPU (measured: benchmarks/speed.py), PyTorch on CUDA or where OpenVINO is missing."""
+    if device.startswith("cuda") or importlib.util.find_spec("openvino") is None:
+        return "torch"
+    return "openvino"
+
+
+def compiled_dir() -> Path:
+    """Where converted models are kept: ``$OVDET_COMPILED_DIR``, else ``<ovdet cache>/compiled``."""
+    return Path(os.environ.get("OVDET_COMPILED_DIR") or cache_dir() / "compiled").expanduser()
+
+
+class CompiledBackend:
+    """A YOLO-World ``.pt`` run by OpenVINO or onnxruntime through a cached changeable-vocabulary export.
+
+    Args:
+        weights: The YOLO-World ``.pt`` file.
+        runtime: ``"openvino"`` or ``"onnxruntime"``.
+        device: ``"auto"`` or ``"cpu"``.
+        half: Let OpenVINO compute in the CPU's BF16 instead of FP32.
+        slots: Class slots of the first conversion.
+
+    Example:
+        >>> backend = CompiledBackend(Path("weights/yolov8s-worldv2.pt"), "openvino")  # doctest: +SKIP
+        >>> backend.name, backend.precision  # doctest: +SKIP
+        ('openvino', 'f32')
+    """
+
+    rect = True
+    fixed_classes = None
+    max_classes = None  # grows on demand
+
+    def __init__(
+        self, weights: Path, runtime: str, device: str = "auto", half: bool = False, slots: int = DEFAULT_SLOTS
+    ) -> None:
+        self.weights, self.runtime, self.half, self._device = Path(weights), runtime, half, device
+        self._digest = file_sha256(self.weights)
+        self._open(slots)
+
+    def _open(self, slots: int) -> None:
+        folder = compiled_dir() / f"{self.weights.stem}-{self._digest[:16]}-{self.runtime}-k{slots}"
+        if not (folder / "ovdet.json").is_file():
+            self._convert(folder, slots)
+        self._inner = load_backend(folder, device=self._device, half=self.half)
+        self.slots = slots
+        for name in ("name", "space", "stride", "device", "input_dtype", "precision"):
+            setattr(self, name, getattr(self._inner, name))
+
+    def _convert(self, folder: Path, slots: int) -> None:
+        from .export.exporter import ExportOptions, export_backend
+        from .runtimes.torch import TorchBackend
+
+        log.warning("converting %s for %s once (%d class slots); cached in %s", self.weights.name, self.runtime,
+                    slots, folder)  # fmt: skip
+        options = ExportOptions(runtime_named(self.runtime).format, dynamic_vocab=True, max_classes=slots)
+        export_backend(TorchBackend(self.weights, device="cpu"), self.weights, options, folder)
+
+    def default_text_encoder(self) -> ClipTextEncoder:
+        """CLIP in PyTorch, as for the ``.pt`` itself: the same embeddings, the same cache."""
+        return ClipTextEncoder(device="cpu")
+
+    def set_vocabulary(self, vectors: np.ndarray) -> None:
+        """Use these embeddings; a vocabulary larger than the graph's slots converts once more, with more slots."""
+        if len(vectors) > self.slots:
+            self._open(2 ** math.ceil(math.log2(len(vectors))))
+        self._inner.set_vocabulary(vectors)
+
+    def infer(self, images: np.ndarray) -> np.ndarray:
+        return self._inner.infer(images)
