@@ -152,28 +152,21 @@ def _check_paths(args: argparse.Namespace, source) -> None:
     if args.save_annotated:
         outputs.append(Target("--save-annotated", Path(args.save_annotated), folder=True))
     check_targets(inputs, outputs)
+    for output in args.output:
+        _output_kind(output)
 
 
 def _open_sinks(args: argparse.Namespace, source) -> list:
     from ..io.sinks import AnnotatedImageWriter, CocoSink, CsvSink, EventsSink, JsonlSink
-    from ..io.video import VIDEO_OUTPUT_SUFFIXES, AnnotatedVideoSink
+    from ..io.video import AnnotatedVideoSink
     from ..tracking import lost_track_frames
 
     fps = source.fps / getattr(source, "vid_stride", 1) if source.fps else None
+    openers = {"jsonl": JsonlSink, "csv": CsvSink, "video": lambda path: AnnotatedVideoSink(path, fps)}
     sinks = []
     try:
         for output in args.output:
-            suffix = Path(output).suffix.lower()
-            if suffix in JSONL_SUFFIXES:
-                sinks.append(JsonlSink(output))
-            elif suffix == ".csv":
-                sinks.append(CsvSink(output))
-            elif suffix in VIDEO_OUTPUT_SUFFIXES:
-                sinks.append(AnnotatedVideoSink(output, fps))
-            else:
-                known = ", ".join((*JSONL_SUFFIXES, ".csv", *sorted(VIDEO_OUTPUT_SUFFIXES)))
-                hint = " (COCO results go to --coco)" if suffix == ".json" else ""
-                raise UsageError(f"--output {output}: unknown file type {suffix or '(none)'}; use {known}{hint}")
+            sinks.append(openers[_output_kind(output)](output))
         if args.coco:
             sinks.append(CocoSink(args.coco))
         if args.events:
@@ -185,6 +178,22 @@ def _open_sinks(args: argparse.Namespace, source) -> list:
             sink.close()
         raise
     return sinks
+
+
+def _output_kind(output: str) -> str:
+    """``"jsonl"``, ``"csv"`` or ``"video"`` from the file's suffix; anything else is a usage error."""
+    from ..io.video import VIDEO_OUTPUT_SUFFIXES
+
+    suffix = Path(output).suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix == ".csv":
+        return "csv"
+    if suffix in VIDEO_OUTPUT_SUFFIXES:
+        return "video"
+    known = ", ".join((*JSONL_SUFFIXES, ".csv", *sorted(VIDEO_OUTPUT_SUFFIXES)))
+    hint = " (COCO results go to --coco)" if suffix == ".json" else ""
+    raise UsageError(f"--output {output}: unknown file type {suffix or '(none)'}; use {known}{hint}")
 
 
 class _StopRequest:

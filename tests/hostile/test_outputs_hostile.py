@@ -161,3 +161,12 @@ def test_export_again_into_the_current_folder_when_it_holds_an_export(
     assert result.code == 0, result.err
     assert "pallet" in (earlier_export / "ovdet.json").read_text()
     assert_no_temporaries(earlier_export.parent)
+
+
+def test_a_refused_output_leaves_the_earlier_ones_untouched(scene: Path, capfd) -> None:
+    earlier = scene / "out" / "yesterday.jsonl"
+    earlier.write_text('{"frame": 0}\n')
+    with unchanged(scene / "clip.mp4", earlier):
+        result = run_cli(["detect", scene / "clip.mp4", "--classes", "person", "--output", earlier,
+                          "--output", scene / "out" / "x.txt"], capfd)  # fmt: skip
+    assert_error(result, 2, "unknown file type")
