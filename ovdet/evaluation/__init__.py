@@ -14,11 +14,12 @@ Example:
 
 from __future__ import annotations
 
-from .datasets import LabelledDataset, LabelledImage, load_coco, load_dataset, load_yolo, match_categories
+from .datasets import LabelledDataset, LabelledImage, load_coco, load_dataset, match_categories
 from .metrics import ClassOutcome, OperatingPoint, RunMetrics, best_f1_point, coco_metrics, operating_point
 from .prompts import RankedVariant, Variant, plan_variants
 from .report import write_report
 from .runner import AP_CONF, Evaluation, detect_dataset, evaluate
+from .yolo_format import load_yolo
 
 __all__ = [
     "AP_CONF",

@@ -15,25 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConfigError, SourceError, VocabularyError
-from ..io.images import IMAGE_SUFFIXES
 
 __all__ = [
     "LabelledDataset",
     "LabelledImage",
     "load_coco",
     "load_dataset",
-    "load_yolo",
     "match_categories",
     "normalize_name",
 ]
 
 log = logging.getLogger(__name__)
 
-YOLO_NAME_FILES = ("data.yaml", "data.yml", "classes.txt")
 EXIF_ORIENTATION = 0x0112
 EXIF_TRANSPOSED = frozenset({5, 6, 7, 8})  # orientations that swap width and height
 MISSING_SHOWN = 3
@@ -149,6 +145,8 @@ def load_dataset(data: str | os.PathLike[str], images: str | os.PathLike[str] | 
     if path.is_dir() or path.suffix.lower() in (".yaml", ".yml"):
         if images is not None:
             raise ConfigError(f"--images is for COCO data; the YOLO dataset {path} keeps its images in images/")
+        from .yolo_format import load_yolo
+
         return load_yolo(path)
     raise SourceError(
         f"data {path} is neither a COCO .json file nor a YOLO dataset folder: pass annotations.json or a folder "
@@ -166,52 +164,6 @@ def load_coco(path: str | os.PathLike[str], images: str | os.PathLike[str] | Non
     root = _read_json(path)
     folder = Path(images) if images is not None else path.parent
     return _CocoFile(path, folder).parse(root)
-
-
-def load_yolo(path: str | os.PathLike[str]) -> LabelledDataset:
-    """Read and check a YOLO-format dataset: ``images/`` (searched recursively), ``labels/`` and class names.
-
-    Each image ``images/a/b.jpg`` has its boxes in ``labels/a/b.txt``, one ``class x_center y_center width height``
-    line per object (normalised to [0, 1]; a polygon line counts as its bounding box). An image without a label
-    file has no objects.
-
-    Example:
-        >>> dataset = load_yolo("ward-yolo/")  # doctest: +SKIP
-    """
-    path = Path(path)
-    root = path if path.is_dir() else path.parent
-    if not root.is_dir():
-        raise SourceError(f"YOLO dataset {path} does not exist: check the path")
-    names = _yolo_names(path)
-    image_dir, label_dir = root / "images", root / "labels"
-    for folder in (image_dir, label_dir):
-        if not folder.is_dir():
-            raise SourceError(
-                f"YOLO dataset {root} has no {folder.name}/ folder: put images in images/, boxes in labels/"
-            )
-    files = sorted(p for p in image_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    images, annotations, labels = [], [], set()
-    for image_id, file in enumerate(files, start=1):
-        image = LabelledImage(image_id, file, *_image_size(file))
-        images.append(image)
-        label = (label_dir / file.relative_to(image_dir)).with_suffix(".txt")
-        labels.add(label)
-        for box in _yolo_boxes(label, image, len(names)):
-            annotations.append(_annotation(len(annotations) + 1, image_id, *box))
-    _warn_about_orphans(sorted(set(label_dir.rglob("*.txt")) - labels), root)
-    categories = {index + 1: name for index, name in enumerate(names)}
-    return _checked(LabelledDataset(str(root), tuple(images), categories, tuple(annotations)))
-
-
-def _warn_about_orphans(orphans: list[Path], root: Path) -> None:
-    if orphans:
-        log.warning(
-            "%s: %d label file(s) have no image of the same name (e.g. %s): their objects are not evaluated; check "
-            "the file names",
-            root,
-            len(orphans),
-            orphans[0].relative_to(root),
-        )
 
 
 def _read_json(path: Path) -> Any:
@@ -239,7 +191,7 @@ class _CocoFile:
         images = self._images(self._list(root, "images"))
         annotations = self._annotations(self._list(root, "annotations"), images, categories)
         self._check_files_exist(images.values())
-        return _checked(LabelledDataset(str(self.path), tuple(images.values()), categories, annotations))
+        return checked_dataset(LabelledDataset(str(self.path), tuple(images.values()), categories, annotations))
 
     def _list(self, root: dict[str, Any], key: str) -> list[Any]:
         value = root.get(key)
@@ -285,7 +237,7 @@ class _CocoFile:
             file = self.image_folder / entry["file_name"]
             width, height = entry.get("width"), entry.get("height")
             if not (_is_positive_int(width) and _is_positive_int(height)):
-                width, height = _image_size(file) if file.is_file() else (0, 0)
+                width, height = image_size(file) if file.is_file() else (0, 0)
             images[entry["id"]] = LabelledImage(entry["id"], file, width, height)
         return images
 
@@ -303,7 +255,7 @@ class _CocoFile:
                     f"{where} refers to category id {entry['category_id']}, which 'categories' does not list"
                 )
             x, y, width, height = _checked_box(entry["bbox"], where)
-            annotation = _annotation(entry.get("id"), entry["image_id"], entry["category_id"], x, y, width, height)
+            annotation = coco_annotation(entry.get("id"), entry["image_id"], entry["category_id"], x, y, width, height)
             annotation["iscrowd"] = int(bool(entry.get("iscrowd", 0)))
             annotations.append(annotation)
         return _with_usable_ids(annotations, self.path)
@@ -337,7 +289,7 @@ def _checked_box(box: list[Any], where: str) -> tuple[float, float, float, float
     return float(box[0]), float(box[1]), float(box[2]), float(box[3])
 
 
-def _annotation(
+def coco_annotation(
     annotation_id: Any, image_id: int, category_id: int, x: float, y: float, width: float, height: float
 ) -> dict[str, Any]:
     return {
@@ -350,7 +302,7 @@ def _annotation(
     }
 
 
-def _checked(dataset: LabelledDataset) -> LabelledDataset:
+def checked_dataset(dataset: LabelledDataset) -> LabelledDataset:
     if not dataset.images:
         raise SourceError(f"{dataset.name} lists no images: add the labelled images")
     if not dataset.objects_per_category():
@@ -358,70 +310,7 @@ def _checked(dataset: LabelledDataset) -> LabelledDataset:
     return dataset
 
 
-def _yolo_names(path: Path) -> list[str]:
-    candidates = [path] if path.is_file() else [path / name for name in YOLO_NAME_FILES]
-    for file in candidates:
-        if file.is_file():
-            names = _names_from_txt(file) if file.suffix == ".txt" else _names_from_yaml(file)
-            if not names:
-                raise SourceError(f"{file} lists no class names: add one name per class")
-            return names
-    raise SourceError(
-        f"YOLO dataset {path} has no class names: add data.yaml (names: [syringe, pump]) or classes.txt (a name a line)"
-    )
-
-
-def _names_from_txt(file: Path) -> list[str]:
-    return [" ".join(line.split()) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def _names_from_yaml(file: Path) -> list[str]:
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SourceError(f"{file}: not valid YAML ({getattr(exc, 'problem', exc)}): fix the file") from exc
-    names = data.get("names") if isinstance(data, dict) else None
-    if isinstance(names, dict) and sorted(names) == list(range(len(names))):
-        return [" ".join(str(names[index]).split()) for index in range(len(names))]
-    if isinstance(names, list):
-        return [" ".join(str(name).split()) for name in names]
-    raise SourceError(f"{file}: 'names' must be a list of class names or a mapping 0: name, 1: name, …")
-
-
-def _yolo_boxes(label: Path, image: LabelledImage, classes: int) -> list[tuple[int, float, float, float, float]]:
-    """The label file's boxes as ``(category id, x, y, width, height)`` in pixels; none when there is no file."""
-    if not label.is_file():
-        return []
-    boxes = []
-    for number, line in enumerate(label.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            boxes.append(_yolo_box(line, f"{label}:{number}", image, classes))
-    return boxes
-
-
-def _yolo_box(line: str, where: str, image: LabelledImage, classes: int) -> tuple[int, float, float, float, float]:
-    fields = line.split()
-    try:
-        class_index, values = int(fields[0]), [float(v) for v in fields[1:]]
-    except ValueError:
-        raise SourceError(f"{where}: expected 'class x_center y_center width height' numbers, got {line!r}") from None
-    if not 0 <= class_index < classes:
-        raise SourceError(f"{where}: class {class_index} is outside the {classes} names (0 to {classes - 1})")
-    if len(values) == 4:
-        x_center, y_center, width, height = values
-        x1, y1, x2, y2 = x_center - width / 2, y_center - height / 2, x_center + width / 2, y_center + height / 2
-    elif len(values) >= 6 and len(values) % 2 == 0:
-        xs, ys = values[0::2], values[1::2]
-        x1, y1, x2, y2 = min(xs), min(ys), max(xs), max(ys)
-    else:
-        raise SourceError(f"{where}: expected 'class x_center y_center width height' (or a polygon), got {line!r}")
-    if not all(math.isfinite(v) and -1e-6 <= v <= 1 + 1e-6 for v in values) or x2 <= x1 or y2 <= y1:
-        raise SourceError(f"{where}: the box {line!r} is empty or not normalised to [0, 1]: divide by the image size")
-    w, h = image.width, image.height
-    return class_index + 1, x1 * w, y1 * h, (x2 - x1) * w, (y2 - y1) * h
-
-
-def _image_size(path: Path) -> tuple[int, int]:
+def image_size(path: Path) -> tuple[int, int]:
     """Width and height as decoded (EXIF rotation applied, as ``cv2.imread`` does), read from the header."""
     try:
         with Image.open(path) as image:

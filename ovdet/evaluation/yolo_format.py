@@ -1,0 +1,129 @@
+"""YOLO-format datasets for evaluation: ``images/``, ``labels/`` with one box a line, and the class names."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import yaml
+
+from ..errors import SourceError
+from ..io.images import IMAGE_SUFFIXES
+from .datasets import LabelledDataset, LabelledImage, checked_dataset, coco_annotation, image_size
+
+__all__ = ["load_yolo"]
+
+log = logging.getLogger(__name__)
+
+YOLO_NAME_FILES = ("data.yaml", "data.yml", "classes.txt")
+
+
+def load_yolo(path: str | os.PathLike[str]) -> LabelledDataset:
+    """Read and check a YOLO-format dataset: ``images/`` (searched recursively), ``labels/`` and class names.
+
+    Each image ``images/a/b.jpg`` has its boxes in ``labels/a/b.txt``, one ``class x_center y_center width height``
+    line per object (normalised to [0, 1]; a polygon line counts as its bounding box). An image without a label
+    file has no objects.
+
+    Example:
+        >>> dataset = load_yolo("ward-yolo/")  # doctest: +SKIP
+    """
+    path = Path(path)
+    root = path if path.is_dir() else path.parent
+    if not root.is_dir():
+        raise SourceError(f"YOLO dataset {path} does not exist: check the path")
+    names = _yolo_names(path)
+    image_dir, label_dir = root / "images", root / "labels"
+    for folder in (image_dir, label_dir):
+        if not folder.is_dir():
+            raise SourceError(
+                f"YOLO dataset {root} has no {folder.name}/ folder: put images in images/, boxes in labels/"
+            )
+    files = sorted(p for p in image_dir.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    images, annotations, labels = [], [], set()
+    for image_id, file in enumerate(files, start=1):
+        image = LabelledImage(image_id, file, *image_size(file))
+        images.append(image)
+        label = (label_dir / file.relative_to(image_dir)).with_suffix(".txt")
+        labels.add(label)
+        for box in _yolo_boxes(label, image, len(names)):
+            annotations.append(coco_annotation(len(annotations) + 1, image_id, *box))
+    _warn_about_orphans(sorted(set(label_dir.rglob("*.txt")) - labels), root)
+    categories = {index + 1: name for index, name in enumerate(names)}
+    return checked_dataset(LabelledDataset(str(root), tuple(images), categories, tuple(annotations)))
+
+
+def _warn_about_orphans(orphans: list[Path], root: Path) -> None:
+    if orphans:
+        log.warning(
+            "%s: %d label file(s) have no image of the same name (e.g. %s): their objects are not evaluated; check "
+            "the file names",
+            root,
+            len(orphans),
+            orphans[0].relative_to(root),
+        )
+
+
+def _yolo_names(path: Path) -> list[str]:
+    candidates = [path] if path.is_file() else [path / name for name in YOLO_NAME_FILES]
+    for file in candidates:
+        if file.is_file():
+            names = _names_from_txt(file) if file.suffix == ".txt" else _names_from_yaml(file)
+            if not names:
+                raise SourceError(f"{file} lists no class names: add one name per class")
+            return names
+    raise SourceError(
+        f"YOLO dataset {path} has no class names: add data.yaml (names: [syringe, pump]) or classes.txt (a name a line)"
+    )
+
+
+def _names_from_txt(file: Path) -> list[str]:
+    return [" ".join(line.split()) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _names_from_yaml(file: Path) -> list[str]:
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SourceError(f"{file}: not valid YAML ({getattr(exc, 'problem', exc)}): fix the file") from exc
+    names = data.get("names") if isinstance(data, dict) else None
+    if isinstance(names, dict) and sorted(names) == list(range(len(names))):
+        return [" ".join(str(names[index]).split()) for index in range(len(names))]
+    if isinstance(names, list):
+        return [" ".join(str(name).split()) for name in names]
+    raise SourceError(f"{file}: 'names' must be a list of class names or a mapping 0: name, 1: name, …")
+
+
+def _yolo_boxes(label: Path, image: LabelledImage, classes: int) -> list[tuple[int, float, float, float, float]]:
+    """The label file's boxes as ``(category id, x, y, width, height)`` in pixels; none when there is no file."""
+    if not label.is_file():
+        return []
+    boxes = []
+    for number, line in enumerate(label.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            boxes.append(_yolo_box(line, f"{label}:{number}", image, classes))
+    return boxes
+
+
+def _yolo_box(line: str, where: str, image: LabelledImage, classes: int) -> tuple[int, float, float, float, float]:
+    fields = line.split()
+    try:
+        class_index, values = int(fields[0]), [float(v) for v in fields[1:]]
+    except ValueError:
+        raise SourceError(f"{where}: expected 'class x_center y_center width height' numbers, got {line!r}") from None
+    if not 0 <= class_index < classes:
+        raise SourceError(f"{where}: class {class_index} is outside the {classes} names (0 to {classes - 1})")
+    if len(values) == 4:
+        x_center, y_center, width, height = values
+        x1, y1, x2, y2 = x_center - width / 2, y_center - height / 2, x_center + width / 2, y_center + height / 2
+    elif len(values) >= 6 and len(values) % 2 == 0:
+        xs, ys = values[0::2], values[1::2]
+        x1, y1, x2, y2 = min(xs), min(ys), max(xs), max(ys)
+    else:
+        raise SourceError(f"{where}: expected 'class x_center y_center width height' (or a polygon), got {line!r}")
+    if not all(math.isfinite(v) and -1e-6 <= v <= 1 + 1e-6 for v in values) or x2 <= x1 or y2 <= y1:
+        raise SourceError(f"{where}: the box {line!r} is empty or not normalised to [0, 1]: divide by the image size")
+    w, h = image.width, image.height
+    return class_index + 1, x1 * w, y1 * h, (x2 - x1) * w, (y2 - y1) * h
