@@ -81,15 +81,13 @@ def peak_rss_mb() -> float:
 def ultralytics_model(classes: list[str]):
     """Ultralytics' YOLOWorld on the same weights, with ovdet's embeddings of ``classes`` injected (Ultralytics'
     own ``set_classes`` pip-installs CLIP from GitHub)."""
-    import torch
     from ultralytics import YOLOWorld
 
     from ovdet import OpenVocabDetector
+    from ovdet.runtimes.torch import inject_classes
 
     detector = OpenVocabDetector("yolov8s-worldv2", device="cpu", runtime="torch")
     detector.set_classes(classes)
     model = YOLOWorld(str(detector.model_path))
-    model.model.txt_feats = torch.from_numpy(detector.embeddings.vectors)[None]
-    model.model.model[-1].nc = len(classes)
-    model.model.names = dict(enumerate(classes))
+    inject_classes(model.model, detector.embeddings.vectors, classes)
     return model

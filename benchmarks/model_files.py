@@ -100,16 +100,15 @@ class ModelFiles:
     def _ultralytics_export(self, export: str, classes: Sequence[str]) -> str:
         import shutil
 
-        import torch
         from ultralytics import YOLOWorld
+
+        from ovdet.runtimes.torch import inject_classes
 
         folder = self.folder / f"ultralytics-{export}-{len(self._made)}"
         folder.mkdir(parents=True, exist_ok=True)
         weights = shutil.copy2(self.weights, folder / self.weights.name)  # Ultralytics exports beside the .pt
         model = YOLOWorld(str(weights))
-        model.model.txt_feats = torch.from_numpy(self.vectors(classes))[None]
-        model.model.model[-1].nc = len(classes)
-        model.model.names = dict(enumerate(classes))
+        inject_classes(model.model, self.vectors(classes), classes)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return str(model.export(format=export, imgsz=self.imgsz))

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 import supervision as sv
-import torch
 from ultralytics import YOLOWorld
 from ultralytics.utils import ASSETS
 
+from ovdet.runtimes.torch import inject_classes
 from tests.conftest import BOTTLES, PEOPLE, read_frames
 
 CLASSES = ["bottle", "person", "red backpack", "person wearing sunglasses"]
@@ -23,9 +23,7 @@ def ultralytics_model(model_path: Path, weights_dir: Path, detector_with_classes
     """Ultralytics' model with the very embeddings ovdet uses, injected (its own set_classes needs the network)."""
     model = YOLOWorld(str(model_path))
     vectors = detector_with_classes.embeddings.vectors
-    model.model.txt_feats = torch.from_numpy(vectors)[None].clone()
-    model.model.model[-1].nc = len(CLASSES)
-    model.model.names = dict(enumerate(CLASSES))
+    inject_classes(model.model, vectors, CLASSES)
     model.predictor = None
     return model
 

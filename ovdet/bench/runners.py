@@ -103,8 +103,9 @@ class UltralyticsRunner:
     """Runs one subject through Ultralytics' ``predict(stream=True)``, in a worker process."""
 
     def __init__(self, subject: Subject) -> None:
-        import torch
         from ultralytics import YOLO, YOLOWorld
+
+        from ..runtimes.torch import inject_classes
 
         self.subject = subject
         if subject.config.options.get("openvino_precision"):
@@ -112,9 +113,7 @@ class UltralyticsRunner:
         started = time.perf_counter()
         if subject.config.export is None:
             self.model = YOLOWorld(subject.model)
-            self.model.model.txt_feats = torch.from_numpy(np.asarray(subject.vectors, np.float32))[None]
-            self.model.model.model[-1].nc = len(subject.classes)
-            self.model.model.names = dict(enumerate(subject.classes))
+            inject_classes(self.model.model, np.asarray(subject.vectors), subject.classes)
         else:
             self.model = YOLO(subject.model, task="detect")
         self.load_seconds = time.perf_counter() - started

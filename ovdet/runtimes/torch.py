@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from ..errors import ConfigError, WeightsError, missing_dependency
 from ..text import ClipTextEncoder
 from .registry import runtime_named
 
-__all__ = ["TorchBackend", "load_world_model", "resolve_device"]
+__all__ = ["TorchBackend", "inject_classes", "load_world_model", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,23 @@ def _model_from(ckpt: Any, path: Path):
         elif isinstance(module, torch.nn.Upsample) and not hasattr(module, "recompute_scale_factor"):
             module.recompute_scale_factor = None
     return model.eval()
+
+
+def inject_classes(world_model, vectors: np.ndarray, names: Sequence[str]) -> None:
+    """Give an Ultralytics ``WorldModel`` these ``(K, D)`` class embeddings and names.
+
+    Ultralytics' own ``set_classes`` imports the git-only ``clip`` package and tries to pip-install it; this is
+    the one place (for ovdet, its tests and its benchmarks) that sets the classes without it. A ``YOLOWorld``
+    wrapper needs ``predictor = None`` afterwards, so that its next ``predict`` reads the new names.
+
+    Example:
+        >>> inject_classes(YOLOWorld("yolov8s-worldv2.pt").model, vectors, ["person", "bus"])  # doctest: +SKIP
+    """
+    import torch
+
+    world_model.txt_feats = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))[None].clone()
+    world_model.model[-1].nc = len(names)
+    world_model.names = dict(enumerate(names))
 
 
 class TorchBackend:
