@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .artifact import IMAGES_INPUT, OUTPUT, TEXT_INPUT
+from .devices import parse_device
 from .exported import ExportedBackend
 
 __all__ = ["OnnxBackend", "execution_providers"]
@@ -30,14 +31,12 @@ def execution_providers(device: str, available: Sequence[str], half: bool = Fals
         >>> execution_providers("auto", ["CPUExecutionProvider"])
         (['CPUExecutionProvider'], 'cpu')
     """
-    kind, _, index = device.partition(":")
-    if device == "auto":
+    kind, index = parse_device(device)
+    if kind == "auto":
         kind = "cuda" if CUDA in available else "cpu"
-    elif device.isdigit():
-        kind, index = "cuda", device
-    if kind == "cpu" and not index:
+    if kind == "cpu":
         return [CPU], "cpu"
-    if kind not in ("cuda", "tensorrt") or (index and not index.isdigit()):
+    if kind not in ("cuda", "tensorrt"):
         raise ConfigError(f"unknown device {device!r} for onnxruntime: use auto, cpu, cuda, cuda:N or tensorrt:N")
     needed = CUDA if kind == "cuda" else TENSORRT
     if needed not in available:
@@ -45,7 +44,7 @@ def execution_providers(device: str, available: Sequence[str], half: bool = Fals
             f"device {device!r} needs onnxruntime's {needed}, which this onnxruntime lacks (it has "
             f"{', '.join(available)}): pip install 'ovdet[onnx-gpu]' on a machine with CUDA, or use --device cpu"
         )
-    options = {"device_id": int(index or 0)}
+    options = {"device_id": index or 0}
     providers: list[Any] = [(CUDA, options), CPU]
     if kind == "tensorrt":
         providers.insert(0, (TENSORRT, {**options, "trt_fp16_enable": half}))

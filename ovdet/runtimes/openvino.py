@@ -15,6 +15,7 @@ import numpy as np
 from .._openvino import import_openvino
 from ..errors import ConfigError
 from .artifact import IMAGES_INPUT, TEXT_INPUT
+from .devices import parse_device
 from .exported import ExportedBackend
 
 __all__ = ["OpenVinoBackend", "openvino_device"]
@@ -27,7 +28,7 @@ def openvino_device(device: str, available: Sequence[str]) -> str:
         >>> openvino_device("auto", ["CPU"])
         'CPU'
     """
-    if device in ("auto", "cpu"):
+    if parse_device(device)[0] in ("auto", "cpu"):
         return "CPU"
     if device.upper() in available:
         return device.upper()

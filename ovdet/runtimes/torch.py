@@ -18,6 +18,7 @@ import numpy as np
 from .. import checkpoint, weights
 from ..errors import ConfigError, WeightsError, missing_dependency
 from ..text import ClipTextEncoder
+from .devices import parse_device
 from .registry import runtime_named
 
 __all__ = ["TorchBackend", "inject_classes", "load_world_model", "resolve_device"]
@@ -32,15 +33,16 @@ def resolve_device(device: str) -> str:
     """``"auto"`` → ``"cuda:0"`` when a GPU is present, else ``"cpu"``; other values are checked."""
     import torch
 
-    if device == "auto":
+    kind, index = parse_device(device)
+    if kind == "auto":
         return "cuda:0" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") or device.isdigit():
+    if kind == "cuda":
         if not torch.cuda.is_available():
             raise ConfigError(f"device {device!r} asked for, but CUDA is not available here: use --device cpu")
-        return f"cuda:{device}" if device.isdigit() else device
-    if device != "cpu":
+        return f"cuda:{index or 0}"
+    if kind != "cpu":
         raise ConfigError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
-    return device
+    return "cpu"
 
 
 def load_world_model(file: weights.WeightsFile):
