@@ -14,6 +14,7 @@ import numpy as np
 import supervision as sv
 
 from .cache import EmbeddingCache, encode_cached
+from .classes import ClassTable, embed, table_of
 from .config import InferenceSettings
 from .embeddings import Embeddings
 from .errors import ConfigError, ModelError, SourceError, VocabularyError
@@ -26,7 +27,7 @@ from .preprocess import letterbox_batch
 from .profiling import Profiler
 from .runtimes.backend import Backend
 from .text import TextEncoder
-from .vocabulary import Vocabulary, vocabulary_of
+from .vocabulary import Vocabulary
 from .weights import resolve_weights
 
 __all__ = ["OpenVocabDetector"]
@@ -77,11 +78,8 @@ class OpenVocabDetector:
         self.backend: Backend = load_backend(self.model_path, device=device, half=self.settings.half, runtime=runtime)
         self._text_encoder = text_encoder
         self._cache = EmbeddingCache(cache_dir)
-        self._embeddings: Embeddings | None = None
         fixed = self.backend.fixed_classes
-        self._vocabulary: Vocabulary | None = Vocabulary.from_names(fixed) if fixed else None
-        self._class_names: tuple[str, ...] = fixed or ()
-        self._row_names: tuple[str, ...] = fixed or ()
+        self._table: ClassTable | None = ClassTable.of(Vocabulary.from_names(fixed)) if fixed else None
         self.vocabulary_version = 0  # bumped by every vocabulary change, so running streams can follow it
         self.profiler: Profiler | None = None  # set one to measure time per stage
 
@@ -100,17 +98,17 @@ class OpenVocabDetector:
     @property
     def classes(self) -> tuple[str, ...]:
         """The current class names, in class-id order."""
-        return self._class_names
+        return self._table.names if self._table is not None else ()
 
     @property
     def embeddings(self) -> Embeddings | None:
         """The current vocabulary's embeddings; ``None`` before :meth:`set_classes` or for a fixed-class export."""
-        return self._embeddings
+        return self._table.embeddings if self._table is not None else None
 
     @property
     def vocabulary(self) -> Vocabulary | None:
         """The current vocabulary (classes, phrasings, thresholds, decoys), or ``None`` before :meth:`set_classes`."""
-        return self._vocabulary
+        return self._table.vocabulary if self._table is not None else None
 
     def set_classes(self, classes: Sequence[str] | Vocabulary | Embeddings) -> None:
         """Set what to detect: class names, a :class:`~ovdet.vocabulary.Vocabulary`, or precomputed embeddings.
@@ -130,7 +128,7 @@ class OpenVocabDetector:
         if self.backend.fixed_classes is not None:
             self._use_fixed_classes(vocabulary)
             return
-        self._apply(vocabulary, vocabulary.embed(self.encode_prompts, self.text_encoder.space))
+        self._apply(embed(vocabulary, self.text_encoder, self._cache))
 
     def encode_prompts(self, prompts: Sequence[str]) -> np.ndarray:
         """Embed prompts through the cache: ``(N, D)`` float32 rows in the order given."""
@@ -145,15 +143,16 @@ class OpenVocabDetector:
             raise VocabularyError(
                 f"set_embeddings takes Embeddings, got {reprlib.repr(embeddings)}: pass Embeddings.load('vocab.npz')"
             )
-        vocabulary = vocabulary_of(embeddings)
+        table = table_of(embeddings)
         if self.backend.fixed_classes is not None:
-            self._use_fixed_classes(vocabulary)
+            self._use_fixed_classes(table.vocabulary)
             return
-        self._apply(vocabulary, embeddings)
+        self._apply(table)
 
-    def _apply(self, vocabulary: Vocabulary, embeddings: Embeddings) -> None:
+    def _apply(self, table: ClassTable) -> None:
+        embeddings = table.embeddings
         embeddings.require_space(self.backend.space, f"{self.model_path.name}")
-        rows = len(vocabulary.classes) + len(vocabulary.dropped)
+        rows = len(table.reported)
         if len(embeddings) != rows:
             raise VocabularyError(
                 f"embeddings have {len(embeddings)} rows but the vocabulary needs {rows}: "
@@ -166,8 +165,7 @@ class OpenVocabDetector:
                 f"use fewer classes or re-export with a larger --max-classes"
             )
         self.backend.set_vocabulary(embeddings.vectors)
-        self._embeddings, self._vocabulary = embeddings, vocabulary
-        self._class_names, self._row_names = vocabulary.names, embeddings.names
+        self._table = table
         self.vocabulary_version += 1
 
     def _use_fixed_classes(self, vocabulary: Vocabulary) -> None:
@@ -177,8 +175,7 @@ class OpenVocabDetector:
                 f"{self.model_path.name} was exported with the fixed classes {', '.join(fixed)} and cannot detect "
                 f"{', '.join(vocabulary.names)}: pass exactly those classes, or re-export with --dynamic-vocab"
             )
-        self._vocabulary = Vocabulary.from_names(fixed) if vocabulary.templates != ("{}",) else vocabulary
-        self._class_names = self._row_names = tuple(fixed)
+        self._table = ClassTable.of(Vocabulary.from_names(fixed) if vocabulary.templates != ("{}",) else vocabulary)
         self.vocabulary_version += 1
 
     def detect(self, images: Any, **settings: Any) -> sv.Detections | list[sv.Detections]:
@@ -254,7 +251,7 @@ class OpenVocabDetector:
 
     def detect_arrays(self, images: Sequence[np.ndarray], settings: InferenceSettings) -> list[sv.Detections]:
         """Detect in BGR uint8 arrays with explicit settings; the fast path under :meth:`detect`."""
-        if not self._class_names:
+        if self._table is None:
             raise ModelError('no classes set: call set_classes(["person", ...]) before detect')
         if settings.half != self.settings.half:
             raise ConfigError("half is chosen when the detector is created: OpenVocabDetector(..., half=True)")
@@ -266,17 +263,18 @@ class OpenVocabDetector:
         with profiler.stage("inference"):
             raw = self.backend.infer(batch)
         with profiler.stage("postprocess"):
-            thresholds = self._vocabulary.thresholds(settings.conf)
+            table = self._table
+            thresholds = table.class_thresholds(settings.conf)
             results = postprocess(
                 raw,
                 placements,
-                self._row_names,
+                table.rows,
                 conf=min(settings.conf, float(thresholds.min())),
                 iou=settings.iou,
                 max_det=settings.max_det,
                 agnostic=settings.agnostic_nms,
             )
-            if len(self._row_names) != len(self._class_names) or (thresholds != settings.conf).any():
+            if not all(table.reported) or (thresholds != settings.conf).any():
                 results = [self._reportable(detections, thresholds) for detections in results]
         return results
 

@@ -80,18 +80,28 @@ class Embeddings:
         _check_width(self.vectors, space)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write a ``.npz`` with names, vectors, space and meta; the file appears only once complete."""
+        """Write a ``.npz`` of plain arrays; the file appears only once complete.
+
+        It holds ``names``, ``vectors``, ``space`` and ``meta`` (JSON); with a vocabulary (from ``ovdet embed``)
+        also its class table, per row ``reported`` (bool), ``thresholds`` (NaN: the global conf) and ``colors``
+        (``""``: the palette's), and the ``vocabulary`` itself as JSON (phrasings, templates, decoys).
+        """
         from .io.files import write_atomically
 
         path = Path(path)
+        vocabulary = self.meta.get("vocabulary")
+        table = isinstance(vocabulary, dict) and isinstance(vocabulary.get("classes"), dict)
+        meta = {key: value for key, value in self.meta.items() if key != "vocabulary" or not table}
+        arrays = {
+            "names": np.array(self.names, dtype=str),
+            "vectors": self.vectors,
+            "space": np.array(self.space),
+            "meta": np.array(json.dumps(meta)),
+        }
+        if table:
+            arrays.update(_class_arrays(self.names, vocabulary))
         buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            names=np.array(self.names, dtype=str),
-            vectors=self.vectors,
-            space=np.array(self.space),
-            meta=np.array(json.dumps(self.meta)),
-        )
+        np.savez(buffer, **arrays)
         write_atomically([(path, buffer.getvalue())])
         return path
 
@@ -112,7 +122,7 @@ class Embeddings:
         return embeddings
 
 
-_NPZ_ARRAYS = ("names", "vectors", "space", "meta")
+_NPZ_ARRAYS = ("names", "vectors", "space", "meta", "vocabulary")
 # What numpy and zipfile raise on damaged, encrypted, oddly compressed or absurdly shaped archives.
 _UNREADABLE = (OSError, ValueError, EOFError, MemoryError, RuntimeError, zlib.error, zipfile.BadZipFile)
 
@@ -168,16 +178,36 @@ def _text(array: np.ndarray, what: str) -> str:
     return str(array)
 
 
+def _class_arrays(names: tuple[str, ...], vocabulary: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The class table's rows as plain arrays: the classes come first, then decoy and background rows."""
+    classes = vocabulary["classes"]
+    entries = [(classes.get(name) if row < len(classes) else None) or {} for row, name in enumerate(names)]
+    return {
+        "reported": np.arange(len(names)) < len(classes),
+        "thresholds": np.array([entry.get("conf", np.nan) for entry in entries], dtype=np.float64),
+        "colors": np.array([entry.get("color", "") for entry in entries], dtype=str),
+        "vocabulary": np.array(json.dumps(vocabulary)),
+    }
+
+
 def _meta(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    if "meta" not in arrays:
+    """The meta object; files written before the class table was stored hold the vocabulary inside it."""
+    meta = _json_object(arrays, "meta")
+    if "vocabulary" in arrays:
+        meta["vocabulary"] = _json_object(arrays, "vocabulary")
+    return meta
+
+
+def _json_object(arrays: dict[str, np.ndarray], what: str) -> dict[str, Any]:
+    if what not in arrays:
         return {}
     try:
-        meta = json.loads(_text(arrays["meta"], "meta"))
+        value = json.loads(_text(arrays[what], what))
     except json.JSONDecodeError:
-        meta = None
-    if not isinstance(meta, dict):
-        raise VocabularyError("meta is not a JSON object: re-create the file with ovdet embed")
-    return meta
+        value = None
+    if not isinstance(value, dict):
+        raise VocabularyError(f"{what} is not a JSON object: re-create the file with ovdet embed")
+    return value
 
 
 def _check_width(vectors: np.ndarray, space: str) -> None:

@@ -8,19 +8,19 @@ from every output.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import reprlib
 import string
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
-from .embeddings import Embeddings, normalize
+from .embeddings import Embeddings
 from .errors import OvdetError, VocabularyError
 
 __all__ = [
@@ -98,24 +98,6 @@ class Vocabulary:
         rows += [[template.format(d) for template in self.templates] for d in self.decoys]
         rows += [[b] for b in self.background]
         return rows
-
-    def embed(self, encode: Callable[[Sequence[str]], np.ndarray], space: str) -> Embeddings:
-        """Embeddings for every row, each the normalised mean of its normalised prompt embeddings.
-
-        Args:
-            encode: Prompts → ``(N, D)`` L2-normalised rows (e.g. a detector's cached ``encode_prompts``).
-            space: The embedding space ``encode`` produces.
-        """
-        rows = self.row_prompts()
-        unique = list(dict.fromkeys(prompt for row in rows for prompt in row))
-        vectors = dict(zip(unique, normalize(encode(unique))))
-        means = np.stack([np.mean([vectors[p] for p in row], axis=0) for row in rows])
-        names = self.names + tuple(f"decoy:{d}" for d in self.decoys) + tuple("background" for _ in self.background)
-        return Embeddings(names, normalize(means), space, {"vocabulary": self.to_dict()})
-
-    def thresholds(self, default: float) -> np.ndarray:
-        """Per-class confidence thresholds, ``default`` where a class sets none."""
-        return np.array([default if c.conf is None else c.conf for c in self.classes], dtype=np.float32)
 
     def colors(self) -> list[str | None]:
         return [c.color for c in self.classes]
@@ -256,7 +238,8 @@ def vocabulary_of(embeddings: Embeddings, origin: str = "the embeddings") -> Voc
     try:
         if stored is None:
             return Vocabulary.from_names(embeddings.names)
-        vocabulary = parse_vocabulary_yaml(yaml.safe_dump(stored, sort_keys=False), "its stored vocabulary")
+        # JSON is YAML: the stored object is checked by the same strict reader as a vocabulary file
+        vocabulary = parse_vocabulary_yaml(json.dumps(stored, ensure_ascii=False), "its stored vocabulary")
     except VocabularyError as exc:
         raise VocabularyError(f"{origin}: {exc}") from None
     if embeddings.names[: len(vocabulary.classes)] != vocabulary.names:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ovdet import Embeddings, EmbeddingSpaceError, SourceError, VocabularyError
+from ovdet.classes import table_of
+from ovdet.vocabulary import BACKGROUND_PROMPT, Vocabulary, VocabularyClass
 
 
 def test_rows_are_normalised_and_shapes_checked() -> None:
@@ -84,3 +87,49 @@ def test_other_space_is_refused_by_the_detector(session_detector) -> None:
     foreign = Embeddings(["cat"], np.ones((1, 512)), "mobileclip:s0")
     with pytest.raises(EmbeddingSpaceError, match=r"'mobileclip:s0'.*'clip:ViT-B/32'"):
         session_detector.set_classes(foreign)
+
+
+def _vocabulary_embeddings() -> tuple[Vocabulary, Embeddings]:
+    vocabulary = Vocabulary(
+        (VocabularyClass("pump", ("IV pump", "pump"), 0.3, "#ff0000"), VocabularyClass("person", ("person",))),
+        templates=("a photo of a {}",),
+        decoys=("toy pump",),
+        background=(BACKGROUND_PROMPT,),
+    )
+    names = ("pump", "person", "decoy:toy pump", "background")
+    vectors = np.random.default_rng(0).normal(size=(4, 512))
+    return vocabulary, Embeddings(names, vectors, "clip:ViT-B/32", {"vocabulary": vocabulary.to_dict()})
+
+
+def _save_as_before_the_class_table(embeddings: Embeddings, path: Path) -> Path:
+    """Embeddings.save as it was before the class table: the vocabulary inside the meta JSON."""
+    arrays = {"names": np.array(embeddings.names, dtype=str), "vectors": embeddings.vectors}
+    np.savez(path, **arrays, space=np.array(embeddings.space), meta=np.array(json.dumps(embeddings.meta)))
+    return path
+
+
+def test_npz_stores_the_class_table_as_plain_arrays(tmp_path: Path) -> None:
+    vocabulary, embeddings = _vocabulary_embeddings()
+    with np.load(embeddings.save(tmp_path / "vocab.npz"), allow_pickle=False) as data:
+        assert data["reported"].tolist() == [True, True, False, False]
+        np.testing.assert_array_equal(data["thresholds"], [0.3, np.nan, np.nan, np.nan])
+        assert data["colors"].tolist() == ["#ff0000", "", "", ""]
+        assert json.loads(str(data["meta"])) == {}
+        assert json.loads(str(data["vocabulary"])) == vocabulary.to_dict()
+    loaded = table_of(Embeddings.load(tmp_path / "vocab.npz"))
+    assert loaded.vocabulary == vocabulary and loaded.rows == embeddings.names
+    assert (loaded.reported, loaded.thresholds, loaded.colors) == (
+        (True, True, False, False),
+        (0.3, None, None, None),
+        ("#ff0000", None, None, None),
+    )
+    np.testing.assert_array_equal(loaded.vectors, embeddings.vectors)
+
+
+def test_npz_written_before_the_class_table_still_loads(tmp_path: Path) -> None:
+    vocabulary, embeddings = _vocabulary_embeddings()
+    old = table_of(Embeddings.load(_save_as_before_the_class_table(embeddings, tmp_path / "old.npz")))
+    new = table_of(Embeddings.load(embeddings.save(tmp_path / "new.npz")))
+    assert old.vocabulary == new.vocabulary == vocabulary
+    assert (old.rows, old.reported, old.thresholds, old.colors) == (new.rows, new.reported, new.thresholds, new.colors)
+    np.testing.assert_array_equal(old.vectors, new.vectors)

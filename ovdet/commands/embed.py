@@ -28,7 +28,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cache import EmbeddingCache, encode_cached
+    from ..cache import EmbeddingCache
+    from ..classes import embed
     from ..io.sinks import check_writable
     from ..text import ClipTextEncoder
     from ..vocabulary import Vocabulary, load_vocabulary, parse_classes
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.vocab} is already an .npz of embeddings: pass the YAML vocabulary it came from")
     encoder, cache = ClipTextEncoder(device=args.device), EmbeddingCache()
     started = time.perf_counter()
-    embeddings = vocabulary.embed(lambda prompts: encode_cached(encoder, cache, prompts), encoder.space)
+    embeddings = embed(vocabulary, encoder, cache).embeddings
     embeddings.save(output)
     rows = len(embeddings)
     print(f"{len(vocabulary.classes)} class(es), {rows - len(vocabulary.classes)} decoy/background row(s), "
