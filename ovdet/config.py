@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["MAX_BATCH_PIXELS", "MAX_IMGSZ", "InferenceSettings"]
+__all__ = ["MAX_BATCH_PIXELS", "MAX_IMGSZ", "InferenceSettings", "check_sizes"]
 
 # The network's activations take about 210 bytes per input pixel (yolov8s-worldv2 on PyTorch, measured: 0.35 GB at
 # 1280², 1 GB at 2560²; the l and x models are wider), so a forward pass over 4096² pixels needs about 3.5 GB with
@@ -50,23 +50,7 @@ class InferenceSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}: pass e.g. {name}=0.25")
-        for name in ("imgsz", "max_det", "batch"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if self.imgsz % 32:
-            raise ConfigError(f"imgsz must be a multiple of 32 (the model's largest stride), got {self.imgsz}")
-        if self.imgsz > MAX_IMGSZ:
-            raise ConfigError(
-                f"imgsz {self.imgsz} is more than the maximum of {MAX_IMGSZ}: the network would need more memory "
-                f"than a 24 GB machine has; pass e.g. imgsz=1280"
-            )
-        if self.batch * self.imgsz**2 > MAX_BATCH_PIXELS:
-            most = MAX_BATCH_PIXELS // self.imgsz**2
-            raise ConfigError(
-                f"batch {self.batch} at imgsz {self.imgsz} is too large: batch × imgsz² may be at most "
-                f"{MAX_IMGSZ}² (batch ≤ {most} at imgsz {self.imgsz}) to fit in memory; pass batch={min(most, 8)}"
-            )
+        check_sizes(imgsz=self.imgsz, batch=self.batch, max_det=self.max_det)
 
     def replace(self, **changes: Any) -> InferenceSettings:
         """Return a validated copy with some settings changed; ``None`` values keep the current setting."""
@@ -76,3 +60,28 @@ class InferenceSettings:
             valid = ", ".join(f.name for f in dataclasses.fields(self))
             raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; valid settings are: {valid}")
         return dataclasses.replace(self, **changes)
+
+
+def check_sizes(*, imgsz: int, batch: int, **counts: int | None) -> None:
+    """The size checks that inference and export share: positive integers, ``imgsz`` a multiple of 32 up to
+    ``MAX_IMGSZ``, and ``batch`` × imgsz² at most ``MAX_BATCH_PIXELS``; ``None`` counts are not checked.
+
+    Example:
+        >>> check_sizes(imgsz=640, batch=8, max_det=300)
+    """
+    for name, value in {"imgsz": imgsz, "batch": batch, **counts}.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    if imgsz % 32:
+        raise ConfigError(f"imgsz must be a multiple of 32 (the model's largest stride), got {imgsz}")
+    if imgsz > MAX_IMGSZ:
+        raise ConfigError(
+            f"imgsz {imgsz} is more than the maximum of {MAX_IMGSZ}: the network would need more memory "
+            f"than a 24 GB machine has; pass e.g. imgsz=1280"
+        )
+    if batch * imgsz**2 > MAX_BATCH_PIXELS:
+        most = MAX_BATCH_PIXELS // imgsz**2
+        raise ConfigError(
+            f"batch {batch} at imgsz {imgsz} is too large: batch × imgsz² may be at most "
+            f"{MAX_IMGSZ}² (batch ≤ {most} at imgsz {imgsz}) to fit in memory; pass batch={min(most, 8)}"
+        )

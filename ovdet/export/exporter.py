@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
+from ..config import check_sizes
 from ..errors import ConfigError, ModelError, OvdetError
 from ..runtimes.artifact import METADATA_FILE, Artifact, ArtifactMetadata, TextTowerInfo
 from ..runtimes.registry import export_formats, format_suffix
@@ -71,12 +72,7 @@ class ExportOptions:
             raise ConfigError("max_classes sizes a changeable vocabulary: add --dynamic-vocab, or drop --max-classes")
         if self.dynamic_vocab and self.max_classes is None:
             object.__setattr__(self, "max_classes", DEFAULT_MAX_CLASSES)
-        for name in ("max_classes", "imgsz", "batch"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if self.imgsz % 32:
-            raise ConfigError(f"imgsz must be a multiple of 32 (the model's largest stride), got {self.imgsz}")
+        check_sizes(imgsz=self.imgsz, batch=self.batch, max_classes=self.max_classes)
 
     @property
     def vocabulary(self) -> str:

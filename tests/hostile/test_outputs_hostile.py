@@ -170,3 +170,12 @@ def test_a_refused_output_leaves_the_earlier_ones_untouched(scene: Path, capfd) 
         result = run_cli(["detect", scene / "clip.mp4", "--classes", "person", "--output", earlier,
                           "--output", scene / "out" / "x.txt"], capfd)  # fmt: skip
     assert_error(result, 2, "unknown file type")
+
+
+@pytest.mark.parametrize("flags", [["--imgsz", "100000"], ["--imgsz", "4096", "--batch", "2"], ["--imgsz", "33"]])
+def test_export_sizes_that_cannot_fit_are_one_line(flags: list[str], tmp_path: Path, model_path: Path, capfd) -> None:
+    result = run_cli(["export", "--model", model_path, "--format", "onnx", "--classes", "a", *flags, "-o",
+                      tmp_path / "x"], capfd)  # fmt: skip
+    assert_error(result, 1, "imgsz")
+    assert not (tmp_path / "x").exists()
+    assert_no_temporaries(tmp_path)
