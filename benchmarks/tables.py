@@ -19,6 +19,15 @@ def _scientific(value: float | None) -> str:
     return "–" if value is None else f"{value:.1e}"
 
 
+def _markdown(header: Sequence[str], rows: Sequence[dict[str, Any]], cells) -> str:
+    """A markdown table: ``cells(row)`` gives a row's cells; a row with an ``error`` shows its label and the error."""
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in rows:
+        shown = [row["label"], row["error"]] if "error" in row else cells(row)
+        lines.append("| " + " | ".join(shown) + " |")
+    return "\n".join(lines)
+
+
 def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
     """A markdown table of :func:`measure` rows (with compute columns where :func:`add_compute` ran).
 
@@ -28,20 +37,13 @@ def comparison_table(rows: Sequence[dict[str, Any]]) -> str:
     """
     header = ["configuration", "runtime", "precision", "input", "frames/s", "best turn", *(f"{s} ms" for s in STAGES),
               "p50 ms", "p95 ms", "overhead %", "peak RSS MB", "GFLOP/s", "% of peak"]  # fmt: skip
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for row in rows:
-        if "error" in row:
-            lines.append(f"| {row['label']} | {row['error']} |")
-            continue
-        cells = [
-            row["label"], row["runtime"], row["precision"], "×".join(map(str, row["input_shape"])), _cell(row["fps"]),
-            _cell(row["fps_best_turn"]),
-            *(_cell(row["ms_per_frame"][stage]) for stage in STAGES),
-            _cell(row["latency_ms_p50"]), _cell(row["latency_ms_p95"]), _cell(100 * row["overhead"]),
-            _cell(row["peak_rss_mb"], 0), _cell(row.get("gflops_per_s")), _cell(row.get("pct_of_peak")),
-        ]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return _markdown(header, rows, lambda row: [
+        row["label"], row["runtime"], row["precision"], "×".join(map(str, row["input_shape"])), _cell(row["fps"]),
+        _cell(row["fps_best_turn"]),
+        *(_cell(row["ms_per_frame"][stage]) for stage in STAGES),
+        _cell(row["latency_ms_p50"]), _cell(row["latency_ms_p95"]), _cell(100 * row["overhead"]),
+        _cell(row["peak_rss_mb"], 0), _cell(row.get("gflops_per_s")), _cell(row.get("pct_of_peak")),
+    ])  # fmt: skip
 
 
 def sweep_table(rows: Sequence[dict[str, Any]], extra: Sequence[tuple[str, str]] = ()) -> str:
@@ -57,18 +59,11 @@ def sweep_table(rows: Sequence[dict[str, Any]], extra: Sequence[tuple[str, str]]
     """
     header = ["point", "frames/s", "inference ms", "p50 ms", "p95 ms", *(h for h, _ in extra), "peak RSS MB",
               "GFLOP/frame", "GFLOP/s", "% of peak"]  # fmt: skip
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for row in rows:
-        if "error" in row:
-            lines.append(f"| {row['label']} | {row['error']} |")
-            continue
-        cells = [
-            row["label"], _cell(row["fps"]), _cell(row["ms_per_frame"]["inference"]), _cell(row["latency_ms_p50"]),
-            _cell(row["latency_ms_p95"]), *(_cell(row.get(key)) for _, key in extra), _cell(row["peak_rss_mb"], 0),
-            _cell(row.get("gflops_per_frame")), _cell(row.get("gflops_per_s")), _cell(row.get("pct_of_peak")),
-        ]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return _markdown(header, rows, lambda row: [
+        row["label"], _cell(row["fps"]), _cell(row["ms_per_frame"]["inference"]), _cell(row["latency_ms_p50"]),
+        _cell(row["latency_ms_p95"]), *(_cell(row.get(key)) for _, key in extra), _cell(row["peak_rss_mb"], 0),
+        _cell(row.get("gflops_per_frame")), _cell(row.get("gflops_per_s")), _cell(row.get("pct_of_peak")),
+    ])  # fmt: skip
 
 
 def agreement_table(report: Sequence[dict[str, Any]]) -> str:
@@ -80,12 +75,8 @@ def agreement_table(report: Sequence[dict[str, Any]]) -> str:
     """
     header = ["candidate", "reference", "conf", "boxes (candidate / reference)", "matched %", "max abs score diff",
               "mean abs score diff"]  # fmt: skip
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for row in report:
-        cells = [
-            row["candidate"], row["reference"], _cell(row["conf"], 2),
-            f"{row['candidate_boxes']} / {row['reference_boxes']}", _cell(100 * row["matched_share"]),
-            _scientific(row["max_score_diff"]), _scientific(row["mean_score_diff"]),
-        ]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return _markdown(header, report, lambda row: [
+        row["candidate"], row["reference"], _cell(row["conf"], 2),
+        f"{row['candidate_boxes']} / {row['reference_boxes']}", _cell(100 * row["matched_share"]),
+        _scientific(row["max_score_diff"]), _scientific(row["mean_score_diff"]),
+    ])  # fmt: skip
