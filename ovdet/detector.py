@@ -251,7 +251,8 @@ class OpenVocabDetector:
 
     def detect_arrays(self, images: Sequence[np.ndarray], settings: InferenceSettings) -> list[sv.Detections]:
         """Detect in BGR uint8 arrays with explicit settings; the fast path under :meth:`detect`."""
-        if self._table is None:
+        table = self._table  # one vocabulary for the whole batch, even if set_classes runs meanwhile
+        if table is None:
             raise ModelError('no classes set: call set_classes(["person", ...]) before detect')
         if settings.half != self.settings.half:
             raise ConfigError("half is chosen when the detector is created: OpenVocabDetector(..., half=True)")
@@ -263,7 +264,6 @@ class OpenVocabDetector:
         with profiler.stage("inference"):
             raw = self.backend.infer(batch)
         with profiler.stage("postprocess"):
-            table = self._table
             thresholds = table.class_thresholds(settings.conf)
             results = postprocess(
                 raw,

@@ -279,7 +279,7 @@ class AnnotatedImageWriter:
         encoded, data = cv2.imencode(target.suffix, self.annotator.draw(frame.image, detections))
         if not encoded:
             raise OutputError(f"could not encode annotated image {target}: check the file extension")
-        write_atomically([(target, data.tobytes())])
+        write_atomically([(target, data.tobytes())], sync=False)  # one per frame: no disk flush each time
 
     def _name_for(self, frame: Frame) -> str:
         path = Path(frame.source)
