@@ -111,6 +111,11 @@ def run(args: argparse.Namespace) -> int:
             writer.close()
     if summary.frames == 0 and stop.signum is None:
         raise SourceError(f"no frame or image could be read from {source.name}")
+    if stop.signum is not None:
+        log.warning(
+            "stopped by %s after %d frame(s); every output holds those frames and is complete",
+            signal.Signals(stop.signum).name, summary.frames,
+        )  # fmt: skip
     if not args.quiet:
         summary.show(source.name, time.perf_counter() - started, args)
     return EXIT_BY_SIGNAL[stop.signum] if stop.signum is not None else 0
