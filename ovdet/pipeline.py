@@ -41,14 +41,25 @@ class Sink(Protocol):
 
 
 class FrameReader:
-    """Iterates a source in a background thread, ``depth`` frames ahead; warnings keep their place in order."""
+    """Iterates a source in a background thread; warnings keep their place in order.
+
+    A file is read ``depth`` frames ahead and every frame is kept. A live source (camera, stream) keeps only its
+    newest frame waiting: a frame still waiting when the next one is decoded is stale and dropped (counted in
+    ``dropped``), so the reader never holds the stream back and results lag by at most one frame and the inference
+    in flight, however slow the model.
+    """
 
     def __init__(self, source: FrameSource, depth: int, profiler: Profiler | None = None) -> None:
         self.source = source
         self.profiler = profiler
+        self.decoded = 0
+        self.dropped = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(depth, 1))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ovdet-reader", daemon=True)
+        self._newest: Frame | None = None
+        self._arrived = threading.Condition()
+        self._finish: Any = None
         source.warn = lambda message: self._put(("warning", message))
 
     def start(self) -> FrameReader:
@@ -57,14 +68,18 @@ class FrameReader:
 
     def _run(self) -> None:
         frames = iter(self.source)
+        deliver = self._replace_newest if self.source.live else self._put
         try:
             while True:
                 started = time.perf_counter()
                 frame = next(frames, None)
-                if self.profiler is not None and frame is not None:
+                if frame is None:
+                    break
+                self.decoded += 1
+                if self.profiler is not None:
                     self.profiler.seconds["decode"] += time.perf_counter() - started
                     self.profiler.decoded(frame.source, frame.index)
-                if frame is None or not self._put(frame):
+                if not deliver(frame):
                     break
             self._put(_END)
         except BaseException as exc:  # handed to the consumer, which re-raises it in its own thread
@@ -79,38 +94,85 @@ class FrameReader:
                 continue
         return False
 
+    def _replace_newest(self, frame: Frame) -> bool:
+        with self._arrived:
+            if self._newest is not None:
+                self.dropped += 1
+                if self.profiler is not None:
+                    self.profiler.dropped(self._newest.source, self._newest.index)
+            self._newest = frame
+            self._arrived.notify()
+        return not self._stop.is_set()
+
     def next_batch(self, size: int, stop: threading.Event | None = None) -> list[Frame]:
-        """Up to ``size`` frames; waits for the first, and for the rest only when the source is not live.
+        """Up to ``size`` frames of a file, waiting for each; the newest frame of a live source, alone.
 
         Returns what it has as soon as ``stop`` is set, so a stop request is not held up by a stream that is
         reconnecting or a camera that delivers nothing.
         """
+        if self.source.live:
+            return self._next_live(stop)
         batch: list[Frame] = []
         while len(batch) < size and not (stop is not None and stop.is_set()):
-            waits = not batch or not self.source.live
             try:
-                item = self._queue.get(timeout=_POLL_S) if waits else self._queue.get_nowait()
+                item = self._queue.get(timeout=_POLL_S)
             except queue.Empty:
-                if batch and self.source.live:
-                    break
                 continue
             if item is _END:
                 self._queue.put(_END)  # the next call sees the end too
                 break
             if isinstance(item, tuple):
-                kind, payload = item
-                if kind == "error":
-                    raise payload
-                warnings.warn(payload, UserWarning, stacklevel=2)
+                self._warn_or_raise(*item)
                 continue
             batch.append(item)
         return batch
+
+    def _next_live(self, stop: threading.Event | None) -> list[Frame]:
+        while not (stop is not None and stop.is_set()):
+            self._take_messages()
+            with self._arrived:
+                if self._newest is None and self._finish is None:
+                    self._arrived.wait(_POLL_S)
+                frame, self._newest = self._newest, None
+            if frame is not None:
+                return [frame]
+            if self._finish is not None:  # after the last frame: the end, or the error that ended the source
+                if self._finish is not _END:
+                    self._warn_or_raise("error", self._finish)
+                return []
+        return []
+
+    def _take_messages(self) -> None:
+        """Warnings now, in order; the end or an error is kept until the frame before it has been taken."""
+        while self._finish is None:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is _END:
+                self._finish = _END
+            elif item[0] == "error":
+                self._finish = item[1]
+            else:
+                self._warn_or_raise(*item)
+
+    @staticmethod
+    def _warn_or_raise(kind: str, payload: Any) -> None:
+        if kind == "error":
+            raise payload
+        warnings.warn(payload, UserWarning, stacklevel=3)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
         if not self._thread.is_alive():
             self.source.close()
+        if self.dropped:
+            log.warning(
+                "%s: %d of %d frame(s) dropped to stay live, the model being slower than the stream; "
+                "a smaller --imgsz, --vid-stride or a faster runtime drops fewer",
+                self.source.name, self.dropped, self.decoded,
+            )  # fmt: skip
 
 
 def detect_stream(

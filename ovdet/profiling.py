@@ -33,6 +33,7 @@ class Profiler:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.latencies: list[float] = []
+        self.frames_dropped = 0
         self._decoded_at: dict[tuple[str, int], float] = {}
 
     @contextmanager
@@ -51,6 +52,11 @@ class Profiler:
         if started is not None:
             self.latencies.append(time.perf_counter() - started)
 
+    def dropped(self, source: str, index: int) -> None:
+        """A live frame skipped as stale: it has no latency."""
+        self._decoded_at.pop((source, index), None)
+        self.frames_dropped += 1
+
     def summary(self, frames: int) -> dict[str, Any]:
         """Milliseconds per frame for each stage, and p50/p95 latency in milliseconds."""
         latencies = np.array(self.latencies) * 1000 if self.latencies else np.array([np.nan])
@@ -58,4 +64,5 @@ class Profiler:
             "ms_per_frame": {stage: self.seconds.get(stage, 0.0) * 1000 / max(frames, 1) for stage in STAGES},
             "latency_ms_p50": float(np.percentile(latencies, 50)),
             "latency_ms_p95": float(np.percentile(latencies, 95)),
+            "frames_dropped": self.frames_dropped,
         }

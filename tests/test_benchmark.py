@@ -6,6 +6,7 @@ No timing is asserted: the numbers belong to ``benchmarks/speed.py`` output.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +161,23 @@ def test_cli_bench_with_ultralytics_baseline(tiny_clip: Path, capsys: pytest.Cap
     assert "ultralytics torch (torch fp32, input 192×320" in output
     assert "ovdet (torch fp32, input 192×320, batch 1)" in output and "write" in output
     assert "ovdet / Ultralytics PyTorch:" in output
+
+
+def test_cli_bench_live_counts_every_paced_frame(tiny_clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The clip arrives at its frame rate; each of its frames is either processed or dropped as stale."""
+    code = main(["bench", str(tiny_clip), "--classes", "bottle", "--frames", "12", "--imgsz", "160",
+                 "--runtime", "torch", "--live"])  # fmt: skip
+    output = capsys.readouterr().out
+    assert code == 0
+    dropped, processed = map(int, re.search(r"live: (\d+) stale frame\(s\) dropped, (\d+) processed", output).groups())
+    assert dropped + processed == 12 and processed >= 1
+    assert re.search(r"over \d+ frames", output) and "latency p50" in output
+
+
+def test_cli_bench_live_is_not_compared_with_ultralytics(tiny_clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", str(tiny_clip), "--live", "--compare-ultralytics"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("ovdet: error: --live") and "\n" not in error
 
 
 def test_cli_bench_refuses_a_missing_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

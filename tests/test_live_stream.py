@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -65,7 +66,12 @@ def test_dropped_stream_reconnects_then_gives_up(live_url: str, caplog: pytest.L
     assert "reconnecting" in messages and "giving up" in messages
 
 
-def test_live_stream_through_the_detector(detector, live_url: str) -> None:
-    results = list(detector.stream(live_url, reconnect_timeout=1.0, conf=0.05, imgsz=320, batch=4))
-    assert len(results) > 40
-    assert [frame.index for frame, _ in results] == list(range(len(results)))
+def test_live_stream_through_the_detector(detector, live_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Frames come faster than the model takes them: each result is the newest frame, the rest are counted."""
+    with caplog.at_level(logging.WARNING, logger="ovdet"):
+        results = list(detector.stream(live_url, reconnect_timeout=1.0, conf=0.05, imgsz=320, batch=4))
+    indices = [frame.index for frame, _ in results]
+    assert results and indices == sorted(set(indices))
+    reports = [re.search(r"(\d+) of (\d+) frame\(s\) dropped to stay live", r.getMessage()) for r in caplog.records]
+    dropped, decoded = next((tuple(map(int, match.groups())) for match in reports if match), (0, len(results)))
+    assert decoded > 40 and dropped + len(results) == decoded

@@ -191,7 +191,8 @@ def measure(
     Returns:
         A :class:`Measurement`. A row holds ``label``, ``engine``, ``runtime``, ``precision``, ``input_shape``,
         ``classes``, ``slots``, ``batch``, ``frames``, ``seconds``, ``fps``, ``fps_best_turn``, ``ms_per_frame``
-        (per stage), ``latency_ms_p50``/``p95``, ``overhead`` (share of wall time outside the runtime's forward),
+        (per stage), ``latency_ms_p50``/``p95``, ``live`` and ``frames_dropped`` (stale frames a live subject
+        skipped), ``overhead`` (share of wall time outside the runtime's forward),
         ``rss_mb``/``peak_rss_mb`` of its process, and ``error`` when it failed.
 
     Example:
@@ -299,6 +300,8 @@ def _summarize(
         },
         "latency_ms_p50": float(np.percentile(latencies, 50)),
         "latency_ms_p95": float(np.percentile(latencies, 95)),
+        "live": subject.live,
+        "frames_dropped": sum(turn.get("dropped", 0) for turn in turns),
         "overhead": (seconds - stages["inference"]) / seconds,
         **memory,
     }

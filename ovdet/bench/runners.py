@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -13,7 +14,7 @@ import numpy as np
 import supervision as sv
 
 from ..profiling import Profiler
-from .subjects import OVDET, ULTRALYTICS, BenchmarkError, LoopedClip, Subject, read_frames
+from .subjects import OVDET, ULTRALYTICS, BenchmarkError, LoopedClip, PacedClip, Subject, read_frames
 
 if TYPE_CHECKING:
     from ..detector import OpenVocabDetector
@@ -43,6 +44,8 @@ class OvdetRunner:
     def __init__(self, subject: Subject, scratch: Path) -> None:
         from ..detector import OpenVocabDetector
 
+        if subject.live:  # the row counts the dropped frames; the pipeline's own report would only repeat it
+            logging.getLogger("ovdet.pipeline").setLevel(logging.ERROR)
         self.subject = subject
         self.output = scratch / "detections.jsonl"
         cache_dir = scratch / "cache" if subject.empty_cache else None
@@ -85,12 +88,18 @@ class OvdetRunner:
         finally:
             self.detector.profiler = None
         seconds = time.perf_counter() - started
-        return {"frames": count, "seconds": seconds, "stages": dict(profiler.seconds), "latencies": profiler.latencies}
+        return {
+            "frames": count,
+            "seconds": seconds,
+            "stages": dict(profiler.seconds),
+            "latencies": profiler.latencies,
+            "dropped": profiler.frames_dropped,
+        }
 
     def stream(self, frames: int) -> Iterator[tuple[Frame, sv.Detections]]:
         """The detections of the clip's first ``frames`` frames (looped), at the subject's settings."""
         subject = self.subject
-        source = LoopedClip(subject.clip, frames)
+        source = (PacedClip if subject.live else LoopedClip)(subject.clip, frames)
         return self.detector.stream(source, imgsz=subject.imgsz, batch=subject.batch, conf=subject.conf)
 
     def detections(self, conf: float, count: int, step: int) -> list[sv.Detections]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import resource
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ __all__ = [
     "ULTRALYTICS",
     "BenchmarkError",
     "LoopedClip",
+    "PacedClip",
     "RunConfig",
     "Subject",
     "process_memory",
@@ -79,6 +81,8 @@ class Subject:
         vectors: ``(K, 512)`` class embeddings, injected into Ultralytics' model (it cannot encode text offline).
         empty_cache: Start ovdet with an empty embedding cache, so the first ``set_classes`` is cold.
         warmup: Untimed frames streamed before the first turn.
+        live: Deliver the clip as a camera would, at its frame rate, dropping frames the detector has no time for
+            (ovdet), so latency is measured as a live source sees it.
 
     Example:
         >>> Subject("ovdet torch", RunConfig("ovdet torch"), "w.pt", ("bottle",), "clip.mp4").imgsz
@@ -96,6 +100,7 @@ class Subject:
     vectors: np.ndarray | None = None
     empty_cache: bool = False
     warmup: int = 5
+    live: bool = False
 
 
 class LoopedClip(FrameSource):
@@ -130,6 +135,24 @@ class LoopedClip(FrameSource):
                         return
             if index == first:
                 raise BenchmarkError(f"no frame could be read from {self.name}")
+
+
+class PacedClip(LoopedClip):
+    """A :class:`LoopedClip` delivered in real time, like a camera: frame ``i`` arrives ``i / fps`` s after the
+    first, whether or not the detector is ready for it (a live source: ovdet keeps only the newest frame)."""
+
+    live = True
+
+    def __init__(self, path: str | os.PathLike[str], count: int) -> None:
+        super().__init__(path, count)
+        if not self.fps:
+            raise BenchmarkError(f"{path} has no frame rate: a live benchmark needs a video file")
+
+    def __iter__(self) -> Iterator[Frame]:
+        started = time.perf_counter()
+        for frame in super().__iter__():
+            time.sleep(max(0.0, started + frame.timestamp - time.perf_counter()))
+            yield frame
 
 
 def read_frames(clip: str | os.PathLike[str], count: int, step: int = 1) -> list[np.ndarray]:

@@ -40,6 +40,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also run Ultralytics' YOLOWorld.predict(stream=True) in PyTorch on the same clip, weights and classes",
     )
+    bench.add_argument(
+        "--live",
+        action="store_true",
+        help="deliver the clip at its frame rate like a camera; frames the detector has no time for are dropped, "
+        "and latency is from a frame's arrival to its output",
+    )
     bench.add_argument("--rounds", type=int, default=3, help="turns each run takes, alternating (default 3)")
     bench.set_defaults(run=run)
 
@@ -53,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     options = {"device": args.device, **({"runtime": args.runtime} if args.runtime else {}), "half": args.half}
     ovdet = Subject(
         "ovdet", RunConfig("ovdet", options=options), args.model, classes, args.source,
-        imgsz=args.imgsz, batch=args.batch, conf=args.conf,
+        imgsz=args.imgsz, batch=args.batch, conf=args.conf, live=args.live,
     )  # fmt: skip
     subjects = [_ultralytics_subject(args, classes), ovdet] if args.compare_ultralytics else [ovdet]
     measured = measure(subjects, frames=args.frames, rounds=args.rounds if len(subjects) > 1 else 1)
@@ -72,6 +78,8 @@ def _check(args: argparse.Namespace, classes: tuple[str, ...]) -> None:
         raise SourceError(f"{args.source} does not exist: ovdet bench needs a video file or an image folder")
     if not classes:
         raise ConfigError('--classes is empty: pass class names, e.g. --classes "person,car"')
+    if args.live and args.compare_ultralytics:
+        raise ConfigError("--live measures ovdet on a paced clip; run --compare-ultralytics without --live")
     for name in ("frames", "rounds", "batch"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name} must be a positive integer, got {getattr(args, name)}")
@@ -106,10 +114,16 @@ def _describe(row: dict[str, Any]) -> str:
         return f"{row['label']}: failed: {row['error']}"
     stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in row["ms_per_frame"].items() if ms is not None)
     shape = "×".join(map(str, row["input_shape"]))
+    live = (
+        f"\n  live: {row['frames_dropped']} stale frame(s) dropped, {row['frames']} processed"
+        if row.get("live")
+        else ""
+    )
     return (
         f"{row['label']} ({row['runtime']} {row['precision']}, input {shape}, batch {row['batch']}): "
         f"{row['fps']:.1f} frames/s over {row['frames']} frames\n"
         f"  ms per frame: {stages}\n"
         f"  latency p50 {row['latency_ms_p50']:.1f} ms, p95 {row['latency_ms_p95']:.1f} ms; "
-        f"{100 * row['overhead']:.1f}% of wall time outside the runtime's forward; peak RSS {row['peak_rss_mb']:.0f} MB"
+        f"{100 * row['overhead']:.1f}% of wall time outside the runtime's forward; "
+        f"peak RSS {row['peak_rss_mb']:.0f} MB{live}"
     )
