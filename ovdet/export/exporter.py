@@ -20,6 +20,7 @@ from ..config import check_sizes
 from ..errors import ConfigError, ModelError, OvdetError
 from ..runtimes.artifact import METADATA_FILE, Artifact, ArtifactMetadata, TextTowerInfo
 from ..runtimes.registry import export_formats, format_suffix
+from .quantize import DEFAULT_CALIBRATION_FRAMES, Calibration
 
 if TYPE_CHECKING:
     import torch
@@ -52,6 +53,10 @@ class ExportOptions:
         imgsz: Input size the graph is traced at and described with; engines accept up to it.
         batch: Images per call an engine accepts at most; other formats take any batch.
         half: FP16 weights (OpenVINO, any device) or FP16 graphs (ONNX and TorchScript on CUDA, TensorRT).
+        int8: INT8 convolutions (OpenVINO, through NNCF), calibrated on ``calibration``; whatever takes the class
+            embeddings stays in floating point (see :mod:`ovdet.export.quantize`).
+        calibration: A video file or image folder of the user's own scenes, for ``int8``.
+        calibration_frames: Frames spread over ``calibration`` that INT8 ranges are measured on.
 
     Example:
         >>> ExportOptions("onnx", dynamic_vocab=True).max_classes
@@ -64,15 +69,34 @@ class ExportOptions:
     imgsz: int = 640
     batch: int = 1
     half: bool = False
+    int8: bool = False
+    calibration: str | None = None
+    calibration_frames: int = DEFAULT_CALIBRATION_FRAMES
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ConfigError(f"unknown export format {self.format!r}: use one of {', '.join(FORMATS)}")
+        self._check_int8()
         if self.max_classes is not None and not self.dynamic_vocab:
             raise ConfigError("max_classes sizes a changeable vocabulary: add --dynamic-vocab, or drop --max-classes")
         if self.dynamic_vocab and self.max_classes is None:
             object.__setattr__(self, "max_classes", DEFAULT_MAX_CLASSES)
         check_sizes(imgsz=self.imgsz, batch=self.batch, max_classes=self.max_classes)
+
+    def _check_int8(self) -> None:
+        if not self.int8:
+            if self.calibration is not None:
+                raise ConfigError("--calibration is for an INT8 export: add --precision int8, or drop --calibration")
+            return
+        if self.format != "openvino":
+            raise ConfigError(f"INT8 export is to OpenVINO (through NNCF), not {self.format}: use --format openvino")
+        if self.half:
+            raise ConfigError("--half and --precision int8 exclude each other: choose one precision")
+        if self.calibration is None:
+            raise ConfigError(
+                "INT8 export measures ranges on your own scenes: add --calibration VIDEO_OR_FOLDER (a few hundred "
+                "frames like the ones it will see)"
+            )
 
     @property
     def vocabulary(self) -> str:
@@ -81,8 +105,8 @@ class ExportOptions:
 
     @property
     def precision(self) -> str:
-        """``"fp16"`` or ``"fp32"``."""
-        return "fp16" if self.half else "fp32"
+        """``"int8"``, ``"fp16"`` or ``"fp32"``."""
+        return "int8" if self.int8 else "fp16" if self.half else "fp32"
 
     @property
     def input_dtype(self) -> str:
@@ -99,6 +123,9 @@ def export_detector(
     imgsz: int | None = None,
     batch: int = 1,
     half: bool = False,
+    int8: bool = False,
+    calibration: str | os.PathLike[str] | None = None,
+    calibration_frames: int = DEFAULT_CALIBRATION_FRAMES,
     output: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Export a PyTorch detector for a deployment runtime, with its metadata in ``ovdet.json`` beside the model.
@@ -115,6 +142,9 @@ def export_detector(
         imgsz: Input size (default: the detector's).
         batch: Largest batch of an engine.
         half: Reduced precision (see :class:`ExportOptions`).
+        int8: INT8 convolutions, OpenVINO only, calibrated on ``calibration_frames`` frames of ``calibration``.
+        calibration: A video file or image folder like the scenes the model will see.
+        calibration_frames: How many frames, spread over ``calibration``.
         output: Folder to write (default ``runs/export/<model>-<format>-<fixed|dynamic><K>``); replaced if it
             holds an earlier export, refused if it holds anything else.
 
@@ -126,7 +156,10 @@ def export_detector(
         >>> export_detector(detector, "openvino", dynamic_vocab=True, max_classes=16)  # doctest: +SKIP
         PosixPath('runs/export/yolov8s-worldv2-openvino-dynamic16/yolov8s-worldv2.xml')
     """
-    options = ExportOptions(format, dynamic_vocab, max_classes, imgsz or detector.settings.imgsz, batch, half)
+    options = ExportOptions(
+        format, dynamic_vocab, max_classes, imgsz or detector.settings.imgsz, batch, half,
+        int8, os.fspath(calibration) if calibration is not None else None, calibration_frames,
+    )  # fmt: skip
     backend = _torch_backend(detector)
     embeddings = None if options.dynamic_vocab else _baked_embeddings(detector)
     num_classes = options.max_classes if embeddings is None else len(embeddings)
@@ -163,8 +196,11 @@ def export_backend(
     num_classes = options.max_classes if embeddings is None else len(embeddings)
     _check_half(options, backend)
     _check_target(folder)
+    calibration = _calibration(options, backend, text_encoder, num_classes)  # a bad source fails before the export
     with _staging(folder) as staging:
-        model_file = _write_detector_graph(backend, embeddings, num_classes, options, staging / weights.stem)
+        model_file = _write_detector_graph(
+            backend, embeddings, num_classes, options, staging / weights.stem, calibration
+        )
         text_tower = _write_text_tower(text_encoder, staging) if text_encoder is not None else None
         metadata = ArtifactMetadata(
             format=options.format,
@@ -225,6 +261,13 @@ def _check_half(options: ExportOptions, backend: TorchBackend) -> None:
         )
 
 
+def _calibration(options: ExportOptions, backend: TorchBackend, encoder, num_classes: int) -> Calibration | None:
+    if not options.int8:
+        return None
+    slots = num_classes if options.dynamic_vocab else None
+    return Calibration.prepare(options.calibration, options.calibration_frames, options.imgsz, backend, encoder, slots)
+
+
 def _check_target(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"export folder {folder} is a file: choose another -o folder")
@@ -273,7 +316,12 @@ def _files_of_export(folder: Path) -> set[str]:
 
 
 def _write_detector_graph(
-    backend: TorchBackend, embeddings: Embeddings | None, num_classes: int, options: ExportOptions, stem: Path
+    backend: TorchBackend,
+    embeddings: Embeddings | None,
+    num_classes: int,
+    options: ExportOptions,
+    stem: Path,
+    calibration: Calibration | None = None,
 ) -> Path:
     import torch
 
@@ -298,7 +346,8 @@ def _write_detector_graph(
     onnx_path = write_onnx(graph, example, stem.with_name(f"{stem.name}.intermediate.onnx"))
     try:
         if options.format == "openvino":
-            return write_openvino(onnx_path, stem.with_suffix(suffix), options.half)
+            quantize = calibration.quantize if calibration is not None else None
+            return write_openvino(onnx_path, stem.with_suffix(suffix), options.half, quantize)
         return write_engine(
             onnx_path, stem.with_suffix(suffix), imgsz=options.imgsz, max_batch=options.batch, half=options.half
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -67,10 +68,13 @@ def _trace_to_onnx(
         )
 
 
-def write_openvino(onnx_path: Path, xml_path: Path, half: bool) -> Path:
-    """Convert an ONNX detector graph to OpenVINO IR (``.xml`` + ``.bin``); ``half`` stores FP16 weights."""
+def write_openvino(onnx_path: Path, xml_path: Path, half: bool, transform: Callable[[Any], Any] | None = None) -> Path:
+    """Convert an ONNX detector graph to OpenVINO IR (``.xml`` + ``.bin``); ``half`` stores FP16 weights, and
+    ``transform`` (e.g. INT8 quantization) rewrites the model before it is saved."""
     openvino = import_openvino("exporting to OpenVINO")
     model = openvino.convert_model(str(onnx_path))
+    if transform is not None:
+        model = transform(model)
     openvino.save_model(model, str(xml_path), compress_to_fp16=half)  # its default would compress FP32 exports too
     return xml_path
 

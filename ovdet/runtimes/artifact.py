@@ -34,7 +34,7 @@ __all__ = [
 METADATA_FILE = "ovdet.json"
 SCHEMA = 1
 VOCABULARY_MODES = ("fixed", "dynamic")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 INPUT_DTYPES = ("float32", "float16")
 IMAGES_INPUT, TEXT_INPUT, OUTPUT = "images", "text_embeddings", "output0"
 
@@ -71,7 +71,8 @@ class ArtifactMetadata:
         imgsz: Input size it was exported for (the largest an engine accepts).
         stride: Largest stride; inputs are padded to a multiple of it.
         max_batch: Most images per call for engines; ``None`` where the batch is dynamic.
-        precision: ``"fp32"`` or ``"fp16"``: the precision of the weights and the computation.
+        precision: ``"fp32"``, ``"fp16"`` or ``"int8"`` (INT8 convolutions, the rest in floating point): the
+            precision of the weights and the computation.
         input_dtype: ``"float32"`` or ``"float16"``: the dtype of the inputs, which can stay FP32 in an FP16 graph.
         source_weights: File name of the PyTorch weights it came from.
         source_sha256: SHA-256 of those weights.
@@ -152,7 +153,7 @@ class ArtifactMetadata:
         if self.vocabulary not in VOCABULARY_MODES:
             problems.append(f"vocabulary {self.vocabulary!r} is not fixed or dynamic")
         if self.precision not in PRECISIONS:
-            problems.append(f"precision {self.precision!r} is not fp32 or fp16")
+            problems.append(f"precision {self.precision!r} is not fp32, fp16 or int8")
         if self.input_dtype not in INPUT_DTYPES:
             problems.append(f"input_dtype {self.input_dtype!r} is not float32 or float16")
         if self.max_classes < 1 or self.embedding_dim < 1 or self.imgsz < 1 or self.stride < 1:
