@@ -120,7 +120,8 @@ def quantize_openvino(model: openvino.Model, calibration: Calibration) -> openvi
     )  # validate=False: a fixed graph folds some of these away
     images = list(calibration.images)
     log.info("quantizing to INT8 on %d calibration frame(s); this takes a minute", len(images))
-    with contextlib.redirect_stdout(io.StringIO()):  # NNCF draws its own progress bars on stdout
+    logging.getLogger("nncf").setLevel(logging.WARNING)  # it logs each operation it leaves alone at INFO
+    with contextlib.redirect_stdout(io.StringIO()):  # and draws its own progress bars on stdout
         return nncf.quantize(
             model,
             nncf.Dataset(images, inputs),
