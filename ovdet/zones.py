@@ -146,15 +146,16 @@ class ZoneCounter:
     def overlay(self, observation: Observation) -> Callable[[np.ndarray], np.ndarray]:
         """A function that draws the zones, the lines and this frame's counts on an image (supervision's annotators)."""
         zones = dict(self._zones)
-        lines = {name: _Counts(line.vector, **observation.line_counts[name]) for name, line in self._lines.items()}
+        counts = observation.line_counts
+        lines = [_Counts(line.vector, counts[name]["in"], counts[name]["out"]) for name, line in self._lines.items()]
         labels = {name: _zone_label(name, observation.zone_counts[name]) for name in zones}
 
         def draw(image: np.ndarray) -> np.ndarray:
             for index, (name, zone) in enumerate(zones.items()):
                 color = sv.ColorPalette.DEFAULT.by_idx(index)
                 image = sv.PolygonZoneAnnotator(zone, color=color, opacity=0.15).annotate(image, label=labels[name])
-            for counts in lines.values():
-                image = sv.LineZoneAnnotator(text_scale=0.5, text_thickness=1).annotate(image, counts)
+            for line in lines:
+                image = sv.LineZoneAnnotator(text_scale=0.5, text_thickness=1).annotate(image, line)
             return image
 
         return draw

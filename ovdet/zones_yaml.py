@@ -78,15 +78,15 @@ def parse_zones_yaml(text: str, origin: str) -> ZonesFile:
     return _ZonesReader(origin).parse(compose_plain_yaml(text, origin, ZonesError, "a zones file"))
 
 
-def check_rule_classes(zones: ZonesFile, class_names: Iterable[str]) -> None:
-    """Refuse a rule whose class is not in the vocabulary, naming the rule's line."""
+def check_rule_classes(rules: Iterable[Rule], class_names: Iterable[str], origin: str) -> None:
+    """Refuse a rule whose class is not in the vocabulary, naming the rule's line in ``origin``."""
     names = tuple(class_names)
-    for rule in zones.rules:
+    for rule in rules:
         if rule.class_name not in names:
             close = difflib.get_close_matches(rule.class_name, names, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ZonesError(
-                f"{zones.geometry.origin}:{rule.line_number}: rule {rule.name!r} watches class {rule.class_name!r}, "
+                f"{origin}:{rule.line_number}: rule {rule.name!r} watches class {rule.class_name!r}, "
                 f"which is not in the vocabulary; {hint}classes: {', '.join(names)}"
             )
 
