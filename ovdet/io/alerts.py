@@ -57,6 +57,7 @@ class WebhookSender:
 
     Attributes:
         delivered, failed, dropped: Alerts delivered, given up after every try, and refused by a full queue.
+            The first failure and the first drop are logged as warnings, the totals once more at :meth:`close`.
     """
 
     def __init__(
@@ -67,7 +68,7 @@ class WebhookSender:
         retries: int = 3,
         backoff: float = 0.5,
         timeout: float = 5.0,
-        drain_seconds: float = 5.0,
+        drain_seconds: float = 2.0,
     ) -> None:
         self.url = check_webhook_url(url)
         self.retries, self.backoff, self.timeout, self.drain_seconds = retries, backoff, timeout, drain_seconds
@@ -83,8 +84,8 @@ class WebhookSender:
             self._queue.put_nowait(document)
         except queue.Full:
             self.dropped += 1
-            log.warning(
-                "webhook %s is not keeping up: alert %r not sent (%d queued); it is in the alerts file",
+            _first_warning(
+                self.dropped, "webhook %s is not keeping up: alert %r dropped (%d queued); it is in the alerts file",
                 self.url, document.get("rule"), self._queue.qsize(),
             )  # fmt: skip
 
@@ -95,7 +96,9 @@ class WebhookSender:
                 self.delivered += 1
             else:
                 self.failed += 1
-                log.warning("webhook %s: alert %r not delivered (%s)", self.url, document.get("rule"), error)
+                _first_warning(
+                    self.failed, "webhook %s: alert %r not delivered (%s)", self.url, document.get("rule"), error
+                )
 
     def _deliver(self, document: dict[str, Any]) -> str | None:
         """Post with retries; the reason of the last failure, or ``None`` once delivered."""
@@ -124,11 +127,18 @@ class WebhookSender:
         with contextlib.suppress(queue.Full):  # a busy thread with a full queue: the join gives up at the deadline
             self._queue.put(_END, timeout=self.drain_seconds)
         self._thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive():
+        left = self._queue.qsize() if self._thread.is_alive() else 0
+        if self.failed + self.dropped + left > 1:
             log.warning(
-                "webhook %s: stopped waiting after %.0f s; %d alert(s) not delivered are in the alerts file",
-                self.url, self.drain_seconds, self._queue.qsize(),
+                "webhook %s: %d alert(s) not delivered, %d dropped while it was not keeping up, %d still queued "
+                "after waiting %.0f s; every alert is in the alerts file",
+                self.url, self.failed, self.dropped, left, self.drain_seconds,
             )  # fmt: skip
+
+
+def _first_warning(count: int, message: str, *args: object) -> None:
+    """The first failure of a kind is a warning; the rest are counted in the one line :meth:`close` logs."""
+    log.log(logging.WARNING if count == 1 else logging.INFO, message, *args)
 
 
 class AlertsSink:
