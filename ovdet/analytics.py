@@ -19,6 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import supervision as sv
 
+from .errors import ZonesError
 from .io.sources import Frame, FrameSource
 from .rules import Alert, Rule, RuleEngine
 from .tracking import LOST_TRACK_SECONDS, lost_track_seconds
@@ -26,6 +27,8 @@ from .zones import Geometry, Observation, ZoneCounter
 from .zones_yaml import ZonesFile, read_zones_yaml
 
 __all__ = ["Analysed", "Analytics", "analyse_stream"]
+
+_NEEDS = {"dwell": "zone", "crosses": "line"}  # a dwell happens in a zone, a crossing on a line
 
 
 class Analysed(NamedTuple):
@@ -61,7 +64,20 @@ class Analytics:
         self.origin = geometry.origin if geometry is not None else "rules"
         self.counter = ZoneCounter(geometry) if geometry is not None else None
         self.engine = RuleEngine(tuple(rules) if rules is not None else own_rules, lost_after)
+        self._check_places(geometry or Geometry())
         self._started = time.monotonic()
+
+    def _check_places(self, geometry: Geometry) -> None:
+        """Every zone and line a rule watches must be in the geometry."""
+        zones, lines = {zone.name for zone in geometry.zones}, {line.name for line in geometry.lines}
+        for rule in self.engine.rules:
+            for place, name, known in (("zone", rule.zone, zones), ("line", rule.line, lines)):
+                needed = name is not None or _NEEDS.get(rule.kind) == place
+                if needed and name not in known:
+                    raise ZonesError(
+                        f"{self.origin}:{rule.line_number}: rule {rule.name!r} watches {place} {name!r}, which is "
+                        f"not among the zones file's {place}s ({', '.join(sorted(known)) or 'none'}); add it there"
+                    )
 
     def follow_tracks_of(self, source: FrameSource) -> None:
         """Keep a stay in a zone through a gap as long as the tracker keeps a lost track at ``source``'s rate."""

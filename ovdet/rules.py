@@ -26,6 +26,8 @@ __all__ = ["RULE_KINDS", "Alert", "Rule", "RuleEngine", "Stays"]
 
 RULE_KINDS = ("appears", "dwell", "count", "crosses")
 DIRECTIONS = ("in", "out", "any")
+# Timestamps are sums of frame periods: 7.1 - 3.1 is 3.9999999999999996 s. Durations are compared to a microsecond.
+_EPSILON = 1e-6
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,8 @@ class Stays:
                     stay.last_inside = timestamp
                 elif key in self.open:
                     self._close(key)
-        for key in [key for key, stay in self.open.items() if timestamp - stay.last_inside > self.lost_after]:
+        ended = [key for key, stay in self.open.items() if timestamp - stay.last_inside > self.lost_after + _EPSILON]
+        for key in ended:
             self._close(key)
 
     def _close(self, key: tuple[int, str]) -> None:
@@ -176,7 +179,7 @@ class RuleEngine:
         for rule in self.rules:
             state = self._states[rule.name]
             for index, value in self._triggers(rule, state, timestamp, detections, observation):
-                if state.last_fired is not None and timestamp - state.last_fired < rule.cooldown:
+                if state.last_fired is not None and timestamp - state.last_fired < rule.cooldown - _EPSILON:
                     continue
                 state.last_fired = timestamp
                 if rule.kind == "dwell":
@@ -193,7 +196,7 @@ class RuleEngine:
             absent = None if state.last_seen is None else timestamp - state.last_seen
             if matches.size:
                 state.last_seen = timestamp
-                if absent is None or (rule.after_absence is not None and absent >= rule.after_absence):
+                if absent is None or (rule.after_absence is not None and absent >= rule.after_absence - _EPSILON):
                     return [(_best(detections, matches), None if absent is None else round(absent, 6))]
             return []
         if rule.kind == "count":
@@ -201,7 +204,7 @@ class RuleEngine:
                 state.held_since, state.held_fired = None, False
                 return []
             state.held_since = timestamp if state.held_since is None else state.held_since
-            ready = timestamp - state.held_since >= rule.seconds and not state.held_fired
+            ready = timestamp - state.held_since >= rule.seconds - _EPSILON and not state.held_fired
             return [(_best(detections, matches), int(matches.size))] if ready else []
         if rule.kind == "dwell":
             return [
@@ -209,7 +212,7 @@ class RuleEngine:
                 for index in matches
                 if (stay := self.stays.open.get((int(detections.tracker_id[index]), rule.zone))) is not None
                 and not stay.alerted
-                and timestamp - stay.entered >= rule.seconds
+                and timestamp - stay.entered >= rule.seconds - _EPSILON
             ]
         crossed_in, crossed_out = observation.crossed.get(rule.line, (np.zeros(0, bool), np.zeros(0, bool)))
         triggers = []

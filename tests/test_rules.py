@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import supervision as sv
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ovdet.analytics import Analytics
@@ -121,6 +121,8 @@ def test_scripted_scene_gives_exact_alerts_counts_and_dwell(fps: int) -> None:
 
 
 @settings(max_examples=8, deadline=None)
+@example(fps=1, start=0.1875)  # 1 s frames at a 1 s lost-track time: float noise once ended the stays
+@example(fps=30, start=0.1)  # 7.1 - 3.1 < 4: durations compared exactly once fired a frame late
 @given(fps=st.integers(1, 40), start=st.floats(0, 1e5, allow_nan=False))
 def test_any_frame_rate_and_any_clock_start_give_the_same_alerts(fps: int, start: float) -> None:
     start = round(start, 3)  # a live stream's clock: timestamps need not start at 0
@@ -165,3 +167,14 @@ def test_untracked_detections_count_and_appear_but_never_dwell() -> None:
     ])  # fmt: skip
     assert sorted(a.rule for a in engine.update(0.0, untracked, inside)) == ["one", "seen"]
     assert engine.stays.totals() == {}
+
+
+def test_a_rule_for_a_zone_or_line_that_does_not_exist_is_refused() -> None:
+    from ovdet.errors import ZonesError
+
+    with pytest.raises(ZonesError, match=r"ward.yaml:0: rule 'r' watches zone 'bay 9'.*\(bay\)"):
+        Analytics(parse_zones_yaml(ZONES, "ward.yaml"), [Rule("r", "dwell", "pump", zone="bay 9", seconds=1)])
+    with pytest.raises(ZonesError, match=r"rule 'c' watches line None.*\(none\)"):
+        Analytics(None, [Rule("c", "crosses", "pump")])
+    with pytest.raises(ZonesError, match=r"rule 'd' watches zone None"):
+        Analytics(None, [Rule("d", "dwell", "pump", seconds=1)])
