@@ -33,7 +33,8 @@ def crop_name(track_id: int | None, class_name: str) -> str:
         ('track-000012_infusion-pump', 'untracked_a-b')
     """
     track = "untracked" if track_id is None else f"track-{track_id:06d}"
-    return f"{track}_{_UNSAFE.sub('-', class_name).strip('-')[:60] or 'object'}"
+    safe = _UNSAFE.sub("-", class_name).strip("-").encode()[:120].decode(errors="ignore")  # file names: 255 bytes
+    return f"{track}_{safe or 'object'}"
 
 
 @dataclass
