@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import supervision as sv
 
+from .analytics import Analysed, Analytics, analyse_stream
 from .cache import EmbeddingCache, encode_cached
 from .classes import ClassTable, embed, table_of
 from .config import InferenceSettings
@@ -25,10 +26,13 @@ from .pipeline import detect_stream
 from .postprocess import postprocess
 from .preprocess import letterbox_batch
 from .profiling import Profiler
+from .rules import Rule
 from .runtimes.backend import Backend
 from .text import TextEncoder
 from .vocabulary import Vocabulary
 from .weights import resolve_weights
+from .zones import Geometry
+from .zones_yaml import ZonesFile, check_rule_classes
 
 __all__ = ["OpenVocabDetector"]
 
@@ -203,8 +207,10 @@ class OpenVocabDetector:
         track: bool = False,
         reconnect_timeout: float = 30.0,
         stop: threading.Event | None = None,
+        zones: str | os.PathLike[str] | ZonesFile | Geometry | None = None,
+        rules: Sequence[Rule] | None = None,
         **settings: Any,
-    ) -> Iterator[tuple[Frame, sv.Detections]]:
+    ) -> Iterator[tuple[Frame, sv.Detections]] | Iterator[Analysed]:
         """Detect in every frame of a video file, stream, webcam or image folder, in order, exactly once.
 
         Decoding runs ahead in a thread; frames are inferred ``batch`` at a time. Calling :meth:`set_classes`
@@ -218,11 +224,16 @@ class OpenVocabDetector:
             reconnect_timeout: Seconds a dropped live stream may stay away before the stream ends.
             stop: Set it (from another thread or a signal handler) to end the stream after the frames in flight,
                 without waiting for a stream that is reconnecting.
+            zones: A zones file (zones, lines and rules; see :mod:`ovdet.zones_yaml`) or its parsed form. Lines and
+                ``dwell``/``crosses`` rules turn tracking on.
+            rules: :class:`~ovdet.rules.Rule` objects to use instead of the zones file's rules.
             **settings: Per-call overrides of :class:`InferenceSettings`.
 
         Yields:
             ``(frame, detections)``: the :class:`~ovdet.io.sources.Frame` (``image``, ``index``, ``timestamp``,
-            ``source``) and its ``supervision.Detections``.
+            ``source``) and its ``supervision.Detections``. With ``zones`` or ``rules``:
+            :class:`~ovdet.analytics.Analysed` ``(frame, detections, alerts)``, the detections carrying their zones
+            (``detections.data["zones"]``) and the frame's counts (``detections.metadata``).
 
         Example:
             >>> for frame, detections in detector.stream("shop.mp4", track=True):  # doctest: +SKIP
@@ -234,9 +245,17 @@ class OpenVocabDetector:
                 f"cannot stream from {reprlib.repr(source)}: pass a video file, stream URL, webcam index, image "
                 f"folder or glob, or a FrameSource"
             )
+        if zones is None and rules is None:
+            if not isinstance(source, FrameSource):
+                source = open_source(source, vid_stride=vid_stride, reconnect_timeout=reconnect_timeout)
+            return detect_stream(self, source, settings, track=track, stop=stop)
+        analytics = Analytics(zones, rules)
+        check_rule_classes(analytics.engine.rules, self.classes, analytics.origin)
         if not isinstance(source, FrameSource):
             source = open_source(source, vid_stride=vid_stride, reconnect_timeout=reconnect_timeout)
-        return detect_stream(self, source, settings, track=track, stop=stop)
+        analytics.follow_tracks_of(source)
+        stream = detect_stream(self, source, settings, track=track or analytics.needs_tracks, stop=stop)
+        return analyse_stream(stream, analytics)
 
     def export(self, format: str = "onnx", **options: Any) -> Path:
         """Export for a deployment runtime; options as :func:`ovdet.export.export_detector`.

@@ -16,6 +16,7 @@ __all__ = [
     "UsageError",
     "VocabularyError",
     "WeightsError",
+    "ZonesError",
 ]
 
 
@@ -29,6 +30,10 @@ class ConfigError(OvdetError, ValueError):
 
 class VocabularyError(OvdetError, ValueError):
     """Class names or prompts are empty, blank, duplicated or otherwise unusable."""
+
+
+class ZonesError(OvdetError, ValueError):
+    """A zones or rules file is malformed, or names a class, zone or line that does not exist."""
 
 
 class EmbeddingSpaceError(OvdetError, ValueError):

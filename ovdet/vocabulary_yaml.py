@@ -12,18 +12,17 @@ import difflib
 import re
 import stat
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from .errors import VocabularyError
+from .plain_yaml import MAX_DEPTH, compose_plain_yaml, plain_value
 from .vocabulary import BACKGROUND_PROMPT, Vocabulary, VocabularyClass, check_conf, check_template
 from .vocabulary import shown as _shown
 
 __all__ = ["MAX_DEPTH", "MAX_VOCABULARY_BYTES", "parse_vocabulary_yaml", "read_vocabulary_yaml"]
 
 MAX_VOCABULARY_BYTES = 1 << 20  # 1 MiB: tens of thousands of classes
-MAX_DEPTH = 8  # a vocabulary needs 4: the file → classes → a class → its prompts
 _FILE_KEYS = ("background", "classes", "decoys", "templates")
 _CLASS_KEYS = ("color", "conf", "prompts")
 _TEXT, _NULL = "tag:yaml.org,2002:str", "tag:yaml.org,2002:null"
@@ -62,37 +61,6 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-class _PlainLoader(yaml.SafeLoader):
-    """Composes plain YAML only: an alias, any explicit tag, or deeper nesting is refused where it stands."""
-
-    def __init__(self, text: str, origin: str) -> None:
-        super().__init__(text)
-        self.origin = origin
-        self.depth = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        event = self.peek_event()
-        where = f"{self.origin}:{event.start_mark.line + 1}"
-        if isinstance(event, yaml.AliasEvent):
-            raise VocabularyError(
-                f"{where}: alias *{event.anchor[:40]} is not allowed in a vocabulary: write the value out"
-            )
-        if event.tag is not None:
-            tag = event.tag.replace("tag:yaml.org,2002:", "!!")
-            raise VocabularyError(
-                f"{where}: tag {_shown(tag)} is not allowed in a vocabulary: remove it (quote a value to make it text)"
-            )
-        if self.depth >= MAX_DEPTH:
-            raise VocabularyError(
-                f"{where}: nested deeper than {MAX_DEPTH} levels; a vocabulary is classes → class → prompts"
-            )
-        self.depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
-
 class _VocabularyFile:
     """Reads the YAML node tree, so every error can name the file and line."""
 
@@ -101,7 +69,7 @@ class _VocabularyFile:
         self.text = text
 
     def parse(self) -> Vocabulary:
-        root = self._compose()
+        root = compose_plain_yaml(self.text, self.origin, VocabularyError, "a vocabulary")
         if root is None:
             raise VocabularyError(f"{self.origin}: the file is empty; see the vocabulary example in the README")
         top = self._mapping(root, "the file", _FILE_KEYS)
@@ -114,26 +82,6 @@ class _VocabularyFile:
         decoys = tuple(self._decoys(top["decoys"], classes)) if "decoys" in top else ()
         background = self._background(top.get("background"))
         return Vocabulary(classes, templates, decoys, background, origin=self.origin)
-
-    def _compose(self) -> yaml.Node | None:
-        try:
-            loader = _PlainLoader(self.text, self.origin)  # its reader checks every character first
-            try:
-                return loader.get_single_node()
-            finally:
-                loader.dispose()
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = f":{mark.line + 1}" if mark else ""
-            problem = " ".join("; ".join(filter(None, (exc.context, exc.problem))).split())
-            raise VocabularyError(f"{self.origin}{line}: not valid YAML ({problem}): fix the syntax") from None
-        except yaml.YAMLError as exc:  # the reader's: a character YAML does not allow
-            position = getattr(exc, "position", 0)
-            line = self.text.count("\n", 0, position) + 1
-            reason = getattr(exc, "reason", "unreadable text")
-            raise VocabularyError(
-                f"{self.origin}:{line}: not valid YAML ({reason}): remove the control character"
-            ) from None
 
     def _at(self, node: yaml.Node) -> str:
         return f"{self.origin}:{node.start_mark.line + 1}"
@@ -229,14 +177,7 @@ class _VocabularyFile:
         where = f"{self._at(node)}: class {_shown(name)}"
         if not isinstance(node, yaml.ScalarNode):
             raise VocabularyError(f"{where}: conf must be a number in [0, 1], not a list or mapping")
-        return check_conf(self._value(node), where)
-
-    def _value(self, node: yaml.ScalarNode) -> Any:
-        """A plain value as YAML reads it (the node carries no tag and no alias: nothing can run)."""
-        try:
-            return yaml.SafeLoader("").construct_object(node)
-        except (ValueError, yaml.YAMLError):  # a value that looks like a date but is none, e.g. 2024-13-45
-            return node.value
+        return check_conf(plain_value(node), where)
 
     def _color(self, node: yaml.Node, name: str) -> str:
         value = node.value if isinstance(node, yaml.ScalarNode) else None
@@ -251,7 +192,7 @@ class _VocabularyFile:
     def _background(self, node: yaml.Node | None) -> tuple[str, ...]:
         if node is None:
             return ()
-        value = self._value(node) if isinstance(node, yaml.ScalarNode) else None
+        value = plain_value(node) if isinstance(node, yaml.ScalarNode) else None
         if value is True:
             return (BACKGROUND_PROMPT,)
         if value is False:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import OvdetError, SourceError, UsageError
 from ..runtimes.registry import pt_runtimes
+from . import analytics as analytics_flags
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     detect.add_argument(
         "--reconnect-timeout", type=float, default=30.0, help="seconds to retry a dropped stream (default 30)"
     )
+    analytics_flags.add_arguments(detect)
     detect.add_argument("--quiet", action="store_true", help="print nothing but errors")
     detect.set_defaults(run=run)
 
@@ -88,19 +90,21 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
     watcher = VocabularyWatcher(args.vocab) if args.vocab and not args.vocab.endswith(".npz") else None
-    track = args.track or bool(args.events)
+    analytics = analytics_flags.AnalyticsRun(args, vocabulary.names)
+    track = args.track or bool(args.events) or analytics.needs_tracks
     source = open_source(args.source, vid_stride=args.vid_stride, reconnect_timeout=args.reconnect_timeout)
     _check_paths(args, source)
     started = time.perf_counter()
     summary = _Summary()
     with _stop_on_signals() as stop:
-        writer = SinkWriter(_open_sinks(args, source))
+        writer = SinkWriter(_open_sinks(args, source, analytics))
         try:
             detector = OpenVocabDetector(args.model, device=args.device, runtime=args.runtime, **vars(settings))
             _use_vocabulary(detector, vocabulary, writer.sinks)
             stream = detector.stream(source, track=track, stop=stop.event, **vars(settings))
             with _progress(source, args.quiet) as progress:
                 for frame, detections in stream:
+                    analytics.update(frame, detections)
                     writer.put(frame, detections)
                     summary.add(detections)
                     progress.update()
@@ -118,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     if not args.quiet:
         summary.show(source.name, time.perf_counter() - started, args)
+        analytics.show()
     return EXIT_BY_SIGNAL[stop.signum] if stop.signum is not None else 0
 
 
@@ -156,12 +161,13 @@ def _check_paths(args: argparse.Namespace, source) -> None:
         outputs.append(Target("--events", Path(args.events)))
     if args.save_annotated:
         outputs.append(Target("--save-annotated", Path(args.save_annotated), folder=True))
-    check_targets(inputs, outputs)
+    more_inputs, more_outputs = analytics_flags.targets(args)
+    check_targets(inputs + more_inputs, outputs + more_outputs)
     for output in args.output:
         _output_kind(output)
 
 
-def _open_sinks(args: argparse.Namespace, source) -> list:
+def _open_sinks(args: argparse.Namespace, source, analytics: analytics_flags.AnalyticsRun) -> list:
     from ..io.sinks import AnnotatedImageWriter, CocoSink, CsvSink, EventsSink, JsonlSink
     from ..io.video import AnnotatedVideoSink
     from ..tracking import lost_track_frames
@@ -178,6 +184,7 @@ def _open_sinks(args: argparse.Namespace, source) -> list:
             sinks.append(EventsSink(args.events, lost_track_frames(fps)))
         if args.save_annotated:
             sinks.append(AnnotatedImageWriter(args.save_annotated))
+        sinks += analytics.open_sinks(source)
     except BaseException:
         for sink in sinks:
             sink.close()

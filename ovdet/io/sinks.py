@@ -46,10 +46,11 @@ CSV_COLUMNS = (
 
 
 def detection_rows(detections: sv.Detections) -> list[dict[str, Any]]:
-    """One plain dict per detection: ``xyxy``, ``confidence``, ``class_id``, ``class_name``, ``track_id``."""
+    """One plain dict per detection: ``xyxy``, ``confidence``, ``class_id``, ``class_name``, ``track_id``, and
+    ``zones`` when zones are in use (see :mod:`ovdet.analytics`)."""
     names = detections.data.get("class_name", np.array([""] * len(detections)))
     track_ids = detections.tracker_id if detections.tracker_id is not None else [-1] * len(detections)
-    return [
+    rows = [
         {
             "xyxy": [round(float(v), 2) for v in box],
             "confidence": round(float(confidence), 5),
@@ -61,17 +62,22 @@ def detection_rows(detections: sv.Detections) -> list[dict[str, Any]]:
             detections.xyxy, detections.confidence, detections.class_id, names, track_ids
         )
     ]
+    if "zones" in detections.data:
+        for row, zones in zip(rows, detections.data["zones"]):
+            row["zones"] = list(zones)
+    return rows
 
 
 def frame_record(frame: Frame, detections: sv.Detections) -> dict[str, Any]:
-    """The JSONL schema: one object per image or frame.
+    """The JSONL schema: one object per image or frame; with zones, also ``zones`` (zone → class → count in this
+    frame) and ``lines`` (line → ``{"in": n, "out": m}`` crossings so far).
 
     Example:
         >>> frame = Frame(np.zeros((3, 4, 3), np.uint8), 0, None, "a.jpg")
         >>> frame_record(frame, sv.Detections.empty())
         {'source': 'a.jpg', 'frame': 0, 'timestamp': None, 'width': 4, 'height': 3, 'detections': []}
     """
-    return {
+    record = {
         "source": frame.source,
         "frame": frame.index,
         "timestamp": None if frame.timestamp is None else round(frame.timestamp, 6),
@@ -79,6 +85,10 @@ def frame_record(frame: Frame, detections: sv.Detections) -> dict[str, Any]:
         "height": frame.height,
         "detections": detection_rows(detections),
     }
+    for key, counts in (("zones", "zone_counts"), ("lines", "line_counts")):
+        if counts in detections.metadata:
+            record[key] = detections.metadata[counts]
+    return record
 
 
 def labels_for(detections: sv.Detections) -> list[str]:
@@ -257,8 +267,12 @@ class Annotator:
         self._labels = sv.LabelAnnotator(color=palette)
 
     def draw(self, image: np.ndarray, detections: sv.Detections) -> np.ndarray:
-        """A copy of ``image`` with boxes and ``#id name confidence`` labels drawn."""
-        canvas = self._boxes.annotate(image.copy(), detections)
+        """A copy of ``image`` with boxes and ``#id name confidence`` labels drawn, over the zones, lines and their
+        counts where the frame carries them (``detections.metadata["overlay"]``, see :mod:`ovdet.analytics`)."""
+        canvas = image.copy()
+        if "overlay" in detections.metadata:
+            canvas = detections.metadata["overlay"](canvas)
+        canvas = self._boxes.annotate(canvas, detections)
         return self._labels.annotate(canvas, detections, labels=labels_for(detections))
 
 
