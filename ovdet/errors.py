@@ -6,6 +6,7 @@ Every message is a single line that says what was wrong, where, and how to fix i
 from __future__ import annotations
 
 __all__ = [
+    "ClusterError",
     "ConfigError",
     "EmbeddingSpaceError",
     "MissingDependencyError",
@@ -68,3 +69,7 @@ def missing_dependency(package: str, extra: str, purpose: str) -> MissingDepende
     return MissingDependencyError(
         f"{package} is not installed, and {purpose} needs it: install it with pip install 'ovdet[{extra}]'"
     )
+
+
+class ClusterError(OvdetError):
+    """A Ray cluster could not be reached or could not start the workers."""
