@@ -24,7 +24,7 @@ from ..embeddings import Embeddings
 from ..vocabulary import Vocabulary
 from .manifest import Manifest
 from .plan import check_collisions, expand_sources, plan_tasks
-from .pools import LocalPool, RayPool
+from .pools import LocalPool, RayPool, check_reachable
 from .worker import SourceResult, WorkerSpec
 
 __all__ = ["BatchReport", "BatchRequest", "run_batch"]
@@ -96,20 +96,22 @@ def run_batch(request: BatchRequest, stop: threading.Event) -> BatchReport:
     """Run every source not already done; each result is recorded in the manifest as it arrives."""
     from ..detector import OpenVocabDetector
 
+    if request.ray is not None:
+        check_reachable(request.ray)  # before the model loads: a wrong address is a quick one-line error
     sources = expand_sources(request.sources, skip=request.output_dir)
     tasks = plan_tasks(sources, request.output_dir, request.kinds)
     check_collisions(tasks, [*request.inputs, request.model])
+    manifest = Manifest.open(request.output_dir, _fingerprinted(request), overwrite=request.overwrite)
+    todo = [task for task in tasks if not manifest.is_done(task)]
+    report = BatchReport(sources=len(tasks), skipped=len(tasks) - len(todo))
+    if not todo:
+        return report
     detector = OpenVocabDetector(request.model, device=request.device, runtime=request.runtime,
                                  **vars(request.settings))  # fmt: skip
     detector.set_classes(request.classes)  # the one place text is embedded; workers get the vectors
     classes = detector.embeddings if detector.embeddings is not None else detector.vocabulary
     spec = WorkerSpec(str(detector.model_path), request.device, request.runtime, request.settings, classes,
                       request.vid_stride, request.track)  # fmt: skip
-    manifest = Manifest.open(request.output_dir, _fingerprinted(request, detector), overwrite=request.overwrite)
-    todo = [task for task in tasks if not manifest.is_done(task)]
-    report = BatchReport(sources=len(tasks), skipped=len(tasks) - len(todo))
-    if not todo:
-        return report
     if request.ray is None:
         pool = LocalPool(spec, stop, detector)
     else:
@@ -135,17 +137,16 @@ def run_batch(request: BatchRequest, stop: threading.Event) -> BatchReport:
     return report
 
 
-def _fingerprinted(request: BatchRequest, detector) -> dict[str, Any]:
-    """The settings that decide the outputs, as the manifest records them."""
-    from ..weights import file_sha256
+def _fingerprinted(request: BatchRequest) -> dict[str, Any]:
+    """The settings that decide the outputs, as the manifest records them (known before any model loads)."""
+    from ..weights import file_sha256, resolve_weights
 
-    model = Path(detector.model_path)
-    classes = detector.embeddings
-    vocabulary = hashlib.sha256(
-        classes.vectors.tobytes() + json.dumps([classes.names, classes.meta], sort_keys=True).encode()
-        if classes is not None
-        else json.dumps(detector.classes).encode()
-    ).hexdigest()
+    model = resolve_weights(request.model)
+    classes = request.classes
+    if isinstance(classes, Embeddings):
+        described = classes.vectors.tobytes() + json.dumps([classes.names, classes.meta], sort_keys=True).encode()
+    else:
+        described = json.dumps(classes.to_dict(), sort_keys=True).encode()
     return {
         "model": model.name,
         "model_sha256": file_sha256(model) if model.is_file() else None,
@@ -154,7 +155,7 @@ def _fingerprinted(request: BatchRequest, detector) -> dict[str, Any]:
         **vars(request.settings),
         "vid_stride": request.vid_stride,
         "track": request.track,
-        "vocabulary_sha256": vocabulary,
+        "vocabulary_sha256": hashlib.sha256(described).hexdigest(),
         "outputs": sorted(request.kinds),
     }
 

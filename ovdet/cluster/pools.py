@@ -20,7 +20,7 @@ from ..errors import ClusterError, OvdetError, missing_dependency
 from .plan import SourceTask
 from .worker import SourceResult, SourceWorker, WorkerSpec
 
-__all__ = ["CONNECT_TIMEOUT_S", "MAX_ATTEMPTS", "LocalPool", "RayPool", "connect"]
+__all__ = ["CONNECT_TIMEOUT_S", "MAX_ATTEMPTS", "LocalPool", "RayPool", "check_reachable", "connect"]
 
 log = logging.getLogger(__name__)
 
@@ -139,12 +139,18 @@ def connect(address: str, cpus: int):
             object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=False, logging_level=logging.ERROR,
         )  # fmt: skip
         return ray, True
-    _check_reachable(address)
+    check_reachable(address)
     ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
     return ray, True
 
 
-def _check_reachable(address: str) -> None:
+def check_reachable(address: str) -> None:
+    """Fail in :data:`CONNECT_TIMEOUT_S` at most, in one line, when no Ray head node answers at ``address``.
+
+    ``"local"`` (a cluster this run starts) always passes.
+    """
+    if address == "local":
+        return
     target = _head_address(address)
     host, port = _host_port(target)
     try:
