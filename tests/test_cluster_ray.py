@@ -1,12 +1,17 @@
 """``ovdet batch --ray`` on a local Ray cluster that these tests start once, on loopback only: four clips, one
 corrupt → three outputs byte-identical to ``ovdet detect`` and one recorded failure; a re-run skips the three; the
-Parquet dataset holds exactly the JSONL's detections."""
+Parquet dataset holds exactly the JSONL's detections; a worker killed mid-source has its source run again.
+
+Floating-point sums depend on how many threads share them, so "identical" compares like with like: Ray gives each
+one-CPU actor one thread (``OMP_NUM_THREADS=1``), and the single-machine references here run on one thread too.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -72,6 +77,18 @@ def shared_embeddings(session_cache: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("OVDET_CACHE_DIR", str(session_cache))
 
 
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _settings(model_path: Path) -> list:
     return ["--classes", CLASSES, "--model", model_path, "--imgsz", 160, "--conf", 0.01, "--device", "cpu"]
 
@@ -97,7 +114,9 @@ def test_four_clips_on_ray_match_single_machine_runs_and_a_rerun_skips_them(
     for clip in clips[:3]:
         mirrored = out / clip.relative_to(archive)
         single = tmp_path / "single.jsonl"
-        assert_clean_stderr(run_cli(["detect", clip, *_settings(model_path), "--output", single, "--quiet"], capfd))
+        with torch_threads(1):
+            detect = run_cli(["detect", clip, *_settings(model_path), "--output", single, "--quiet"], capfd)
+        assert_clean_stderr(detect)
         assert Path(f"{mirrored}.jsonl").read_bytes() == single.read_bytes(), clip
         assert_valid_output(Path(f"{mirrored}.jsonl"))
         rows += sum(len(json.loads(line)["detections"]) for line in single.read_text().splitlines())
@@ -111,3 +130,43 @@ def test_four_clips_on_ray_match_single_machine_runs_and_a_rerun_skips_them(
     assert_clean_stderr(again, 1)
     assert "3 already done, 1 failed" in again.out
     assert {path: os.stat(path).st_mtime_ns for path in outputs} == stamps
+
+
+def test_a_source_whose_worker_dies_runs_again_on_a_fresh_worker(ray_cluster, detector, tmp_path) -> None:
+    import signal
+    import threading
+    import time
+
+    from ovdet.cluster.plan import plan_tasks
+    from ovdet.cluster.pools import RayPool
+    from ovdet.cluster.worker import SourceWorker, WorkerSpec
+    from ovdet.config import InferenceSettings
+
+    clip = write_clip(tmp_path / "long.mp4", small_frames(30) * 2)
+    spec = WorkerSpec(str(detector.model_path), "cpu", "torch", InferenceSettings(imgsz=160, conf=0.01),
+                      detector.embeddings)  # fmt: skip
+    [task] = plan_tasks([str(clip)], tmp_path / "ray-out", ["jsonl"])
+    [reference] = plan_tasks([str(clip)], tmp_path / "here", ["jsonl"])
+    with torch_threads(1):
+        assert SourceWorker(spec, detector=detector).process(reference).status == "done"
+
+    pool = RayPool(spec, threading.Event(), "local", workers=1, cpus=1, gpus=0)
+    first_pid = int(pool.workers[0].split(" ")[0].split(":")[1])
+    partial = Path(task.outputs["jsonl"])
+
+    def kill_mid_source() -> None:
+        while not (partial.exists() and partial.read_bytes().count(b"\n") >= 2):
+            time.sleep(0.02)
+        os.kill(first_pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_mid_source, daemon=True)
+    killer.start()
+    try:
+        [(result, attempts)] = list(pool.results([task]))
+    finally:
+        pool.close()
+    killer.join(timeout=5)
+    assert (result.status, attempts) == ("done", 2)
+    assert int(result.worker.split(":")[1]) != first_pid
+    assert partial.read_bytes() == Path(reference.outputs["jsonl"]).read_bytes()
+    assert Path(task.parquet).is_file()

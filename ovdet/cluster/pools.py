@@ -197,4 +197,4 @@ def _reason(exc: BaseException) -> str:
     if isinstance(cause, OvdetError):
         return str(cause)
     lines = [line for line in str(cause or exc).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(exc).__name__
+    return lines[-1].strip().split(". ")[0] if lines else type(exc).__name__
