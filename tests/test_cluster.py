@@ -135,11 +135,13 @@ def test_an_unreachable_ray_address_is_one_line_naming_it(archive, model_path, t
         (["--workers", "2"], ["--workers", "--ray"]),
         (["--workers", "0", "--ray"], ["--workers 0"]),
         (["--ray", "ray://"], ["ray://", "not an address"]),
+        (["--ray"], ["is a file or folder", "--ray local"]),  # the source after --ray was taken for its address
     ],
 )
 def test_bad_counts_and_addresses_are_refused(archive, model_path, tmp_path, capfd, arguments, mentions) -> None:
-    result = run_cli(["batch", archive, *_settings(model_path), "--output-dir", tmp_path / "out", *arguments], capfd)
-    assert_error(result, 2 if "--workers" in arguments else 1, *mentions)
+    sources = [archive / "cam1", archive / "cam2"]
+    result = run_cli(["batch", *_settings(model_path), "--output-dir", tmp_path / "out", *arguments, *sources], capfd)
+    assert_error(result, 1 if "ray://" in arguments else 2, *mentions)
 
 
 def test_outputs_mirror_the_sources_and_a_list_file_names_them(archive, tmp_path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 from collections import deque
@@ -105,6 +106,11 @@ class RayPool:
                     else:
                         died = f"its worker died {attempt} time(s) ({_reason(exc)})"
                         yield SourceResult(task.source, "failed", "", error=died, outputs=task.files), attempt
+                except ray.exceptions.RayError as exc:  # the task itself broke off (e.g. a Ctrl-C reached the worker)
+                    idle.append(actor)
+                    failed = f"its worker stopped ({_reason(exc)})"
+                    status = "stopped" if self.stop.is_set() else "failed"
+                    yield SourceResult(task.source, status, "", error=failed, outputs=task.files), attempt
 
     def _replace(self, dead) -> object:
         actor = self._actor_class.remote(self._spec)
@@ -133,14 +139,17 @@ def connect(address: str, cpus: int):
         raise missing_dependency("ray", "ray", "--ray") from exc
     if ray.is_initialized():
         return ray, False
+    options = {"log_to_driver": False, "logging_level": logging.ERROR}
     if address == "local":
-        ray.init(
-            num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
-            object_store_memory=LOCAL_OBJECT_STORE_BYTES, log_to_driver=False, logging_level=logging.ERROR,
-        )  # fmt: skip
-        return ray, True
-    check_reachable(address)
-    ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+        options.update(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                       object_store_memory=LOCAL_OBJECT_STORE_BYTES)  # fmt: skip
+    else:
+        check_reachable(address)
+        options["address"] = address
+    handler = signal.getsignal(signal.SIGTERM)
+    ray.init(**options)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)  # ray.init takes SIGTERM over; the run's own stop comes first
     return ray, True
 
 

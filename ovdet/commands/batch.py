@@ -107,6 +107,9 @@ def _check_counts(args: argparse.Namespace) -> None:
         raise UsageError(f"--workers {args.workers}: pass 1 or more")
     if args.cpus_per_worker <= 0 or args.gpus_per_worker < 0:
         raise UsageError("--cpus-per-worker must be above 0 and --gpus-per-worker 0 or more, e.g. 0.25")
+    if args.ray is not None and Path(args.ray).exists():
+        raise UsageError(f"--ray {args.ray} is a file or folder, not a cluster: put --ray after the sources, "
+                         f"or write --ray local")  # fmt: skip
     if args.ray is None and (args.workers > 1 or args.gpus_per_worker):
         raise UsageError("--workers and --gpus-per-worker need --ray: add --ray (a cluster on this machine)")
 
