@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ovdet.cluster.plan import expand_sources, plan_tasks
+from ovdet.cluster.plan import check_collisions, expand_sources, plan_tasks
 from ovdet.errors import UsageError
 from tests.hostile.harness import (
     REPO,
@@ -195,3 +197,29 @@ def test_ctrl_c_stops_the_job_and_leaves_finished_sources_complete(model_path, t
     assert set(dataset.column("source").to_pylist()) <= {str(short)}
     assert dataset.num_rows == _detections(out / "a-short.mp4.jsonl")
     assert_no_temporaries(out)
+
+
+_FOLDERS = st.text(alphabet="abcxyz-_.é 0", min_size=1, max_size=8).filter(lambda name: name not in (".", ".."))
+_VIDEOS = st.builds(lambda stem, suffix: stem + suffix, _FOLDERS, st.sampled_from([".mp4", ".MKV", ".avi"]))
+
+
+@given(st.lists(st.tuples(st.lists(_FOLDERS, max_size=2), _VIDEOS), min_size=1, max_size=6))
+def test_every_source_gets_its_own_outputs_inside_the_output_folder(paths) -> None:
+    root, out = Path("/archive"), Path("/results/out")
+    sources = list(dict.fromkeys(str(root.joinpath(*folders, video)) for folders, video in paths))
+    tasks = plan_tasks(sources, out, ["jsonl", "csv", "coco", "events", "video"])
+    files = [file for task in tasks for file in task.files]
+    assert len(set(files)) == len(files)
+    assert all(Path(file).is_relative_to(out) for file in files)
+    assert all(Path(task.parquet).is_relative_to(out / "detections") for task in tasks)
+
+
+def test_two_sources_that_would_write_one_file_are_refused(archive, tmp_path) -> None:
+    folder = tmp_path / "door.mp4.events"  # an image folder whose JSONL is door.mp4's events file
+    folder.mkdir()
+    (folder / "frame.jpg").write_bytes(b"")
+    (tmp_path / "door.mp4").write_bytes((archive / "cam1" / "door.mp4").read_bytes())
+    sources = expand_sources([str(tmp_path / "door.mp4"), str(folder)])
+    tasks = plan_tasks(sources, tmp_path / "out", ["jsonl", "events"])
+    with pytest.raises(UsageError, match=r"would both write .*door\.mp4\.events\.jsonl"):
+        check_collisions(tasks, [])

@@ -170,3 +170,11 @@ def test_a_source_whose_worker_dies_runs_again_on_a_fresh_worker(ray_cluster, de
     assert int(result.worker.split(":")[1]) != first_pid
     assert partial.read_bytes() == Path(reference.outputs["jsonl"]).read_bytes()
     assert Path(task.parquet).is_file()
+
+
+def test_workers_larger_than_this_machine_are_refused_in_one_line(ray_cluster, clips, model_path, tmp_path, capfd):
+    job = ["batch", clips[0], *_settings(model_path), "--output-dir", tmp_path / "out", "--ray", "--gpus-per-worker", 1]
+    result = run_cli(job, capfd)
+    lines = assert_clean_stderr(result, 1)
+    assert len(lines) == 1 and lines[0].startswith("ovdet: error: each worker asks for 1 CPU(s) and 1 GPU(s)")
+    assert "--gpus-per-worker" in lines[0]

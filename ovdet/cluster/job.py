@@ -117,6 +117,7 @@ def run_batch(request: BatchRequest, stop: threading.Event) -> BatchReport:
     else:
         del detector
         pool = RayPool(spec, stop, request.ray, request.workers, request.cpus, request.gpus)
+    log.info("workers: %s", "; ".join(pool.workers))
     started = time.perf_counter()
     try:
         with _progress(len(todo), request.quiet) as bar:

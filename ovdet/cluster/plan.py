@@ -116,7 +116,8 @@ def plan_tasks(sources: Sequence[str], output_dir: Path, kinds: Sequence[str]) -
 
 
 def check_collisions(tasks: Sequence[SourceTask], inputs: Sequence[str]) -> None:
-    """Refuse before any work an output that is an input (a source, its images, the model, the vocabulary)."""
+    """Refuse before any work an output that is an input (a source, its images, the model, the vocabulary), or
+    that two sources would write (``a.mp4``'s events and the JSONL of an image folder named ``a.mp4.events``)."""
     read = {_identity(Path(path)): path for path in inputs}
     for task in tasks:
         folder = Path(task.source)
@@ -124,11 +125,16 @@ def check_collisions(tasks: Sequence[SourceTask], inputs: Sequence[str]) -> None
             read.update((_identity(image), str(image)) for image in folder.iterdir())
         else:
             read[_identity(folder)] = task.source
+    written: dict[tuple, str] = {}
     for task in tasks:
         for output in task.files:
             if (key := _identity(Path(output))) in read:
                 raise UsageError(f"output {output} is the input {read[key]}: it would be overwritten; "
                                  f"choose another --output-dir")  # fmt: skip
+            if key in written:
+                raise UsageError(f"sources {written[key]} and {task.source} would both write {output}: "
+                                 f"rename one of them")  # fmt: skip
+            written[key] = task.source
 
 
 def stamp(source: str) -> list[int]:

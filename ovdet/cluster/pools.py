@@ -64,18 +64,19 @@ class RayPool:
     ) -> None:
         self.ray, self._owns_connection = connect(address, max(1, round(workers * cpus)))
         self.stop = stop
+        self._spec = spec
+        self._actors: list = []
+        _check_resources(self.ray, address, cpus, gpus)
         # max_concurrency=2: a second thread receives stop() while process() runs; a dead actor is replaced here
         self._actor_class = self.ray.remote(SourceWorker).options(
             num_cpus=cpus, num_gpus=gpus, max_concurrency=2, max_restarts=0
         )
-        self._spec = spec
         try:
-            actors = [self._actor_class.remote(spec) for _ in range(workers)]
-            self.workers = self.ray.get([actor.describe.remote() for actor in actors])
+            self._actors = [self._actor_class.remote(spec) for _ in range(workers)]
+            self.workers = self.ray.get([actor.describe.remote() for actor in self._actors])
         except self.ray.exceptions.RayError as exc:
             self.close()
             raise ClusterError(f"the Ray workers could not start: {_reason(exc)}") from None
-        self._actors = actors
 
     def results(self, tasks: Sequence[SourceTask]) -> Iterator[tuple[SourceResult, int]]:
         """``(result, attempts)`` per source as each finishes; after a stop request, the sources in flight end."""
@@ -95,22 +96,24 @@ class RayPool:
             for reference in finished:
                 actor, task, attempt = running.pop(reference)
                 try:
-                    yield ray.get(reference), attempt
-                    idle.append(actor)
+                    result = ray.get(reference)
                 except ray.exceptions.RayActorError as exc:  # its process died: killed, out of memory, node lost
                     idle.append(self._replace(actor))
                     if attempt < MAX_ATTEMPTS and not self.stop.is_set():
                         log.warning("the worker running %s died (%s); running it again elsewhere", task.source,
                                     _reason(exc))  # fmt: skip
                         waiting.append((task, attempt + 1))
-                    else:
-                        died = f"its worker died {attempt} time(s) ({_reason(exc)})"
-                        yield SourceResult(task.source, "failed", "", error=died, outputs=task.files), attempt
+                        continue
+                    died = f"its worker died {attempt} time(s) ({_reason(exc)})"
+                    result = SourceResult(task.source, "failed", "", error=died, outputs=task.files)
                 except ray.exceptions.RayError as exc:  # the task itself broke off (e.g. a Ctrl-C reached the worker)
                     idle.append(actor)
-                    failed = f"its worker stopped ({_reason(exc)})"
                     status = "stopped" if self.stop.is_set() else "failed"
-                    yield SourceResult(task.source, status, "", error=failed, outputs=task.files), attempt
+                    broken = f"its worker stopped ({_reason(exc)})"
+                    result = SourceResult(task.source, status, "", error=broken, outputs=task.files)
+                else:
+                    idle.append(actor)
+                yield result, attempt
 
     def _replace(self, dead) -> object:
         actor = self._actor_class.remote(self._spec)
@@ -119,8 +122,25 @@ class RayPool:
 
     def close(self) -> None:
         """Release the actors; disconnect, and stop a cluster this pool started."""
+        for actor in self._actors:
+            self.ray.kill(actor)
         if self._owns_connection:
             self.ray.shutdown()
+
+
+def _check_resources(ray, address: str, cpus: float, gpus: float) -> None:
+    """A worker bigger than the whole cluster is an error on this machine; elsewhere an autoscaler may add nodes."""
+    total = ray.cluster_resources()
+    has_cpus, has_gpus = total.get("CPU", 0), total.get("GPU", 0)
+    if cpus <= has_cpus and gpus <= has_gpus:
+        return
+    asked = (
+        f"each worker asks for {cpus:g} CPU(s) and {gpus:g} GPU(s), but the Ray cluster has {has_cpus:g} CPU(s) and "
+    )
+    asked += f"{has_gpus:g} GPU(s)"
+    if address == "local":
+        raise ClusterError(f"{asked}: lower --cpus-per-worker or --gpus-per-worker, or run on a cluster that has them")
+    log.warning("%s; waiting for the cluster to add nodes", asked)
 
 
 def connect(address: str, cpus: int):
