@@ -223,3 +223,11 @@ def test_two_sources_that_would_write_one_file_are_refused(archive, tmp_path) ->
     tasks = plan_tasks(sources, tmp_path / "out", ["jsonl", "events"])
     with pytest.raises(UsageError, match=r"would both write .*door\.mp4\.events\.jsonl"):
         check_collisions(tasks, [])
+
+
+def test_an_output_folder_that_is_a_file_is_one_line(archive, model_path, tmp_path, capfd) -> None:
+    taken = tmp_path / "out"
+    taken.write_bytes(b"not a folder")
+    with unchanged(taken):
+        result = run_cli(["batch", archive, *_settings(model_path), "--output-dir", taken], capfd)
+    assert_error(result, 1, str(taken))

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..config import InferenceSettings
 from ..embeddings import Embeddings
+from ..io.files import check_writable
 from ..vocabulary import Vocabulary
 from .manifest import Manifest
 from .plan import check_collisions, expand_sources, plan_tasks
@@ -98,6 +99,7 @@ def run_batch(request: BatchRequest, stop: threading.Event) -> BatchReport:
 
     if request.ray is not None:
         check_reachable(request.ray)  # before the model loads: a wrong address is a quick one-line error
+    check_writable(request.output_dir, directory=True)
     sources = expand_sources(request.sources, skip=request.output_dir)
     tasks = plan_tasks(sources, request.output_dir, request.kinds)
     check_collisions(tasks, [*request.inputs, request.model])
