@@ -60,6 +60,10 @@ class MissingDependencyError(OvdetError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 
 
+class ClusterError(OvdetError):
+    """A Ray cluster could not be reached or could not start the workers."""
+
+
 def missing_dependency(package: str, extra: str, purpose: str) -> MissingDependencyError:
     """Build the error for an optional package that is not installed.
 
@@ -69,7 +73,3 @@ def missing_dependency(package: str, extra: str, purpose: str) -> MissingDepende
     return MissingDependencyError(
         f"{package} is not installed, and {purpose} needs it: install it with pip install 'ovdet[{extra}]'"
     )
-
-
-class ClusterError(OvdetError):
-    """A Ray cluster could not be reached or could not start the workers."""

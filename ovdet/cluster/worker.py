@@ -70,7 +70,8 @@ class SourceWorker:
 
     Example:
         >>> worker = SourceWorker(spec)  # doctest: +SKIP
-        >>> worker.process(SourceTask("a.mp4", {"jsonl": "out/a.mp4.jsonl"}, "out/detections/a.mp4.parquet")).status
+        >>> task = SourceTask("a.mp4", {"jsonl": "out/a.mp4.jsonl"}, "out/detections/a.mp4.parquet")
+        >>> worker.process(task).status  # doctest: +SKIP
         'done'
     """
 
