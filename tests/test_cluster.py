@@ -231,3 +231,12 @@ def test_an_output_folder_that_is_a_file_is_one_line(archive, model_path, tmp_pa
     with unchanged(taken):
         result = run_cli(["batch", archive, *_settings(model_path), "--output-dir", taken], capfd)
     assert_error(result, 1, str(taken))
+
+
+def test_a_folder_gives_each_image_folder_and_each_video_below_it(archive, tmp_path) -> None:
+    (tmp_path / "ward" / "stills").mkdir(parents=True)
+    (tmp_path / "ward" / "stills" / "0001.jpg").write_bytes(b"")
+    (tmp_path / "ward" / "notes.txt").write_text("not a source")
+    (tmp_path / "ward" / "bed.mp4").write_bytes((archive / "cam1" / "door.mp4").read_bytes())
+    assert expand_sources([str(tmp_path / "ward")]) == [str(tmp_path / "ward" / "bed.mp4"),
+                                                        str(tmp_path / "ward" / "stills")]  # fmt: skip

@@ -53,8 +53,9 @@ class SourceTask:
 def expand_sources(items: Iterable[str], skip: Path | None = None) -> list[str]:
     """Every source named by ``items``, each once, in order.
 
-    An item is a video file, an image folder (one source of all its images) or a folder of videos (each video
-    below it a source), or ``@list.txt``: a file naming one source per line (blank lines and ``#`` comments skipped).
+    An item is a video file, or a folder: each folder at or below it that holds images is one source (of its
+    images), and each video below it is one; or ``@list.txt``: a file naming one source per line (blank lines and
+    ``#`` comments skipped).
     Nothing under ``skip`` (the output folder) is taken.
     """
     found: dict[str, None] = {}
@@ -90,17 +91,18 @@ def _list_lines(name: str) -> list[str]:
 
 
 def _folder_sources(folder: Path, skip: Path | None) -> list[str]:
-    """The folder itself when it holds images; and each video below it."""
+    """Each folder at or below ``folder`` that holds images (one source each), and each video below it."""
     skipped = _identity(skip) if skip is not None else None
-    sources, videos = [], []
-    if any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
-        sources.append(str(folder))
+    sources = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if _identity(Path(root) / d) != skipped)
-        videos += [os.path.join(root, name) for name in sorted(files) if Path(name).suffix.lower() in VIDEO_SUFFIXES]
-    if not sources and not videos:
+        suffixes = [Path(name).suffix.lower() for name in sorted(files)]
+        if any(suffix in IMAGE_SUFFIXES for suffix in suffixes):
+            sources.append(root)
+        sources += [os.path.join(root, name) for name in sorted(files) if Path(name).suffix.lower() in VIDEO_SUFFIXES]
+    if not sources:
         raise UsageError(f"folder {folder} holds no images or videos: pass another folder")
-    return sources + videos
+    return sources
 
 
 def plan_tasks(sources: Sequence[str], output_dir: Path, kinds: Sequence[str]) -> list[SourceTask]:
