@@ -6,6 +6,7 @@ Every message is a single line that says what was wrong, where, and how to fix i
 from __future__ import annotations
 
 __all__ = [
+    "ClusterError",
     "ConfigError",
     "EmbeddingSpaceError",
     "MissingDependencyError",
@@ -62,6 +63,10 @@ class UsageError(OvdetError, ValueError):
 
 class MissingDependencyError(OvdetError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class ClusterError(OvdetError):
+    """A Ray cluster could not be reached or could not start the workers."""
 
 
 def missing_dependency(package: str, extra: str, purpose: str) -> MissingDependencyError:
