@@ -52,7 +52,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
     evaluate.add_argument("--report", metavar="DIR", help="write report.md, figures, metrics.json and detections here")
     evaluate.add_argument("--write-vocab", metavar="OUT.yaml", help="write the best phrasings and thresholds here")
-    evaluate.add_argument("--quiet", action="store_true", help="print nothing but errors")
     evaluate.set_defaults(run=run)
 
 

@@ -1,0 +1,66 @@
+"""Where ``ovdet detect`` saves results when no output is named: ``runs/detect/predict``, then ``predict2``,
+``predict3`` … as Ultralytics numbers its runs. The folder gets the detections as JSONL and the annotated images
+(or, for a video, webcam or stream, the annotated video).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+__all__ = ["DETECTIONS_FILE", "add_arguments", "next_run_folder", "with_default_outputs"]
+
+DETECTIONS_FILE = "detections.jsonl"
+EXPLICIT_OUTPUTS = ("output", "coco", "events", "save_annotated")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--project``, ``--name``, ``--exist-ok`` and ``--no-save``, with Ultralytics' names and meanings."""
+    group = parser.add_argument_group(
+        "results folder", "without --output, --coco, --events or --save-annotated, results go to PROJECT/NAME"
+    )
+    group.add_argument("--project", default="runs/detect", help="parent folder of the results (default %(default)s)")
+    group.add_argument(
+        "--name", default="predict", help="results folder; predict2, predict3 … if taken (default %(default)s)"
+    )
+    group.add_argument("--exist-ok", action="store_true", help="write into PROJECT/NAME even if it exists")
+    group.add_argument("--no-save", action="store_true", help="save nothing: a dry run that prints the summary")
+
+
+def with_default_outputs(args: argparse.Namespace, source) -> tuple[argparse.Namespace, Path | None]:
+    """``args`` with the default outputs filled in, and their folder; unchanged (and ``None``) when the user named
+    an output or passed ``--no-save``. The folder is only chosen here; the sinks create it when they open.
+    """
+    if args.no_save or any(getattr(args, name) for name in EXPLICIT_OUTPUTS):
+        return args, None
+    folder = next_run_folder(Path(args.project), args.name, args.exist_ok)
+    outputs = [str(folder / DETECTIONS_FILE)]
+    save_annotated = None
+    if source.fps is not None or source.live:
+        outputs.append(str(folder / f"{_file_stem(source.name)}.mp4"))
+    else:
+        save_annotated = str(folder)
+    return argparse.Namespace(**{**vars(args), "output": outputs, "save_annotated": save_annotated}), folder
+
+
+def next_run_folder(project: Path, name: str, exist_ok: bool = False) -> Path:
+    """``project/name`` if it is free (or ``exist_ok``), else the first free ``project/name2``, ``name3`` …
+
+    Example:
+        >>> next_run_folder(Path("runs/detect"), "predict")  # doctest: +SKIP
+        PosixPath('runs/detect/predict2')
+    """
+    folder = project / name
+    if exist_ok or not folder.exists():
+        return folder
+    number = 2
+    while (project / f"{name}{number}").exists():
+        number += 1
+    return project / f"{name}{number}"
+
+
+def _file_stem(source_name: str) -> str:
+    """A file name for the annotated video of ``source_name`` (a path, ``webcam:0`` or a URL)."""
+    stem = Path(source_name).stem if "://" not in source_name else source_name.rsplit("/", 1)[-1]
+    return re.sub(r"[^\w.-]+", "_", stem).strip("._") or "video"
