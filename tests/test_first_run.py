@@ -35,6 +35,17 @@ def saved_folder(out: str) -> str:
     return re.search(r"^results saved to (.+)$", out, flags=re.M).group(1)
 
 
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("embeddings")
+
+
+@pytest.fixture(autouse=True)
+def warm_cache(shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prompts' embeddings are encoded once for the module: CLIP loads only in the first run."""
+    monkeypatch.setenv("OVDET_CACHE_DIR", str(shared_cache))
+
+
 @pytest.fixture
 def image(tmp_path: Path) -> Path:
     path = tmp_path / "inputs" / "shelf.jpg"
@@ -106,7 +117,7 @@ def test_an_explicit_output_replaces_the_default_folder(image: Path, tmp_path: P
 
 def test_a_video_is_saved_as_an_annotated_video(tmp_path: Path, capfd) -> None:
     clip = write_clip(tmp_path / "ward camera.mp4", small_frames(6))
-    result = run_cli(["detect", clip, "--classes", "bottle", *FAST], capfd)
+    result = run_cli(["detect", clip, "--classes", "person", *FAST], capfd)
     assert result.code == 0, result.err
     folder = Path(saved_folder(result.out))
     assert sorted(p.name for p in folder.iterdir()) == ["detections.jsonl", "ward_camera.mp4"]
