@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import OvdetError, SourceError, UsageError
-from ..io.samples import SAMPLE_CLASSES, sample_images_folder
+from ..io.samples import SAMPLE_CLASSES
 from ..runtimes.registry import pt_runtimes
 from . import run_dir
 from .report import RunSummary, frame_unit
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, batch=args.batch,
         half=args.half, agnostic_nms=args.agnostic_nms,
     )  # fmt: skip
-    args = _with_sample_defaults(args)
+    args = run_dir.with_default_source(args)
     vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
     watcher = VocabularyWatcher(args.vocab) if args.vocab and not args.vocab.endswith(".npz") else None
     track = args.track or bool(args.events)
@@ -134,17 +134,6 @@ def run(args: argparse.Namespace) -> int:
         outputs = [target for target in (*args.output, args.coco, args.events, args.save_annotated) if target]
         print("\n".join(summary.lines(source.name, frame_unit(source), outputs, results_folder)))
     return EXIT_BY_SIGNAL[stop.signum] if stop.signum is not None else 0
-
-
-def _with_sample_defaults(args: argparse.Namespace) -> argparse.Namespace:
-    """No source: Ultralytics' sample images, and (without --classes or --vocab) what they show."""
-    if args.source is None:
-        args = argparse.Namespace(**{**vars(args), "source": str(sample_images_folder())})
-        if not (args.classes or args.vocab):
-            args.classes = SAMPLE_CLASSES
-    if not (args.classes or args.vocab):
-        raise UsageError(f'say what to find in {args.source}: add --classes "person,bottle" or --vocab FILE.yaml')
-    return args
 
 
 def _use_vocabulary(detector, vocabulary, sinks: list) -> None:

@@ -1,6 +1,6 @@
-"""Where ``ovdet detect`` saves results when no output is named: ``runs/detect/predict``, then ``predict2``,
-``predict3`` … as Ultralytics numbers its runs. The folder gets the detections as JSONL and the annotated images
-(or, for a video, webcam or stream, the annotated video).
+"""``ovdet detect``'s defaults for a first run: with no source, Ultralytics' sample images; with no output, a results
+folder, ``runs/detect/predict``, then ``predict2``, ``predict3`` … as Ultralytics numbers its runs. The folder gets
+the detections as JSONL and the annotated images (or, for a video, webcam or stream, the annotated video).
 """
 
 from __future__ import annotations
@@ -9,7 +9,10 @@ import argparse
 import re
 from pathlib import Path
 
-__all__ = ["DETECTIONS_FILE", "add_arguments", "next_run_folder", "with_default_outputs"]
+from ..errors import UsageError
+from ..io.samples import SAMPLE_CLASSES, sample_images_folder
+
+__all__ = ["DETECTIONS_FILE", "add_arguments", "next_run_folder", "with_default_outputs", "with_default_source"]
 
 DETECTIONS_FILE = "detections.jsonl"
 EXPLICIT_OUTPUTS = ("output", "coco", "events", "save_annotated")
@@ -26,6 +29,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--exist-ok", action="store_true", help="write into PROJECT/NAME even if it exists")
     group.add_argument("--no-save", action="store_true", help="save nothing: a dry run that prints the summary")
+
+
+def with_default_source(args: argparse.Namespace) -> argparse.Namespace:
+    """No source: Ultralytics' sample images, and (without --classes or --vocab) what they show. A source of the
+    user's own needs its classes: only the user knows what to look for there."""
+    if args.source is None:
+        args = argparse.Namespace(**{**vars(args), "source": str(sample_images_folder())})
+        if not (args.classes or args.vocab):
+            args.classes = SAMPLE_CLASSES
+    if not (args.classes or args.vocab):
+        raise UsageError(f'say what to find in {args.source}: add --classes "person,bottle" or --vocab FILE.yaml')
+    return args
 
 
 def with_default_outputs(args: argparse.Namespace, source) -> tuple[argparse.Namespace, Path | None]:
