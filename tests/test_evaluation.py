@@ -560,6 +560,7 @@ def test_cli_eval_on_yolo_matches_pycocotools(
         (["--classes", "bottle,person", "--write-vocab", "out.npz"], "must end in .yaml"),
         (["--classes", "bottle,person", "--images", "{root}"], "--images is for COCO data"),
         (["--classes", "bottle,person", "--conf", "3"], "conf must be"),
+        (["--classes", "bottle,person", "--fps", "0"], "--fps 0 is not a frame rate"),
     ],
 )
 def test_cli_errors_are_one_line_before_any_model_loads(data_root: Path, args: list[str], message: str, capsys) -> None:
