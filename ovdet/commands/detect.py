@@ -62,9 +62,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--half",
         action="store_true",
         default=None,
-        help="reduced precision: FP16 on CUDA; BF16 on a CPU with the default OpenVINO runtime (faster; boxes may "
-        "differ slightly from FP32); ignored with a warning by --runtime torch on a CPU; an exported model keeps "
-        "the precision it was exported with",
+        help="reduced precision: FP16 on CUDA; BF16 on a CPU with OpenVINO, the default there (faster; boxes may "
+        "differ slightly from FP32); ignored with a warning by --runtime torch on a CPU and by ONNX and TorchScript "
+        "exports, which keep the precision they were exported with",
     )
     detect.add_argument("--agnostic-nms", action="store_true", default=None, help="one box, one label")
     detect.add_argument("--vid-stride", type=int, default=1, help="process every n-th video frame (default 1)")
