@@ -70,9 +70,9 @@ def test_global_flags_on_either_side_of_the_subcommand(position: str, images: Pa
     args = ["detect", images / "missing.jpg", "--classes", "bottle", *FAST]
     result = run_cli(["--verbose", *args] if position == "before" else [*args, "--verbose"], capfd)
     assert result.code == 1 and "Traceback" in result.err and "ovdet: error:" in result.err
-    args = ["detect", images, "--classes", "bottle", *FAST]
-    quiet = run_cli(["--quiet", *args] if position == "before" else [*args, "--quiet"], capfd)
-    assert quiet.code == 0 and quiet.out == "" and quiet.err_lines == []
+    if position == "after":  # before the subcommand it always worked; one real run is enough
+        quiet = run_cli(["detect", images, "--classes", "bottle", *FAST, "--quiet"], capfd)
+        assert quiet.code == 0 and quiet.out == "" and quiet.err_lines == []
 
 
 def test_every_subcommand_takes_the_global_flags() -> None:
