@@ -28,7 +28,10 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors as one ``ovdet: error:`` line naming the command's help, like every other error."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"ovdet: error: {message} (see {self.prog} --help)\n")
+        hint = ""
+        if message.startswith("unrecognized arguments: -"):  # the source is optional, so argparse cannot say more
+            hint = "a source whose name starts with - goes after --, e.g. ovdet detect --classes person -- -x.jpg; "
+        self.exit(EXIT_USAGE, f"ovdet: error: {message} ({hint}see {self.prog} --help)\n")
 
 
 def _add_global_flags(parser: argparse.ArgumentParser, default) -> None:
