@@ -28,7 +28,30 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors as one ``ovdet: error:`` line naming the command's help, like every other error."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"ovdet: error: {message} (see {self.prog} --help)\n")
+        hint = ""
+        if message.startswith("unrecognized arguments: -"):  # the source is optional, so argparse cannot say more
+            hint = "a source whose name starts with - goes after --, e.g. ovdet detect --classes person -- -x.jpg; "
+        self.exit(EXIT_USAGE, f"ovdet: error: {message} ({hint}see {self.prog} --help)\n")
+
+
+def _add_global_flags(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument("--verbose", action="store_true", default=default, help="log details; tracebacks on errors")
+    parser.add_argument(
+        "--quiet",
+        action="store_true",
+        default=default,
+        help="no progress bar, notes or summary: warnings and errors only",
+    )
+
+
+class _SubcommandParser(_Parser):
+    """Every subcommand takes the global flags too, so ``ovdet detect … --verbose`` works like ``ovdet --verbose
+    detect …``. They default to "not given" here: a subcommand's default must not undo a flag given before it.
+    A subcommand's own flag of the same name replaces the global one."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(conflict_handler="resolve", **kwargs)
+        _add_global_flags(self, argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Open-vocabulary object detection: type what to find, get boxes.",
     )
     parser.add_argument("--version", action="version", version=f"ovdet {__version__}")
-    parser.add_argument("--verbose", action="store_true", help="log details and show tracebacks on errors")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_global_flags(parser, False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_SubcommandParser)
     for name in COMMANDS:
         import_module(f"ovdet.commands.{name}").add_parser(commands)
     return parser
@@ -56,6 +79,15 @@ def _to_stderr(text: str) -> None:
     tqdm.write(text, file=sys.stderr)
 
 
+class _LogFormatter(logging.Formatter):
+    """``ovdet: <message>`` for information (a conversion, a download), ``ovdet: WARNING: …`` and up as before."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        if record.levelno <= logging.INFO:
+            return f"ovdet: {record.message}"
+        return f"ovdet: {record.levelname}: {record.message}"
+
+
 class _LogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -64,13 +96,26 @@ class _LogHandler(logging.Handler):
             self.handleError(record)
 
 
+def _configure_logging(args: argparse.Namespace) -> None:
+    """ovdet's notes (a conversion, a download) by default, its details too with --verbose, only warnings and errors
+    with --quiet. Other libraries speak from warnings on, or from information with --verbose."""
+    handler = _LogHandler()
+    handler.setFormatter(_LogFormatter())
+    if args.quiet:
+        libraries, ours = logging.WARNING, logging.WARNING
+    elif args.verbose:
+        libraries, ours = logging.INFO, logging.DEBUG
+    else:
+        libraries, ours = logging.WARNING, logging.INFO
+    logging.basicConfig(level=libraries, handlers=[handler], force=True)
+    log.setLevel(ours)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler = _LogHandler()
-    handler.setFormatter(logging.Formatter("ovdet: %(levelname)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler], force=True)
+    _configure_logging(args)
     warnings.showwarning = _show_warning
     for category in (DeprecationWarning, FutureWarning):  # libraries' notes to developers, not to users
         warnings.filterwarnings("ignore", category=category)

@@ -27,7 +27,8 @@ class InferenceSettings:
         iou: IoU above which non-maximum suppression drops the weaker box, in [0, 1].
         imgsz: Longest side of the network input, a multiple of 32 up to ``MAX_IMGSZ`` (4096).
         max_det: Most boxes reported per image.
-        half: Run the network in FP16 (CUDA only; ignored with a warning on CPU).
+        half: Reduced precision: FP16 on CUDA (PyTorch); the CPU's BF16 with OpenVINO; ignored with a warning by
+            PyTorch on a CPU and by ONNX and TorchScript exports, which keep the precision they were exported with.
         agnostic_nms: Suppress overlapping boxes across classes (one box, one label).
         batch: Images per forward pass for sequences (folders, videos); ``batch × imgsz²`` is at most
             ``MAX_BATCH_PIXELS`` (4096², so 40 images at imgsz 640).

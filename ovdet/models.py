@@ -30,6 +30,7 @@ __all__ = ["CompiledBackend", "compiled_dir", "load_backend"]
 log = logging.getLogger(__name__)
 
 DEFAULT_SLOTS = 80
+_OPENED_ATTRIBUTES = ("name", "space", "stride", "device", "input_dtype", "precision")
 
 
 def load_backend(
@@ -94,6 +95,9 @@ def compiled_dir() -> Path:
 class CompiledBackend:
     """A YOLO-World ``.pt`` run by OpenVINO or onnxruntime through a cached changeable-vocabulary export.
 
+    The converted model is opened (and, the first time, converted) when first needed — usually when the classes
+    are set — so a vocabulary or CLIP file that fails does so before a conversion of many seconds.
+
     Args:
         weights: The YOLO-World ``.pt`` file.
         runtime: ``"openvino"`` or ``"onnxruntime"``.
@@ -116,7 +120,14 @@ class CompiledBackend:
     ) -> None:
         self.weights, self.runtime, self.half, self._device = Path(weights), runtime, half, device
         self._digest = file_sha256(self.weights)
-        self._open(slots)
+        self._first_slots = slots
+
+    def __getattr__(self, name: str):
+        """The converted model's attributes (and ``slots``) open it on first use."""
+        if name not in (*_OPENED_ATTRIBUTES, "slots") or "_first_slots" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self._open(self._first_slots)
+        return getattr(self, name)
 
     def _open(self, slots: int) -> None:
         folder = compiled_dir() / f"{self.weights.stem}-{self._digest[:16]}-{self.runtime}-k{slots}"
@@ -124,15 +135,15 @@ class CompiledBackend:
             self._convert(folder, slots)
         self._inner = load_backend(folder, device=self._device, half=self.half)
         self.slots = slots
-        for name in ("name", "space", "stride", "device", "input_dtype", "precision"):
+        for name in _OPENED_ATTRIBUTES:
             setattr(self, name, getattr(self._inner, name))
 
     def _convert(self, folder: Path, slots: int) -> None:
         from .export.exporter import ExportOptions, export_backend
         from .runtimes.torch import TorchBackend
 
-        log.warning("converting %s for %s once (%d class slots); cached in %s", self.weights.name, self.runtime,
-                    slots, folder)  # fmt: skip
+        log.info("converting %s for %s once (%d class slots; takes a while); cached in %s", self.weights.name,
+                 self.runtime, slots, folder)  # fmt: skip
         options = ExportOptions(runtime_named(self.runtime).format, dynamic_vocab=True, max_classes=slots)
         export_backend(TorchBackend(self.weights, device="cpu"), self.weights, options, folder)
 
@@ -142,9 +153,16 @@ class CompiledBackend:
 
     def set_vocabulary(self, vectors: np.ndarray) -> None:
         """Use these embeddings; a vocabulary larger than the graph's slots converts once more, with more slots."""
-        if len(vectors) > self.slots:
-            self._open(2 ** math.ceil(math.log2(len(vectors))))
+        if "slots" not in self.__dict__:
+            self._open(max(self._first_slots, _slots_for(len(vectors))))
+        elif len(vectors) > self.slots:
+            self._open(_slots_for(len(vectors)))
         self._inner.set_vocabulary(vectors)
 
     def infer(self, images: np.ndarray) -> np.ndarray:
         return self._inner.infer(images)
+
+
+def _slots_for(rows: int) -> int:
+    """Class slots for ``rows`` embeddings: the next power of two."""
+    return 2 ** math.ceil(math.log2(max(rows, 1)))

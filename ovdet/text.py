@@ -124,7 +124,7 @@ class ClipTextEncoder:
         except ImportError as exc:
             raise missing_dependency(exc.name or "open_clip", "torch", "encoding text prompts") from exc
         path = self._explicit_path or weights.resolve_spec(weights.WEIGHTS["clip-vit-b-32"])
-        log.info("loading CLIP text encoder from %s", path)
+        log.debug("loading CLIP text encoder from %s", path)
         model = _load_clip(weights.read_weights(path, check_registry=self._explicit_path is None))
         if model.transformer.width != 512 or model.text_projection.shape[-1] != 512:
             raise WeightsError(f"{path} is a CLIP model of another size: ovdet's detectors need ViT-B/32")

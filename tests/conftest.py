@@ -71,6 +71,23 @@ def no_network(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     assert not attempts, f"network access outside loopback:\n{attempts}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def repository_stays_clean() -> Iterator[None]:
+    """``ovdet detect`` without outputs saves to ./runs: no test may leave that in the repository."""
+    runs = Path(__file__).resolve().parents[1] / "runs"
+    existed = runs.exists()
+    yield
+    assert existed or not runs.exists(), f"a test saved results into the repository: {runs}"
+
+
+@pytest.fixture(autouse=True)
+def work_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test runs in an empty folder of its own, where default results (runs/detect/…) may land."""
+    folder = tmp_path_factory.mktemp("cwd")
+    monkeypatch.chdir(folder)
+    return folder
+
+
 @pytest.fixture(autouse=True)
 def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts with an empty ovdet cache."""

@@ -54,7 +54,7 @@ def test_folder_to_jsonl_and_annotated_images(image_folder: Path, tmp_path: Path
             assert row["confidence"] >= 0.01
     assert sorted(p.name for p in annotated.iterdir()) == ["frame0.jpg", "frame1.jpg", "frame2.jpg", "gray.png"]
     assert "empty.jpg" in captured.err and "readme.txt" in captured.err
-    assert "4 frame(s)" in captured.out
+    assert "4 image(s)" in captured.out
 
 
 def test_single_image_and_glob(image_folder: Path, tmp_path: Path, model_path: Path) -> None:
@@ -88,10 +88,11 @@ def test_errors_are_one_line_with_exit_1(image_folder: Path, capsys, args: list[
 
 
 def test_usage_errors_exit_2(capsys) -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["detect", "x.jpg"])
-    assert exit_info.value.code == 2
+    assert main(["detect", "x.jpg"]) == 2
     assert "--classes" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["detect", "x.jpg", "--classes", "a", "--vocab", "v.yaml"])
+    assert exit_info.value.code == 2
 
 
 def test_console_script_version_and_help() -> None:

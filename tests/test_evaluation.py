@@ -12,6 +12,7 @@ import copy
 import io
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -35,8 +36,9 @@ from ovdet.evaluation import (
     plan_variants,
     write_report,
 )
-from ovdet.evaluation.metrics import threshold_between
+from ovdet.evaluation.metrics import OperatingPoint, threshold_between
 from ovdet.evaluation.prompts import ALL_PHRASINGS, RankedVariant, best_vocabulary, rank
+from ovdet.evaluation.verdicts import class_verdicts
 from ovdet.vocabulary import load_vocabulary, parse_classes
 from tests.labelled_data import coco_ground_truth, make_labelled_set, write_coco, write_yolo
 
@@ -558,6 +560,7 @@ def test_cli_eval_on_yolo_matches_pycocotools(
         (["--classes", "bottle,person", "--write-vocab", "out.npz"], "must end in .yaml"),
         (["--classes", "bottle,person", "--images", "{root}"], "--images is for COCO data"),
         (["--classes", "bottle,person", "--conf", "3"], "conf must be"),
+        (["--classes", "bottle,person", "--fps", "0"], "--fps 0 is not a frame rate"),
     ],
 )
 def test_cli_errors_are_one_line_before_any_model_loads(data_root: Path, args: list[str], message: str, capsys) -> None:
@@ -571,3 +574,54 @@ def test_cli_eval_needs_data_and_a_vocabulary(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["eval", "--data", "x.json"])
     assert exit_info.value.code == 2 and "--vocab" in capsys.readouterr().err
+
+
+# --- verdicts a ward team can read --------------------------------------------------------------------------------
+
+VERDICT = re.compile(r"^(not )?reliable at \d\.\d\d: finds \d+ of \d+, [\d.]+ false alarms? per 100 images")
+
+
+def test_verdict_rule_on_known_cases() -> None:
+    point = OperatingPoint(0.31, precision=18 / 19, recall=0.9, f1=0.92, detections=19)
+    weak = OperatingPoint(0.123, precision=0.5, recall=0.5, f1=0.5, detections=10)
+    names = ("pump", "syringe", "bed")
+    verdicts = class_verdicts(names, {"pump": point, "syringe": weak}, {"pump": 20, "syringe": 10}, 100, 10)
+    assert [v.reliable for v in verdicts] == [True, False, None]
+    assert verdicts[0].text == (
+        "reliable at 0.31: finds 18 of 20, 1 false alarm per 100 images (360 false alarms per hour of video at "
+        "10 frames/s)"
+    )
+    assert verdicts[0].false_alarms_per_hour == pytest.approx(1 / 100 * 10 * 3600)
+    assert verdicts[1].text.startswith("not reliable at 0.12: finds 5 of 10, 5 false alarms per 100 images")
+    assert "misses more than 20%" in verdicts[1].text and "more than 20% of its boxes are wrong" in verdicts[1].text
+    assert verdicts[2].text == "not evaluated: no labelled examples"
+    few = class_verdicts(("pump",), {"pump": point}, {"pump": 9}, 100, None)[0]
+    assert few.reliable is False and "only 9 labelled example(s), 10 needed" in few.text and "per hour" not in few.text
+
+
+def test_report_lists_every_class_with_its_verdict(session_detector, coco_file: Path, tmp_path: Path) -> None:
+    vocabulary = parse_classes("bottle,person,wheelchair")  # the data has no wheelchair
+    evaluation = evaluate(session_detector, load_dataset(coco_file), vocabulary, imgsz=160)
+    report = write_report(evaluation, tmp_path / "report", fps=10).read_text()
+    section = report.split("## Can we rely on it?")[1].split("\n## ")[0]
+    rows = dict(re.findall(r"^\| (\w+) \| (.+) \|$", section, flags=re.M))
+    assert list(rows) == ["class", "bottle", "person", "wheelchair"]  # the header, then every vocabulary class
+    assert rows["wheelchair"] == "not evaluated: no labelled examples"
+    for name in ("bottle", "person"):
+        assert VERDICT.match(rows[name]) and "per hour of video at 10 frames/s" in rows[name], rows[name]
+    thresholds = re.findall(r"^\| (?:bottle|person) \| [^|]+ \| (\S+) \|", report.split("## Alert thresholds")[1], re.M)
+    assert thresholds and all(re.fullmatch(r"\d\.\d\d", t) for t in thresholds)
+    record = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert record["verdicts"]["wheelchair"] == {
+        "reliable": None,
+        "text": rows["wheelchair"],
+        "false_alarms_per_hour": None,
+    }
+    assert record["fps"] == 10
+
+
+def test_cli_prints_a_verdict_per_class(cli_run: dict) -> None:
+    lines = cli_run["out"].split("verdict per class (chosen vocabulary):\n")[1].splitlines()
+    assert [line.split(":")[0].strip() for line in lines[:2]] == ["bottle", "person"]
+    assert all(VERDICT.match(line.split(": ", 1)[1]) for line in lines[:2]), lines
+    assert "Can we rely on it?" in (cli_run["report"] / "report.md").read_text()

@@ -6,15 +6,16 @@ import argparse
 import logging
 import signal
 import threading
-import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import OvdetError, SourceError, UsageError
+from ..io.samples import SAMPLE_CLASSES
 from ..runtimes.registry import pt_runtimes
 from . import analytics as analytics_flags
+from . import run_dir
+from .report import RunSummary, frame_unit
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description='Detect classes named in words, e.g. ovdet detect video.mp4 --classes "red backpack,person"',
     )
     detect.add_argument(
-        "source", help="an image, folder or glob; a video file; a webcam index (0); or an rtsp/rtmp/http URL"
+        "source",
+        nargs="?",
+        help="an image, folder or glob; a video file; a webcam index (0); or an rtsp/rtmp/http URL "
+        "(default: the sample images bundled with Ultralytics, bus.jpg and zidane.jpg)",
     )
-    vocabulary = detect.add_mutually_exclusive_group(required=True)
+    vocabulary = detect.add_mutually_exclusive_group()
     vocabulary.add_argument(
         "--classes",
         help='comma-separated class names, e.g. "red backpack,person"; synonyms and thresholds: '
-        '"pump=infusion pump|IV pump@0.3,person,!toy pump" (! marks a decoy)',
+        '"pump=infusion pump|IV pump@0.3,person,!toy pump" (! marks a decoy); '
+        f'with no source the default is "{SAMPLE_CLASSES}", what the sample images show',
     )
     vocabulary.add_argument(
         "--vocab", metavar="FILE", help="vocabulary file: .yaml (edits are picked up while running) or .npz"
@@ -54,7 +59,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         choices=("auto", *pt_runtimes()),
         help="for a .pt: auto = OpenVINO on a CPU (converted once, cached), PyTorch on CUDA (default %(default)s)",
     )
-    detect.add_argument("--half", action="store_true", default=None, help="FP16 inference (CUDA only)")
+    detect.add_argument(
+        "--half",
+        action="store_true",
+        default=None,
+        help="reduced precision: FP16 on CUDA; BF16 on a CPU with OpenVINO, the default there (faster; boxes may "
+        "differ slightly from FP32); ignored with a warning by --runtime torch on a CPU and by ONNX and TorchScript "
+        "exports, which keep the precision they were exported with",
+    )
     detect.add_argument("--agnostic-nms", action="store_true", default=None, help="one box, one label")
     detect.add_argument("--vid-stride", type=int, default=1, help="process every n-th video frame (default 1)")
     detect.add_argument("--track", action="store_true", help="give boxes ids that stay stable across frames")
@@ -72,7 +84,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--reconnect-timeout", type=float, default=30.0, help="seconds to retry a dropped stream (default 30)"
     )
     analytics_flags.add_arguments(detect)
-    detect.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    run_dir.add_arguments(detect)
     detect.set_defaults(run=run)
 
 
@@ -84,23 +96,25 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import SinkWriter
     from ..vocabulary import VocabularyWatcher, load_vocabulary, parse_classes
 
+    summary = RunSummary()
     settings = InferenceSettings().replace(
         conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, batch=args.batch,
         half=args.half, agnostic_nms=args.agnostic_nms,
     )  # fmt: skip
+    args = run_dir.with_default_source(args)
     vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
     watcher = VocabularyWatcher(args.vocab) if args.vocab and not args.vocab.endswith(".npz") else None
     analytics = analytics_flags.AnalyticsRun(args, vocabulary.names)
     track = args.track or bool(args.events) or analytics.needs_tracks
     source = open_source(args.source, vid_stride=args.vid_stride, reconnect_timeout=args.reconnect_timeout)
+    args, results_folder = run_dir.with_default_outputs(args, source)
     _check_paths(args, source)
-    started = time.perf_counter()
-    summary = _Summary()
     with _stop_on_signals() as stop:
         writer = SinkWriter(_open_sinks(args, source, analytics))
         try:
             detector = OpenVocabDetector(args.model, device=args.device, runtime=args.runtime, **vars(settings))
             _use_vocabulary(detector, vocabulary, writer.sinks)
+            summary.ready()
             stream = detector.stream(source, track=track, stop=stop.event, **vars(settings))
             with _progress(source, args.quiet) as progress:
                 for frame, detections in stream:
@@ -121,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
             signal.Signals(stop.signum).name, summary.frames,
         )  # fmt: skip
     if not args.quiet:
-        summary.show(source.name, time.perf_counter() - started, args)
+        outputs = [target for target in (*args.output, args.coco, args.events, args.save_annotated) if target]
+        print("\n".join(summary.lines(source.name, frame_unit(source), outputs, results_folder)))
         analytics.show()
     return EXIT_BY_SIGNAL[stop.signum] if stop.signum is not None else 0
 
@@ -257,25 +272,5 @@ def _stop_on_signals() -> Iterator[_StopRequest]:
 def _progress(source, quiet: bool):
     from tqdm.auto import tqdm
 
-    unit = "image" if source.fps is None and not source.live else "frame"
-    with tqdm(total=source.total, unit=unit, disable=quiet, dynamic_ncols=True, leave=False) as bar:
+    with tqdm(total=source.total, unit=frame_unit(source), disable=quiet, dynamic_ncols=True, leave=False) as bar:
         yield bar
-
-
-class _Summary:
-    def __init__(self) -> None:
-        self.frames = 0
-        self.counts: Counter[str] = Counter()
-
-    def add(self, detections) -> None:
-        self.frames += 1
-        self.counts.update(str(name) for name in detections.data.get("class_name", ()))
-
-    def show(self, name: str, seconds: float, args: argparse.Namespace) -> None:
-        found = ", ".join(f"{label}: {count}" for label, count in self.counts.most_common()) or "nothing found"
-        rate = self.frames / seconds if seconds > 0 else 0.0
-        print(f"{name}: {self.frames} frame(s), {sum(self.counts.values())} detection(s) ({found})")
-        print(f"{seconds:.1f} s, {rate:.1f} frames/s")
-        for target in (*args.output, args.coco, args.events, args.save_annotated):
-            if target:
-                print(f"→ {target}")

@@ -50,9 +50,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.7)")
     evaluate.add_argument("--batch", type=int, help="images per forward pass (default 1)")
     evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
+    evaluate.add_argument(
+        "--fps",
+        type=float,
+        help="frame rate of the video the labelled images come from: adds false alarms per hour of video",
+    )
     evaluate.add_argument("--report", metavar="DIR", help="write report.md, figures, metrics.json and detections here")
     evaluate.add_argument("--write-vocab", metavar="OUT.yaml", help="write the best phrasings and thresholds here")
-    evaluate.add_argument("--quiet", action="store_true", help="print nothing but errors")
     evaluate.set_defaults(run=run)
 
 
@@ -72,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     for output, directory in ((args.report, True), (args.write_vocab, False)):
         if output:
             check_writable(output, directory=directory)
+    if args.fps is not None and not args.fps > 0:
+        raise ConfigError(f"--fps {args.fps:g} is not a frame rate: give the video's frames per second, e.g. --fps 10")
     settings = InferenceSettings().replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, batch=args.batch)
     dataset = load_dataset(args.data, args.images)
     match_categories(dataset, vocabulary.names)
@@ -79,12 +85,12 @@ def run(args: argparse.Namespace) -> int:
     detector = OpenVocabDetector(args.model, device=args.device, **vars(settings))
     with _progress(args.quiet) as progress:
         evaluation = evaluate(detector, dataset, vocabulary, progress=progress)
-    report = write_report(evaluation, args.report) if args.report else None
+    report = write_report(evaluation, args.report, args.fps) if args.report else None
     if args.write_vocab:
         comment = f"chosen by ovdet eval on {dataset.name} with {evaluation.model}: phrasings by AP, thresholds by F1"
         evaluation.chosen.save(args.write_vocab, comment)
     if not args.quiet:
-        _show(evaluation, time.perf_counter() - started, report, args.write_vocab)
+        _show(evaluation, time.perf_counter() - started, report, args.write_vocab, args.fps)
     return 0
 
 
@@ -101,7 +107,9 @@ def _progress(quiet: bool) -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
-def _show(evaluation: Evaluation, seconds: float, report: Path | None, vocabulary_file: str | None) -> None:
+def _show(
+    evaluation: Evaluation, seconds: float, report: Path | None, vocabulary_file: str | None, fps: float | None
+) -> None:
     from ..evaluation.prompts import describe_prompts
 
     dataset = evaluation.dataset
@@ -116,6 +124,9 @@ def _show(evaluation: Evaluation, seconds: float, report: Path | None, vocabular
     _show_run("chosen", evaluation.best, evaluation.chosen_points, chosen, evaluation.class_names)
     if evaluation.templates:
         print(f"  templates: {describe_prompts(evaluation.chosen.templates)}")
+    print("verdict per class (chosen vocabulary):")
+    for verdict in evaluation.verdicts(fps):
+        print(f"  {verdict.name}: {verdict.text}")
     for target in (report, vocabulary_file):
         if target:
             print(f"→ {target}")
@@ -135,7 +146,7 @@ def _show_run(
         outcome, point = metrics.classes[name], points[name]
         print(
             f"  {name:<{width}}  {len(outcome.objects):>7}  {_num(outcome.ap50_95):>7}  {_num(outcome.ap50):>5}  "
-            f"{point.threshold:>9g}  {_num(point.precision):>9}  {_num(point.recall):>6}  "
+            f"{point.threshold:>9.2f}  {_num(point.precision):>9}  {_num(point.recall):>6}  "
             f"{' | '.join(prompts[name])}"
         )
 

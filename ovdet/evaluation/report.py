@@ -19,6 +19,7 @@ from .figures import Curve, mistakes_sheet, precision_recall_figure, worst_mista
 from .metrics import OperatingPoint, RunMetrics
 from .prompts import ALL_PHRASINGS, ALL_TEMPLATES, RankedVariant, describe_prompts
 from .runner import AP_CONF, Evaluation
+from .verdicts import MIN_OBJECTS, MIN_PRECISION, MIN_RECALL
 
 __all__ = ["REPORT_FILE", "metrics_record", "write_report"]
 
@@ -42,12 +43,13 @@ GLOSSARY = """\
 """
 
 
-def write_report(evaluation: Evaluation, folder: str | os.PathLike[str]) -> Path:
+def write_report(evaluation: Evaluation, folder: str | os.PathLike[str], fps: float | None = None) -> Path:
     """Write ``report.md``, a precision-recall PNG per class, ``mistakes.png``, ``metrics.json`` and the detections.
 
     Args:
         evaluation: The result of :func:`~ovdet.evaluation.evaluate`.
         folder: Where to write; created if missing.
+        fps: Frame rate of the video the images come from: adds false alarms per hour of video.
 
     Returns:
         The path of ``report.md``.
@@ -60,13 +62,15 @@ def write_report(evaluation: Evaluation, folder: str | os.PathLike[str]) -> Path
     predictions = _write_predictions(evaluation, folder)
     figures = _write_curves(evaluation, folder)
     mistakes = _write_mistakes(evaluation, folder)
-    _write_json(folder / METRICS_FILE, metrics_record(evaluation, predictions))
+    _write_json(folder / METRICS_FILE, metrics_record(evaluation, predictions, fps))
     report = folder / REPORT_FILE
-    report.write_text(_markdown(evaluation, figures, mistakes), encoding="utf-8")
+    report.write_text(_markdown(evaluation, figures, mistakes, fps), encoding="utf-8")
     return report
 
 
-def metrics_record(evaluation: Evaluation, predictions: dict[str, str] | None = None) -> dict[str, Any]:
+def metrics_record(
+    evaluation: Evaluation, predictions: dict[str, str] | None = None, fps: float | None = None
+) -> dict[str, Any]:
     """Every number of the evaluation, unrounded, as JSON-ready data (``null`` where a value is undefined).
 
     Example:
@@ -87,6 +91,11 @@ def metrics_record(evaluation: Evaluation, predictions: dict[str, str] | None = 
         "phrasings": {name: [_variant_record(v) for v in ranking] for name, ranking in evaluation.phrasings.items()},
         "templates": [_variant_record(v) for v in evaluation.templates],
         "vocabulary": evaluation.chosen.to_dict(),
+        "fps": fps,
+        "verdicts": {
+            v.name: {"reliable": v.reliable, "text": v.text, "false_alarms_per_hour": v.false_alarms_per_hour}
+            for v in evaluation.verdicts(fps)
+        },
     }
     for key, file in (predictions or {}).items():
         record[key]["predictions"] = file
@@ -162,9 +171,10 @@ def _write_mistakes(evaluation: Evaluation, folder: Path) -> str | None:
     return MISTAKES_FILE
 
 
-def _markdown(evaluation: Evaluation, curves: dict[str, str], mistakes: str | None) -> str:
+def _markdown(evaluation: Evaluation, curves: dict[str, str], mistakes: str | None, fps: float | None) -> str:
     sections = [
         _heading(evaluation),
+        _verdict_section(evaluation, fps),
         _summary(evaluation),
         _class_table(evaluation),
         _phrasing_tables(evaluation),
@@ -190,6 +200,20 @@ def _heading(evaluation: Evaluation) -> str:
         f"- data: {len(dataset.images)} images, {objects} labelled objects of {len(evaluation.class_names)} class(es)\n"
         f"- model: {evaluation.model}, image size {settings.imgsz}, NMS IoU {settings.iou}\n"
         f"- passes over the images: {evaluation.runs} (as written, one per variant, and the best combination if new)"
+    )
+
+
+def _verdict_section(evaluation: Evaluation, fps: float | None) -> str:
+    rows = [[verdict.name, verdict.text] for verdict in evaluation.verdicts(fps)]
+    per_hour = (
+        f"False alarms per hour assume every frame of a {fps:g} frames/s video is checked."
+        if fps
+        else "Give the video's frame rate (`ovdet eval --fps 10`) for false alarms per hour of video."
+    )
+    return (
+        "## Can we rely on it?\n\nEach class at its chosen threshold. **Reliable** means: at least "
+        f"{MIN_OBJECTS} labelled examples, at least {MIN_RECALL:.0%} of them found, and at least "
+        f"{MIN_PRECISION:.0%} of its boxes right. {per_hour}\n\n" + _table(["class", "verdict"], rows)
     )
 
 
@@ -265,7 +289,7 @@ def _mistakes_section(mistakes: str | None) -> str:
 
 def _point_cells(point: OperatingPoint, images: int) -> list[str]:
     return [
-        f"{point.threshold:g}",
+        f"{point.threshold:.2f}",
         _num(point.precision),
         _num(point.recall),
         _num(point.f1),

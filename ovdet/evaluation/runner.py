@@ -30,6 +30,7 @@ from .prompts import (
     rank,
     without_thresholds,
 )
+from .verdicts import Verdict, class_verdicts
 
 if TYPE_CHECKING:
     from ..detector import OpenVocabDetector
@@ -80,6 +81,16 @@ class Evaluation:
     def class_names(self) -> tuple[str, ...]:
         """The evaluated classes (those labelled in the data), in vocabulary order."""
         return tuple(name for name in self.vocabulary.names if name in self.as_written.classes)
+
+    def verdicts(self, fps: float | None = None) -> list[Verdict]:
+        """Every vocabulary class's verdict at its chosen threshold (see :mod:`~ovdet.evaluation.verdicts`).
+
+        Args:
+            fps: Frame rate of the video the images come from, for false alarms per hour.
+        """
+        objects = {name: len(self.best.classes[name].objects) for name in self.class_names}
+        points = {name: self.chosen_points[name] for name in self.class_names}
+        return class_verdicts(self.vocabulary.names, points, objects, len(self.dataset.images), fps)
 
 
 def evaluate(

@@ -221,7 +221,7 @@ def export_backend(
             text_encoder=text_tower,
         )
         (staging / METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
-    log.info("exported %s to %s", weights.name, folder)
+    log.debug("exported %s to %s", weights.name, folder)
     return folder / model_file.name
 
 

@@ -83,5 +83,9 @@ def _identity(path: Path) -> tuple:
     try:
         stat = path.stat()
     except OSError:
-        return ("path", str(Path(os.path.abspath(path)).resolve()))
+        absolute = Path(os.path.abspath(path))
+        try:
+            return ("path", str(absolute.resolve()))
+        except (OSError, RuntimeError):  # a symbolic-link loop: as written; reading it fails later, with its reason
+            return ("path", str(absolute))
     return ("inode", stat.st_dev, stat.st_ino)

@@ -31,7 +31,7 @@ from tests import weights_fixtures
 from tests.hostile.harness import assert_error, assert_no_temporaries, run_cli, unchanged
 
 WORLD = "yolov8s-worldv2.pt"
-DETECT = ["--classes", "bottle", "--device", "cpu", "--imgsz", "160", "--quiet"]
+DETECT = ["--classes", "bottle", "--device", "cpu", "--imgsz", "160", "--quiet", "--no-save"]
 
 
 class _Call:
