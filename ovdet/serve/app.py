@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..config import InferenceSettings
@@ -143,11 +144,32 @@ def _add_metrics(app: FastAPI, server: _Server) -> None:
     def metrics() -> Response:
         return Response(server.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.middleware("http")
-    async def count(request: Request, call_next):
+    app.add_middleware(_Counting, metrics=server.metrics)
+
+
+class _Counting:
+    """Counts every answered request by route template (never by raw path: job ids would explode the labels)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServerMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", None)
-        if route is not None and route != "/metrics":
-            server.metrics.observe(route, request.method, response.status_code, time.perf_counter() - started)
-        return response
+        status = 500
+
+        async def noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            if route is not None and route != "/metrics":
+                self.metrics.observe(route, scope["method"], status, time.perf_counter() - started)

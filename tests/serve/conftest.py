@@ -11,6 +11,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+import supervision as sv
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -91,3 +92,36 @@ def server(serve_detector, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 def images(bottle_frames) -> list[bytes]:
     """Four camera frames as PNG files' bytes."""
     return [encode(frame) for frame in bottle_frames]
+
+
+class BlockingDetector:
+    """Stands in for the model where a test needs the model busy: each batch waits for ``release``."""
+
+    model_path = Path("blocking.pt")
+
+    def __init__(self) -> None:
+        self.vocabulary_version = 0
+        self.busy = threading.Event()
+        self.release = threading.Event()
+        self.batches: list[int] = []
+
+    def set_classes(self, vocabulary) -> None:
+        self.vocabulary_version += 1
+
+    def detect_arrays(self, images, settings) -> list[sv.Detections]:
+        self.busy.set()
+        self.release.wait(60)
+        self.batches.append(len(images))
+        return [sv.Detections.empty() for _ in images]
+
+
+@pytest.fixture
+def blocking(tmp_path: Path) -> Iterator[tuple[BlockingDetector, LiveServer]]:
+    """A server whose model waits to be released, with a queue of one request and a 2 s timeout."""
+    detector = BlockingDetector()
+    live = serve(detector, tmp_path / "data", max_batch=1, batch_wait_s=0.0, queue_size=1, timeout_s=2.0)
+    with live:
+        try:
+            yield detector, live
+        finally:
+            detector.release.set()

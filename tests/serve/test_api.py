@@ -26,9 +26,7 @@ def assert_same_detections(served: list[dict], reference: list[dict]) -> None:
     assert [d["class_name"] for d in served] == [d["class_name"] for d in reference]
     if served:
         np.testing.assert_allclose([d["xyxy"] for d in served], [d["xyxy"] for d in reference], atol=0.05)
-        np.testing.assert_allclose(
-            [d["confidence"] for d in served], [d["confidence"] for d in reference], atol=1e-4
-        )
+        np.testing.assert_allclose([d["confidence"] for d in served], [d["confidence"] for d in reference], atol=1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +40,9 @@ def reference(images, model_path: Path, tmp_path_factory, bottle_frames) -> list
     output = folder.parent / f"{folder.name}.jsonl"
     from ovdet.cli import main  # called directly: run_cli needs capfd, which a module-scoped fixture cannot use
 
-    code = main(["detect", str(folder), "--classes", CLASSES, "--model", str(model_path), "--imgsz", str(IMGSZ),
-                 "--conf", str(CONF), "--runtime", "torch", "--device", "cpu", "--output", str(output), "--quiet"])  # fmt: skip
+    settings = ["--imgsz", str(IMGSZ), "--conf", str(CONF), "--runtime", "torch", "--device", "cpu"]
+    code = main(["detect", str(folder), "--classes", CLASSES, "--model", str(model_path), *settings,
+                 "--output", str(output), "--quiet"])  # fmt: skip
     assert code == 0
     return [json.loads(line) for line in output.read_text().splitlines()]
 
@@ -84,7 +83,9 @@ def test_vocabularies_crud_and_detect_by_name(server, images):
         assert "ward" in client.get("/v1/vocabularies").json()["vocabularies"]
         fetched = client.get("/v1/vocabularies/ward")
         assert fetched.text == VOCABULARY and fetched.headers["content-type"].startswith("application/yaml")
-        by_name = client.post("/v1/detect", files={"image": ("f.png", images[0], "image/png")}, data={"vocabulary": "ward"})
+        by_name = client.post(
+            "/v1/detect", files={"image": ("f.png", images[0], "image/png")}, data={"vocabulary": "ward"}
+        )
         assert by_name.status_code == 200, by_name.text
         assert {d["class_name"] for d in by_name.json()["detections"]} <= {"bottle", "person"}
         assert client.delete("/v1/vocabularies/ward").status_code == 204
