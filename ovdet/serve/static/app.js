@@ -160,7 +160,7 @@ $("frame-time").addEventListener("input", (event) => {
   $("video").currentTime = Number(event.target.value);
 });
 $("threshold").addEventListener("input", (event) => {
-  $("threshold-value").textContent = Number(event.target.value).toFixed(2);
+  $("threshold-value").textContent = Number(event.target.value).toFixed(3);
   draw();
 });
 $("detect").addEventListener("click", detect);
