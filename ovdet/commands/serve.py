@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
+import socket
 from pathlib import Path
 
-from ..errors import missing_dependency
+import yaml
 
-log = logging.getLogger(__name__)
+from ..errors import UsageError, missing_dependency
 
 MB = 1 << 20
 
@@ -22,7 +22,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Serve POST /v1/detect, vocabularies, video jobs, /metrics, /docs and a web page at /.",
     )
     serve.add_argument("--model", default="yolov8s-worldv2", help="registry name or model file (default %(default)s)")
-    serve.add_argument("--vocab", metavar="FILE", help="a vocabulary .yaml to store on start as 'default'")
+    serve.add_argument(
+        "--vocab", metavar="FILE", help="a vocabulary .yaml, stored as 'default': used when a request names no classes"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default %(default)s)")
     serve.add_argument("--token", help="required on every API call as 'Authorization: Bearer TOKEN' ($OVDET_TOKEN)")
@@ -50,22 +52,24 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the options and the bind address before loading the model, then serve until Ctrl-C."""
+    """Check the options, the vocabulary, the data folder and the address before loading the model, then serve."""
     try:
         import uvicorn
-        import yaml
-    except ImportError:
-        raise missing_dependency("uvicorn", "serve", "ovdet serve") from None
+
+        from ..serve.app import ServerOptions, create_app
+        from ..serve.vocabularies import DEFAULT_VOCABULARY
+    except ImportError as exc:
+        raise missing_dependency(exc.name or "fastapi", "serve", "ovdet serve") from None
     from ..config import InferenceSettings
     from ..detector import OpenVocabDetector
-    from ..serve.app import ServerOptions, create_app
+    from ..io.files import check_writable
     from ..serve.security import Limits, check_bind
     from ..vocabulary_yaml import read_vocabulary_yaml
 
     token = args.token or os.environ.get("OVDET_TOKEN") or None
     check_bind(args.host, token)
     options = ServerOptions(
-        data_dir=Path(args.data),
+        data_dir=check_writable(args.data, directory=True),
         token=token,
         settings=InferenceSettings().replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz),
         max_batch=_positive("--max-batch", args.max_batch),
@@ -75,14 +79,32 @@ def run(args: argparse.Namespace) -> int:
         limits=_limits(args, Limits),
         cors_origins=tuple(args.cors_origin),
     )
-    detector = OpenVocabDetector(args.model, device=args.device, **vars(options.settings))
-    app = create_app(detector, options)
-    if args.vocab:
-        vocabulary = read_vocabulary_yaml(Path(args.vocab))
-        app.state.server.vocabularies.put("default", yaml.safe_dump(vocabulary.to_dict(), sort_keys=False).encode())
-    log.warning("serving on http://%s:%d (Ctrl-C stops)", args.host, args.port)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    vocabulary = read_vocabulary_yaml(Path(args.vocab)) if args.vocab else None
+    with _listen(args.host, args.port) as listening:  # a port in use fails here, before the model loads
+        detector = OpenVocabDetector(args.model, device=args.device, **vars(options.settings))
+        app = create_app(detector, options)
+        if vocabulary is not None:
+            text = yaml.safe_dump(vocabulary.to_dict(), sort_keys=False, allow_unicode=True)
+            app.state.server.vocabularies.put(DEFAULT_VOCABULARY, text.encode("utf-8"))
+        port = listening.getsockname()[1]
+        print(f"serving on http://{args.host}:{port} (the page at /, the API's docs at /docs; Ctrl-C stops)")
+        config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False)
+        uvicorn.Server(config).run(sockets=[listening])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+    except OSError as exc:
+        listening.close()
+        raise UsageError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}): pick another --port or --host"
+        ) from None
+    return listening
 
 
 def _limits(args: argparse.Namespace, limits_type):
@@ -95,8 +117,6 @@ def _limits(args: argparse.Namespace, limits_type):
 
 
 def _positive(flag: str, value, zero: bool = False):
-    from ..errors import UsageError
-
     if value < 0 or (value == 0 and not zero):
         raise UsageError(f"{flag} must be {'at least 0' if zero else 'more than 0'}, got {value}")
     return value

@@ -21,12 +21,11 @@ from ..config import InferenceSettings
 from ..errors import ConfigError, VocabularyError
 from ..vocabulary import Vocabulary, parse_classes
 from .security import IMAGE_TYPES, media_type
-from .vocabularies import InvalidName, UnknownVocabulary, VocabularyStore
+from .vocabularies import DEFAULT_VOCABULARY, InvalidName, UnknownVocabulary, VocabularyStore
 
 __all__ = ["ApiError", "DetectJson", "Options", "read_detect_request", "read_options"]
 
 _SETTINGS = ("conf", "iou", "imgsz")
-DEFAULT_VOCABULARY = "default"  # ovdet serve --vocab stores its file under this name
 
 
 class ApiError(HTTPException):

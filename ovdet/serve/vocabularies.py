@@ -15,7 +15,9 @@ from ..io.files import write_atomically
 from ..vocabulary import Vocabulary
 from ..vocabulary_yaml import MAX_VOCABULARY_BYTES, parse_vocabulary_yaml
 
-__all__ = ["InvalidName", "UnknownVocabulary", "VocabularyStore"]
+__all__ = ["DEFAULT_VOCABULARY", "InvalidName", "UnknownVocabulary", "VocabularyStore"]
+
+DEFAULT_VOCABULARY = "default"  # ovdet serve --vocab stores its file under this name; a request naming none uses it
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
