@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import UsageError, missing_dependency
+from ..runtimes.registry import pt_runtimes
 
 MB = 1 << 20
 
@@ -32,9 +33,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--data", default="ovdet-data", help="folder of stored vocabularies and jobs (default %(default)s)"
     )
     serve.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
+    serve.add_argument(
+        "--runtime",
+        default="auto",
+        choices=("auto", *pt_runtimes()),
+        help="for a .pt: auto = OpenVINO on a CPU (converted once, cached), PyTorch on CUDA (default %(default)s)",
+    )
     serve.add_argument("--conf", type=float, help="default confidence threshold of a request (default 0.25)")
     serve.add_argument("--iou", type=float, help="default NMS IoU threshold (default 0.7)")
     serve.add_argument("--imgsz", type=int, help="default network input size (default 640)")
+    serve.add_argument("--batch", type=int, default=4, help="frames per step of a video job (default %(default)s)")
     serve.add_argument("--max-batch", type=int, default=8, help="most images per forward pass (default %(default)s)")
     serve.add_argument(
         "--batch-wait-ms",
@@ -71,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     options = ServerOptions(
         data_dir=check_writable(args.data, directory=True),
         token=token,
-        settings=InferenceSettings().replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz),
+        settings=InferenceSettings().replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, batch=args.batch),
         max_batch=_positive("--max-batch", args.max_batch),
         batch_wait_s=_positive("--batch-wait-ms", args.batch_wait_ms, zero=True) / 1000,
         queue_size=_positive("--queue-size", args.queue_size),
@@ -81,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     )
     vocabulary = read_vocabulary_yaml(Path(args.vocab)) if args.vocab else None
     with _listen(args.host, args.port) as listening:  # a port in use fails here, before the model loads
-        detector = OpenVocabDetector(args.model, device=args.device, **vars(options.settings))
+        detector = OpenVocabDetector(args.model, device=args.device, runtime=args.runtime, **vars(options.settings))
         app = create_app(detector, options)
         if vocabulary is not None:
             text = yaml.safe_dump(vocabulary.to_dict(), sort_keys=False, allow_unicode=True)
