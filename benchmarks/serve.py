@@ -2,9 +2,10 @@
 ``ovdet detect`` path (a folder of the same images, batch 1 and batch ``--max-batch``), in one run.
 
 The server is a real ``ovdet serve`` process on loopback; clients are threads posting JPEG files (multipart).
-The ``ovdet detect`` rows run first, in this process, so the two never compete for the CPU.
+``ovdet detect`` runs as the command itself, on a folder, while the server idles. Subjects take turns for ``--rounds``
+rounds and each row is the median over them, so load from other jobs on the machine hits every row alike.
 
-    python benchmarks/serve.py --imgsz 640 --requests 48
+    python benchmarks/serve.py --imgsz 640 --requests 32 --rounds 3
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -33,6 +35,7 @@ def write_images(folder: Path, count: int) -> list[Path]:
     """``count`` frames of the bottle clip, spread over it, as JPEG files."""
     import cv2
 
+    folder.mkdir()
     capture = cv2.VideoCapture(str(SHARED_DATA / "bottle-detection.mp4"))
     total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
     paths = []
@@ -44,20 +47,28 @@ def write_images(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def detect_path(folder: Path, count: int, args: argparse.Namespace, batch: int) -> dict:
-    """What ``ovdet detect FOLDER`` does after start-up: read ahead, infer ``batch`` at a time."""
-    from ovdet import OpenVocabDetector
+def _repeat_images(small: Path, large: Path, extra: int) -> None:
+    """``large``: the images of ``small``, then ``extra`` more of them again (links, not copies)."""
+    large.mkdir()
+    paths = sorted(small.iterdir())
+    for index in range(len(paths) + extra):
+        (large / f"{index:04d}.jpg").symlink_to(paths[index % len(paths)])
 
-    detector = OpenVocabDetector(args.model, device="cpu", runtime=args.runtime, imgsz=args.imgsz)
-    detector.set_classes(CLASSES.split(","))
-    for _ in detector.stream(folder, batch=batch):  # warm-up
-        pass
-    started, seen = time.perf_counter(), 0
-    while seen < count:
-        for _ in detector.stream(folder, batch=batch):
-            seen += 1
-    seconds = time.perf_counter() - started
-    return {"label": f"ovdet detect, batch {batch}", "clients": "–", "requests": seen, "rps": seen / seconds}
+
+def detect_command(folders: tuple[Path, Path], args: argparse.Namespace, batch: int) -> dict:
+    """``ovdet detect`` itself on two folders of the same images, one ``--requests`` images larger: the
+    difference of their run times is the time of those images, without the command's start-up."""
+    seconds = []
+    for folder in folders:
+        command = [sys.executable, "-m", "ovdet", "detect", str(folder), "--classes", CLASSES, "--model", args.model,
+                   "--runtime", args.runtime, "--device", "cpu", "--imgsz", str(args.imgsz), "--batch", str(batch),
+                   "--quiet", "--output", str(folder.parent / f"{folder.name}.jsonl")]  # fmt: skip
+        started = time.perf_counter()
+        subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+        seconds.append(time.perf_counter() - started)
+    images = args.requests
+    return {"label": f"ovdet detect, batch {batch}", "clients": "–", "requests": images,
+            "rps": images / max(seconds[1] - seconds[0], 1e-9)}  # fmt: skip
 
 
 def start_server(args: argparse.Namespace, data: Path) -> tuple[subprocess.Popen, str]:
@@ -116,10 +127,21 @@ def _batches(url: str) -> float:
     )
 
 
+def _median(turns: list[dict]) -> dict:
+    """A subject's row: the median of each figure over its turns."""
+    row = dict(turns[0])
+    for key in ("rps", "p50_ms", "p95_ms", "images_per_pass"):
+        if row.get(key) is not None:
+            row[key] = statistics.median(turn[key] for turn in turns)
+    row["requests"] = sum(turn["requests"] for turn in turns)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--imgsz", type=int, default=640)
-    parser.add_argument("--requests", type=int, default=48, help="requests per concurrency level")
+    parser.add_argument("--requests", type=int, default=32, help="requests (images) per subject and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--batch-wait-ms", type=float, default=10.0)
@@ -128,24 +150,30 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, help="weights folder (default: random-init test weights)")
     args = parser.parse_args()
     use_weights(ensure_weights(args.weights))
+
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        (scratch / "images").mkdir()
-        paths = write_images(scratch / "images", args.images)
-        rows = [detect_path(scratch / "images", args.requests, args, batch) for batch in (1, args.max_batch)]
+        images = [path.read_bytes() for path in write_images(scratch / "small", args.images)]
+        _repeat_images(scratch / "small", scratch / "large", args.requests)
         server, url = start_server(args, scratch / "data")
         try:
-            images = [path.read_bytes() for path in paths]
-            load(url, images, 1, 4)  # warm-up
-            rows += [load(url, images, clients, args.requests) for clients in (1, 4, 16)]
+            subjects = [
+                *(
+                    partial(detect_command, (scratch / "small", scratch / "large"), args, b)
+                    for b in (1, args.max_batch)
+                ),
+                *(partial(load, url, images, clients, args.requests) for clients in (1, 4, 16)),
+            ]
+            load(url, images, 4, args.images)  # warm-up
+            turns = [[subject() for subject in subjects] for _ in range(args.rounds)]
         finally:
             server.terminate()
             server.wait(60)
+    rows = [_median(list(results)) for results in zip(*turns)]
     table = serve_table(rows)
     print(table)
-    settings = {
-        key: getattr(args, key) for key in ("imgsz", "requests", "images", "max_batch", "batch_wait_ms", "runtime")
-    }
+    keys = ("imgsz", "requests", "rounds", "images", "max_batch", "batch_wait_ms", "runtime")
+    settings = {key: getattr(args, key) for key in keys}
     print(f"saved {save('serve', {'machine': machine(), 'settings': settings, 'rows': rows, 'table': table})}")
 
 

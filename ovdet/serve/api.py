@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from ..io.sinks import frame_record
 from ..io.sources import VIDEO_SUFFIXES, Frame
 from .batching import QueueFull
 from .inputs import ApiError, DetectJson, read_detect_request, read_options
-from .jobs import JOB_OUTPUTS, UnknownJob
+from .jobs import JOB_OUTPUTS, UPLOAD_PREFIX, UnknownJob
 from .security import YAML_TYPES, media_type, token_matches
 from .vocabularies import InvalidName, UnknownVocabulary
 
@@ -149,7 +148,7 @@ async def create_job(request: Request) -> dict[str, Any]:
 
 def _keep_upload(upload: UploadFile, folder: Path) -> Path:
     """Copy the upload next to the jobs, so creating the job is a rename; nothing is left if the copy fails."""
-    handle = tempfile.NamedTemporaryFile(dir=folder, prefix=f".upload-{uuid.uuid4().hex}", suffix=".part", delete=False)
+    handle = tempfile.NamedTemporaryFile(dir=folder, prefix=UPLOAD_PREFIX, suffix=".part", delete=False)
     try:
         with handle:
             upload.file.seek(0)

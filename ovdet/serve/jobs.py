@@ -29,12 +29,13 @@ from ..pipeline import FrameReader, SinkWriter
 from ..vocabulary import Vocabulary
 from .batching import Batcher
 
-__all__ = ["JOB_OUTPUTS", "Job", "JobRunner", "UnknownJob"]
+__all__ = ["JOB_OUTPUTS", "UPLOAD_PREFIX", "Job", "JobRunner", "UnknownJob"]
 
 log = logging.getLogger(__name__)
 
 JOB_OUTPUTS = {"detections.jsonl": "application/x-ndjson", "annotated.mp4": "video/mp4"}
 UNFINISHED = ("queued", "running")
+UPLOAD_PREFIX = ".upload-"  # a video being copied in, before it becomes a job
 _ID = re.compile(r"[0-9a-f]{32}")
 _PROGRESS_EVERY_S = 0.5
 
@@ -74,6 +75,8 @@ class JobRunner:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ovdet-jobs", daemon=True)
         folder.mkdir(parents=True, exist_ok=True)
+        for upload in folder.glob(f"{UPLOAD_PREFIX}*.part"):  # left by a server that died while receiving it
+            upload.unlink(missing_ok=True)
         self._mark_interrupted()
 
     def start(self) -> JobRunner:

@@ -102,9 +102,9 @@ def test_health_docs_and_page(server):
         assert "multipart/form-data" in schema["paths"]["/v1/detect"]["post"]["requestBody"]["content"]
         assert client.get("/docs").status_code == 200
         page = client.get("/")
-        assert page.status_code == 200 and "/static/app.js" in page.text
-        assert client.get("/static/app.js").status_code == 200
-    assert "://" not in page.text.replace("http://www.w3.org", ""), "the page loads nothing from elsewhere"
+        assert page.status_code == 200 and "/static/app.js" in page.text and "/static/style.css" in page.text
+        files = [page.text, *(client.get(f"/static/{name}").text for name in ("app.js", "style.css"))]
+    assert all("://" not in text and "//cdn" not in text for text in files), "the page loads nothing from elsewhere"
 
 
 def test_concurrent_clients_are_batched_and_answered_like_ovdet_detect(server, images, reference):

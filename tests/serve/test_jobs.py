@@ -98,6 +98,9 @@ def test_a_job_left_running_by_a_crash_reads_interrupted(tmp_path: Path):
     folder.mkdir(parents=True)
     state = {"id": job_id, "state": "running", "video": "ward.mp4", "frames_done": 3, "frames_total": 6}
     (folder / "job.json").write_text(json.dumps(state))
+    half_received = folder.parent / ".upload-0123.part"
+    half_received.write_bytes(bytes(100))
     with serve(BlockingDetector(), tmp_path / "data") as live, live.client() as client:
         job = client.get(f"/v1/jobs/{job_id}").json()
     assert (job["state"], job["frames_done"]) == ("interrupted", 3)
+    assert not half_received.exists()

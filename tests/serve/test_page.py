@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import pytest
 import yaml
 
+from tests.media import small_frames, write_clip
 from tests.serve.conftest import TOKEN, metric
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -117,3 +119,21 @@ def _keep_screenshot(browser, tmp_path: Path) -> None:
     if folder := os.environ.get("OVDET_SCREENSHOT_DIR"):
         Path(folder).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(folder) / shot.name)
+
+
+def test_pick_a_frame_of_a_video_and_detect_on_it(server, browser, tmp_path: Path):
+    clip = write_clip(tmp_path / "ward.webm", small_frames(10), fps=Fraction(10), codec="libvpx")
+    wait = WebDriverWait(browser, 60)
+    browser.get(server.url)
+    browser.find_element(By.CSS_SELECTOR, "details summary").click()
+    browser.find_element(By.ID, "token").send_keys(TOKEN)
+    browser.find_element(By.ID, "file").send_keys(str(clip))
+    wait.until(lambda driver: driver.execute_script("return state.name") == "ward.webm at 0.00 s")
+    browser.find_element(By.ID, "frame-time").send_keys(Keys.ARROW_RIGHT * 50)  # 0.01 s a step
+    wait.until(lambda driver: driver.execute_script("return state.name") == "ward.webm at 0.50 s")
+    assert browser.execute_script("return [state.image.width, state.image.height]") == [192, 112]
+    browser.find_element(By.ID, "classes").send_keys("bottle")
+    browser.find_element(By.ID, "detect").click()
+    wait.until(lambda driver: driver.execute_script("return state.record && state.record.source"))
+    record = browser.execute_script("return state.record")
+    assert record["source"] == "ward.webm at 0.50 s" and (record["width"], record["height"]) == (192, 112)

@@ -7,7 +7,7 @@ const PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4
                  "#fabed4", "#469990", "#9a6324", "#800000", "#808000", "#000075"];
 
 const $ = (id) => document.getElementById(id);
-const state = { image: null, record: null };
+const state = { image: null, name: "", record: null };
 
 function headers() {
   const token = $("token").value.trim();
@@ -46,12 +46,13 @@ async function loadVocabularies() {
   select.value = chosen;
 }
 
-function useImage(source, width, height) {
+function useImage(source, width, height, name) {
   const frame = document.createElement("canvas");
   frame.width = width;
   frame.height = height;
   frame.getContext("2d").drawImage(source, 0, 0, width, height);
   state.image = frame;
+  state.name = name;
   state.record = null;
   draw();
 }
@@ -63,12 +64,15 @@ function openFile(file) {
     $("frame-picker").hidden = false;
     video.src = url;
     video.onloadedmetadata = () => { $("frame-time").max = video.duration.toFixed(2); video.currentTime = 0; };
-    video.onseeked = () => useImage(video, video.videoWidth, video.videoHeight);
+    video.onseeked = () => {
+      const name = `${file.name} at ${video.currentTime.toFixed(2)} s`;
+      useImage(video, video.videoWidth, video.videoHeight, name);
+    };
     return;
   }
   $("frame-picker").hidden = true;
   const image = new Image();
-  image.onload = () => useImage(image, image.naturalWidth, image.naturalHeight);
+  image.onload = () => useImage(image, image.naturalWidth, image.naturalHeight, file.name);
   image.onerror = () => showStatus(`${file.name} could not be read as an image`, true);
   image.src = url;
 }
@@ -77,7 +81,7 @@ async function detect() {
   if (!state.image) return showStatus("choose an image or a video frame first", true);
   const form = new FormData();
   const blob = await new Promise((done) => state.image.toBlob(done, "image/png"));
-  form.append("image", blob, $("file").files[0]?.name || "frame.png");
+  form.append("image", blob, state.name);
   if ($("vocabulary").value) form.append("vocabulary", $("vocabulary").value);
   else form.append("classes", $("classes").value);
   form.append("conf", REQUEST_CONF);
