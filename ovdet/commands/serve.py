@@ -107,6 +107,7 @@ def _listen(host: str, port: int) -> socket.socket:
     try:
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listening.bind((host, port))
+        listening.listen(2048)  # from here on connections wait for the server instead of being refused
     except OSError as exc:
         listening.close()
         raise UsageError(

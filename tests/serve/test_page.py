@@ -109,8 +109,7 @@ def test_try_classes_on_an_image_refilter_and_store_the_vocabulary(server, brows
         stored = yaml.safe_load(client.get("/v1/vocabularies/ward-page").text)
     threshold = float(browser.find_element(By.ID, "threshold").get_attribute("value"))
     assert stored == {"classes": {"bottle": {"conf": threshold}, "person": {"conf": threshold}}}
-    options = [option.text for option in browser.find_elements(By.CSS_SELECTOR, "#vocabulary option")]
-    assert "ward-page" in options
+    wait.until(lambda driver: driver.find_elements(By.CSS_SELECTOR, '#vocabulary option[value="ward-page"]'))
 
 
 def _keep_screenshot(browser, tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def test_a_name_is_a_file_inside_the_folder_or_refused(name: str):
         folder = Path(root) / "vocabularies"
         store = VocabularyStore(folder)
         try:
-            store.put(name, b"classes: [bottle]\n")
+            store.put(name, b"classes:\n  bottle:\n")
         except InvalidName as exc:
             assert "\n" not in str(exc)
             assert sorted(Path(root).rglob("*")) == [folder]
