@@ -123,7 +123,7 @@ def test_an_unknown_vocabulary_is_404(server, images):
 
 
 @pytest.mark.parametrize("name", ["..%2Fx", "..%2F..%2Fetc%2Fpasswd", "a%2Fb", ".hidden", "%2E%2E", "%2Fabs", "x" * 65])
-def test_a_vocabulary_name_that_is_not_a_plain_stem_is_422(server, name: str, tmp_path: Path):
+def test_a_vocabulary_name_that_is_not_a_plain_stem_is_422(server, name: str):
     with server.client() as client:
         stored = client.put(f"/v1/vocabularies/{name}", content="classes: [a]", headers=YAML)
         fetched = client.get(f"/v1/vocabularies/{name}")
