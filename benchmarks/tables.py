@@ -80,3 +80,19 @@ def agreement_table(report: Sequence[dict[str, Any]]) -> str:
         f"{row['candidate_boxes']} / {row['reference_boxes']}", _cell(100 * row["matched_share"]),
         _scientific(row["max_score_diff"]), _scientific(row["mean_score_diff"]),
     ])  # fmt: skip
+
+
+def serve_table(rows: Sequence[dict[str, Any]]) -> str:
+    """A markdown table of ``benchmarks/serve.py``: requests/s and latency per concurrency, and ``ovdet detect``.
+
+    Example:
+        >>> print(serve_table([{"label": "ovdet detect, batch 1", "clients": "–", "requests": 8, "rps": 2.0}]))
+        | subject | clients | requests | requests/s | p50 ms | p95 ms | images per forward pass |
+        | --- | --- | --- | --- | --- | --- | --- |
+        | ovdet detect, batch 1 | – | 8 | 2.0 | – | – | – |
+    """
+    header = ["subject", "clients", "requests", "requests/s", "p50 ms", "p95 ms", "images per forward pass"]
+    return _markdown(header, rows, lambda row: [
+        row["label"], str(row["clients"]), str(row["requests"]), _cell(row["rps"]), _cell(row.get("p50_ms"), 0),
+        _cell(row.get("p95_ms"), 0), _cell(row.get("images_per_pass")),
+    ])  # fmt: skip

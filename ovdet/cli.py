@@ -21,7 +21,7 @@ log = logging.getLogger("ovdet")
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 # Each subcommand is a module in ovdet.commands with add_parser(subparsers) and a run(args) -> int it registers.
-COMMANDS = ("detect", "embed", "export", "evaluate", "bench", "batch")
+COMMANDS = ("detect", "embed", "export", "evaluate", "bench", "batch", "serve")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -8,6 +8,7 @@ dropped, 16 bits scaled to 8), as Ultralytics reads files.
 from __future__ import annotations
 
 import glob
+import io
 import os
 import sys
 import warnings
@@ -21,7 +22,15 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import SourceError
 
-__all__ = ["IMAGE_SUFFIXES", "MAX_IMAGE_PIXELS", "expand_image_source", "load_image", "to_bgr8"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MAX_IMAGE_PIXELS",
+    "ImageTooLarge",
+    "decode_image_bytes",
+    "expand_image_source",
+    "load_image",
+    "to_bgr8",
+]
 
 IMAGE_SUFFIXES = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp", ".pbm", ".pgm", ".ppm"})
 # 8192×8192 (67 megapixels, more than any phone or DSLR): 192 MiB per BGR copy. Reading a folder holds about
@@ -29,6 +38,10 @@ IMAGE_SUFFIXES = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".
 # needs about 3 GB at the default batch and 7 GB at batch 8 — within a 24 GB machine. Checked from the header,
 # before any pixel is decoded; Pillow's own bomb check starts above this (89 megapixels).
 MAX_IMAGE_PIXELS = 8192 * 8192
+
+
+class ImageTooLarge(SourceError):
+    """An image has more pixels than the reader allows (known from its header, before decoding)."""
 
 
 def to_bgr8(image: np.ndarray, where: str = "image") -> np.ndarray:
@@ -73,19 +86,41 @@ def load_image(source: Any) -> np.ndarray:
     return _read_file(path)
 
 
+def decode_image_bytes(data: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Decode an encoded image held in memory (an upload) as HxWx3 BGR uint8, like :func:`load_image` a file.
+
+    Raises:
+        SourceError: ``data`` is empty, not a decodable image, or has more than ``max_pixels`` (from the header).
+
+    Example:
+        >>> decode_image_bytes(b"not an image", "upload")  # doctest: +SKIP
+        SourceError: image upload could not be decoded: the file is corrupt or not an image
+    """
+    if not data:
+        raise SourceError(f"image {name} is empty (0 bytes): send the image's bytes")
+    return _decode(io.BytesIO(data), name, max_pixels)
+
+
 def _read_file(path: Path) -> np.ndarray:
     try:
         if path.stat().st_size == 0:
             raise SourceError(f"image {path} is empty (0 bytes): re-copy or re-export it")
+    except PermissionError as exc:
+        raise SourceError(f"image {path} cannot be read (permission denied): check the file's permissions") from exc
+    return _decode(path, path, MAX_IMAGE_PIXELS)
+
+
+def _decode(file: Path | io.BytesIO, path: Path | str, max_pixels: int) -> np.ndarray:
+    try:
         with warnings.catch_warnings():
             # Pillow warns from 89 megapixels on, above ovdet's own limit: the warning means the image is too large.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with _pillow_open()(path) as image:
-                _check_size(path, image.size)
+            with _pillow_open()(file) as image:
+                _check_size(path, image.size, max_pixels)
                 ImageOps.exif_transpose(image, in_place=True)
                 return _from_pil(image)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise SourceError(f"image {path} has more than {_limit_text()}") from exc
+        raise ImageTooLarge(f"image {path} has more than {_limit_text()}") from exc
     except PermissionError as exc:
         raise SourceError(f"image {path} cannot be read (permission denied): check the file's permissions") from exc
     except UnidentifiedImageError as exc:
@@ -105,10 +140,15 @@ def _pillow_open() -> Callable[..., Image.Image]:
     return original if getattr(original, "__module__", None) == Image.__name__ else Image.open
 
 
-def _check_size(path: Path, size: tuple[int, int]) -> None:
+def _check_size(path: Path | str, size: tuple[int, int], max_pixels: int) -> None:
     width, height = size
-    if width * height > MAX_IMAGE_PIXELS:
-        raise SourceError(f"image {path} is {width}×{height} pixels: more than {_limit_text()}")
+    if width * height > max_pixels:
+        limit = (
+            _limit_text()
+            if max_pixels == MAX_IMAGE_PIXELS
+            else f"{max_pixels:,} pixels, this server's limit: downscale it"
+        )
+        raise ImageTooLarge(f"image {path} is {width}×{height} pixels: more than {limit}")
 
 
 def _limit_text() -> str:

@@ -1,0 +1,8 @@
+"""``ovdet serve``: an HTTP API (FastAPI, uvicorn) with dynamic batching, video jobs and a page at ``/``.
+
+Needs ``pip install 'ovdet[serve]'``. Only ``ovdet.commands`` and the CLI import this package.
+"""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,188 @@
+"""The ``/v1`` routes: detect, vocabularies, video jobs and health. Every route needs the token, if one is set."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import FileResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from .. import __version__
+from ..errors import OvdetError, VocabularyError
+from ..io.images import ImageTooLarge, decode_image_bytes
+from ..io.sinks import frame_record
+from ..io.sources import VIDEO_SUFFIXES, Frame
+from .batching import QueueFull
+from .inputs import ApiError, DetectJson, read_detect_request, read_options
+from .jobs import JOB_OUTPUTS, UPLOAD_PREFIX, UnknownJob
+from .security import YAML_TYPES, media_type, token_matches
+from .vocabularies import InvalidName, UnknownVocabulary
+
+__all__ = ["router"]
+
+
+def require_token(request: Request) -> None:
+    token = request.app.state.server.token
+    if token and not token_matches(request.headers.get("authorization"), token):
+        raise ApiError(
+            401, "missing or wrong token: send the header Authorization: Bearer TOKEN", {"WWW-Authenticate": "Bearer"}
+        )
+
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
+
+_DETECT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["image"],
+                    "properties": {
+                        "image": {"type": "string", "format": "binary"},
+                        "classes": {"type": "string", "example": "infusion pump,IV pole"},
+                        "vocabulary": {"type": "string"},
+                        "conf": {"type": "number"},
+                        "iou": {"type": "number"},
+                        "imgsz": {"type": "integer"},
+                    },
+                }
+            },
+            "application/json": {"schema": DetectJson.model_json_schema()},
+        },
+    }
+}
+
+
+@router.post("/detect", openapi_extra=_DETECT_BODY, summary="Detect classes named in words in one image")
+async def detect(request: Request) -> dict[str, Any]:
+    """One record of the JSONL schema: source, frame 0, timestamp null, width, height and the detections."""
+    server = request.app.state.server
+    data, name, options = await read_detect_request(request, server.vocabularies, server.settings)
+    image = await run_in_threadpool(_decode, data, name, server.limits.pixels)
+    try:
+        future = server.batcher.submit([image], options.vocabulary, options.settings)
+    except QueueFull:
+        raise ApiError(503, "the server is busy (its queue is full): retry shortly", {"Retry-After": "1"}) from None
+    try:
+        (detections,) = await asyncio.wait_for(asyncio.wrap_future(future), server.timeout_s)
+    except asyncio.TimeoutError:
+        raise ApiError(504, f"no result within {server.timeout_s:g} s: retry, or send fewer requests") from None
+    except OvdetError as exc:
+        raise ApiError(422, str(exc)) from None
+    return frame_record(Frame(image, 0, None, name), detections)
+
+
+def _decode(data: bytes, name: str, pixels: int):
+    try:
+        return decode_image_bytes(data, name, pixels)
+    except ImageTooLarge as exc:
+        raise ApiError(413, str(exc)) from None
+    except OvdetError as exc:
+        raise ApiError(415, str(exc)) from None
+
+
+@router.get("/vocabularies", summary="Names of the stored vocabularies")
+def list_vocabularies(request: Request) -> dict[str, list[str]]:
+    return {"vocabularies": request.app.state.server.vocabularies.names()}
+
+
+@router.put("/vocabularies/{name:path}", status_code=201, summary="Store a vocabulary (YAML body)")
+async def put_vocabulary(name: str, request: Request) -> dict[str, Any]:
+    kind = media_type(request.headers.get("content-type"))
+    if kind not in YAML_TYPES:
+        raise ApiError(415, f"content type {kind or '(none)'} is not YAML: send Content-Type: application/yaml")
+    body = await request.body()
+    try:
+        vocabulary = request.app.state.server.vocabularies.put(name, body)
+    except (InvalidName, VocabularyError) as exc:
+        raise ApiError(422, str(exc)) from None
+    return {"name": name, "classes": list(vocabulary.names)}
+
+
+@router.get("/vocabularies/{name:path}", response_class=PlainTextResponse, summary="A stored vocabulary's YAML")
+def get_vocabulary(name: str, request: Request) -> Response:
+    text = _vocabulary_call(request.app.state.server.vocabularies.text, name)
+    return PlainTextResponse(text, media_type="application/yaml")
+
+
+@router.delete("/vocabularies/{name:path}", status_code=204, summary="Delete a stored vocabulary")
+def delete_vocabulary(name: str, request: Request) -> Response:
+    _vocabulary_call(request.app.state.server.vocabularies.delete, name)
+    return Response(status_code=204)
+
+
+def _vocabulary_call(call, name: str):
+    try:
+        return call(name)
+    except InvalidName as exc:
+        raise ApiError(422, str(exc)) from None
+    except UnknownVocabulary as exc:
+        raise ApiError(404, str(exc)) from None
+
+
+@router.post("/jobs", status_code=202, summary="Start a video job (multipart: video, classes or vocabulary)")
+async def create_job(request: Request) -> dict[str, Any]:
+    server = request.app.state.server
+    if media_type(request.headers.get("content-type")) != "multipart/form-data":
+        raise ApiError(415, "send the video as multipart/form-data: -F video=@clip.mp4 -F classes=person")
+    form = await request.form()
+    upload = form.get("video")
+    if not isinstance(upload, UploadFile):
+        raise ApiError(422, "the form has no file field 'video': send it as -F video=@clip.mp4")
+    suffix = Path(upload.filename or "").suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise ApiError(415, f"{upload.filename!r} is not a video file: send one of {', '.join(sorted(VIDEO_SUFFIXES))}")
+    options = read_options(dict(form), server.vocabularies, server.settings)
+    received = await run_in_threadpool(_keep_upload, upload, server.jobs.folder)
+    job = await run_in_threadpool(server.jobs.create, received, upload.filename, options.vocabulary, options.settings)
+    return server.jobs.describe(job)
+
+
+def _keep_upload(upload: UploadFile, folder: Path) -> Path:
+    """Copy the upload next to the jobs, so creating the job is a rename; nothing is left if the copy fails."""
+    handle = tempfile.NamedTemporaryFile(dir=folder, prefix=UPLOAD_PREFIX, suffix=".part", delete=False)
+    try:
+        with handle:
+            upload.file.seek(0)
+            shutil.copyfileobj(upload.file, handle)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    return Path(handle.name)
+
+
+@router.get("/jobs/{job_id}", summary="A job's state and progress; its outputs once done")
+def get_job(job_id: str, request: Request) -> dict[str, Any]:
+    jobs = request.app.state.server.jobs
+    try:
+        return jobs.describe(jobs.get(job_id))
+    except UnknownJob as exc:
+        raise ApiError(404, str(exc)) from None
+
+
+@router.get("/jobs/{job_id}/{output}", summary="A finished job's detections.jsonl or annotated.mp4")
+def get_job_output(job_id: str, output: str, request: Request) -> FileResponse:
+    jobs = request.app.state.server.jobs
+    if output not in JOB_OUTPUTS:
+        raise ApiError(404, f"a job has no output {output[:40]!r}: ask for {' or '.join(JOB_OUTPUTS)}")
+    try:
+        path = jobs.output(job_id, output)
+    except UnknownJob as exc:
+        raise ApiError(404, str(exc)) from None
+    if path is None:
+        raise ApiError(409, f"job {job_id} is not done yet: poll GET /v1/jobs/{job_id} until its state is done")
+    return FileResponse(path, media_type=JOB_OUTPUTS[output], filename=output)
+
+
+@router.get("/health", summary="Whether the server is up, and what it runs")
+def health(request: Request) -> dict[str, Any]:
+    server = request.app.state.server
+    return {"status": "ok", "version": __version__, "model": server.model_name, "waiting": server.batcher.waiting}

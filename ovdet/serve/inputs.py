@@ -1,0 +1,139 @@
+"""Turning a request into what detection needs: the image bytes, the vocabulary and the settings.
+
+``POST /v1/detect`` takes a multipart form (``image`` file, and ``classes`` or ``vocabulary``, ``conf``, ``iou``,
+``imgsz`` fields) or JSON (the same fields, ``image`` as base64). Every refusal is an :class:`ApiError` with
+the HTTP status and one line saying what to fix.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import HTTPException, Request
+from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import UploadFile
+
+from ..config import InferenceSettings
+from ..errors import ConfigError, VocabularyError
+from ..vocabulary import Vocabulary, parse_classes
+from .security import IMAGE_TYPES, media_type
+from .vocabularies import DEFAULT_VOCABULARY, InvalidName, UnknownVocabulary, VocabularyStore
+
+__all__ = ["ApiError", "DetectJson", "Options", "read_detect_request", "read_options"]
+
+_SETTINGS = ("conf", "iou", "imgsz")
+
+
+class ApiError(HTTPException):
+    """An HTTP error whose ``detail`` is one line for the caller."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, detail, headers)
+
+
+class DetectJson(BaseModel):
+    """The JSON body of ``POST /v1/detect``."""
+
+    image: str = Field(description="the encoded image (JPEG, PNG, WebP, BMP, TIFF or GIF) as base64")
+    classes: str | list[str] | None = Field(
+        None, description='comma-separated classes ("infusion pump,IV pole"), or a list of names'
+    )
+    vocabulary: str | None = Field(None, description="the name of a stored vocabulary, instead of classes")
+    conf: float | None = Field(None, description="confidence threshold in [0, 1]")
+    iou: float | None = Field(None, description="NMS IoU threshold in [0, 1]")
+    imgsz: int | None = Field(None, description="network input size, a multiple of 32")
+    name: str = Field("upload", description="the name reported as the record's source")
+
+
+@dataclass
+class Options:
+    """What a request asks for besides its media."""
+
+    vocabulary: Vocabulary
+    settings: InferenceSettings
+
+
+async def read_detect_request(request: Request, store: VocabularyStore, defaults: InferenceSettings):
+    """``(image bytes, source name, options)`` from a multipart or JSON request."""
+    kind = media_type(request.headers.get("content-type"))
+    if kind == "multipart/form-data":
+        form = await request.form()
+        upload = form.get("image")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(422, "the form has no file field 'image': send the image as -F image=@photo.jpg")
+        check_image_type(upload.content_type)
+        data = await upload.read()
+        return data, upload.filename or "upload", read_options(dict(form), store, defaults)
+    if kind == "application/json":
+        body = _json_body(await request.body())
+        data = _base64(body.image)
+        fields = body.model_dump(include={"classes", "vocabulary", *_SETTINGS})
+        return data, body.name, read_options(fields, store, defaults)
+    raise ApiError(
+        415, f"content type {kind or '(none)'} is not accepted: send multipart/form-data or application/json"
+    )
+
+
+def check_image_type(content_type: str | None) -> None:
+    kind = media_type(content_type)
+    if kind not in IMAGE_TYPES and kind != "application/octet-stream":
+        raise ApiError(415, f"the upload is {kind or 'untyped'}, not an image: send {', '.join(sorted(IMAGE_TYPES))}")
+
+
+def read_options(fields: dict[str, Any], store: VocabularyStore, defaults: InferenceSettings) -> Options:
+    """The vocabulary (``classes`` or a stored ``vocabulary``) and the settings of a request's fields."""
+    return Options(_vocabulary(fields, store), _settings(fields, defaults))
+
+
+def _vocabulary(fields: dict[str, Any], store: VocabularyStore) -> Vocabulary:
+    classes, name = fields.get("classes"), fields.get("vocabulary")
+    if not classes and not name and DEFAULT_VOCABULARY in store.names():
+        name = DEFAULT_VOCABULARY
+    if bool(classes) == bool(name):
+        raise ApiError(422, "send either classes (e.g. 'infusion pump,IV pole') or the name of a stored vocabulary")
+    try:
+        if name:
+            return store.load(str(name))
+        if isinstance(classes, list):
+            return Vocabulary.from_names(classes)
+        return parse_classes(str(classes))
+    except UnknownVocabulary as exc:
+        raise ApiError(404, str(exc)) from None
+    except (InvalidName, VocabularyError) as exc:
+        raise ApiError(422, str(exc)) from None
+
+
+def _settings(fields: dict[str, Any], defaults: InferenceSettings) -> InferenceSettings:
+    changes = {}
+    for key in _SETTINGS:
+        value = fields.get(key)
+        if value in (None, ""):
+            continue
+        try:
+            changes[key] = int(value) if key == "imgsz" else float(value)
+        except (TypeError, ValueError):
+            raise ApiError(422, f"{key} must be a number, got {str(value)[:40]!r}") from None
+    try:
+        return defaults.replace(**changes)
+    except ConfigError as exc:
+        raise ApiError(422, str(exc)) from None
+
+
+def _json_body(raw: bytes) -> DetectJson:
+    try:
+        return DetectJson.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the body"
+        raise ApiError(422, f"{where}: {first['msg']}: send JSON like {json.dumps({'image': '<base64>'})}") from None
+
+
+def _base64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(422, "image is not valid base64: encode the file's bytes, e.g. base64 -w0 photo.jpg") from None

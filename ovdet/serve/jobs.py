@@ -1,0 +1,178 @@
+"""Video jobs: an uploaded video runs through the batcher into the JSONL and annotated MP4 sinks, one job at a time.
+
+Each job is a folder ``<data>/jobs/<id>/`` holding the upload, ``job.json`` (its state, written atomically) and
+its outputs. States: ``queued`` → ``running`` → ``done`` or ``failed``; a job that was queued or running when
+the server stopped reads ``interrupted`` from then on — it never vanishes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import InferenceSettings
+from ..errors import OvdetError
+from ..io.files import write_json_atomically
+from ..io.sinks import JsonlSink
+from ..io.sources import open_source
+from ..io.video import AnnotatedVideoSink
+from ..pipeline import FrameReader, SinkWriter
+from ..vocabulary import Vocabulary
+from .batching import Batcher
+
+__all__ = ["JOB_OUTPUTS", "UPLOAD_PREFIX", "Job", "JobRunner", "UnknownJob"]
+
+log = logging.getLogger(__name__)
+
+JOB_OUTPUTS = {"detections.jsonl": "application/x-ndjson", "annotated.mp4": "video/mp4"}
+UNFINISHED = ("queued", "running")
+UPLOAD_PREFIX = ".upload-"  # a video being copied in, before it becomes a job
+_ID = re.compile(r"[0-9a-f]{32}")
+_PROGRESS_EVERY_S = 0.5
+
+
+class UnknownJob(OvdetError, LookupError):
+    """No job of that id exists."""
+
+
+@dataclass
+class Job:
+    """What ``GET /v1/jobs/{id}`` reports."""
+
+    id: str
+    state: str
+    video: str
+    frames_done: int = 0
+    frames_total: int | None = None
+    error: str | None = None
+    created: float = 0.0
+    finished: float | None = None
+
+
+class JobRunner:
+    """Stores jobs on disk and runs them in a background thread through the shared batcher.
+
+    Args:
+        folder: ``<data>/jobs``.
+        batcher: The server's batcher (so jobs and image requests share the one model).
+        settings: The server's settings; a job's frames go to the batcher ``settings.batch`` at a time.
+    """
+
+    def __init__(self, folder: Path, batcher: Batcher, settings: InferenceSettings) -> None:
+        self.folder = folder
+        self.batcher = batcher
+        self.settings = settings
+        self._queue: queue.Queue[tuple[str, Vocabulary, InferenceSettings] | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ovdet-jobs", daemon=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        for upload in folder.glob(f"{UPLOAD_PREFIX}*.part"):  # left by a server that died while receiving it
+            upload.unlink(missing_ok=True)
+        self._mark_interrupted()
+
+    def start(self) -> JobRunner:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the job in flight (its outputs are closed valid and it reads ``interrupted``)."""
+        self._stop.set()
+        self._queue.put(None)
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def create(self, upload: Path, original_name: str, vocabulary: Vocabulary, settings: InferenceSettings) -> Job:
+        """Move a received upload into a new job's folder and queue the job."""
+        job_id = uuid.uuid4().hex
+        folder = self.folder / job_id
+        folder.mkdir()
+        video = folder / f"input{Path(original_name).suffix.lower()}"
+        shutil.move(upload, video)
+        job = Job(job_id, "queued", original_name, created=time.time())
+        self._save(job)
+        self._queue.put((job_id, vocabulary, settings.replace(batch=self.settings.batch)))
+        return job
+
+    def get(self, job_id: str) -> Job:
+        path = self._folder(job_id) / "job.json"
+        return Job(**json.loads(path.read_text()))
+
+    def output(self, job_id: str, name: str) -> Path | None:
+        """The path of a finished job's output, or ``None`` while the job is not done."""
+        job = self.get(job_id)
+        return self._folder(job_id) / name if job.state == "done" else None
+
+    def _folder(self, job_id: str) -> Path:
+        folder = self.folder / job_id
+        if not _ID.fullmatch(job_id) or not (folder / "job.json").is_file():
+            raise UnknownJob(f"no job {job_id[:40]!r}: use the id POST /v1/jobs returned")
+        return folder
+
+    def _save(self, job: Job) -> None:
+        write_json_atomically([(self.folder / job.id / "job.json", asdict(job))])
+
+    def _mark_interrupted(self) -> None:
+        for state_file in self.folder.glob("*/job.json"):
+            job = self.get(state_file.parent.name)
+            if job.state in UNFINISHED:
+                job.state, job.error = "interrupted", "the server stopped before the job finished: submit it again"
+                self._save(job)
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None and not self._stop.is_set():
+            job_id, vocabulary, settings = item
+            job = self.get(job_id)
+            try:
+                self._process(job, vocabulary, settings)
+            except OvdetError as exc:
+                job.state, job.error = "failed", str(exc)
+            except Exception as exc:
+                log.exception("job %s failed", job_id)
+                job.state, job.error = "failed", f"unexpected {type(exc).__name__}: {exc}"
+            job.finished = time.time()
+            self._save(job)
+        self._mark_interrupted()
+
+    def _process(self, job: Job, vocabulary: Vocabulary, settings: InferenceSettings) -> None:
+        folder = self.folder / job.id
+        source = open_source(str(next(folder.glob("input*"))))
+        job.state, job.frames_total = "running", source.total
+        self._save(job)
+        sinks = [JsonlSink(folder / "detections.jsonl"), AnnotatedVideoSink(folder / "annotated.mp4", source.fps)]
+        sinks[1].use_vocabulary(vocabulary)
+        reader = FrameReader(source, depth=2 * settings.batch + 2).start()
+        saved = time.monotonic()
+        try:
+            with SinkWriter(sinks) as writer:
+                while frames := reader.next_batch(settings.batch, self._stop):
+                    images = [frame.image for frame in frames]
+                    results = self.batcher.submit_waiting(images, vocabulary, settings, self._stop)
+                    if results is None:
+                        break
+                    for frame, detections in zip(frames, results):
+                        writer.put(frame, detections)
+                    job.frames_done += len(frames)
+                    if time.monotonic() - saved > _PROGRESS_EVERY_S:
+                        self._save(job)
+                        saved = time.monotonic()
+        finally:
+            reader.stop()
+        job.state = "interrupted" if self._stop.is_set() else "done"
+        if job.state == "interrupted":
+            job.error = "the server stopped before the job finished: submit it again"
+
+    def describe(self, job: Job) -> dict[str, Any]:
+        """The API's view of a job: its state, progress and, when done, where its outputs are."""
+        view = asdict(job)
+        if job.state == "done":
+            view["outputs"] = {name: f"/v1/jobs/{job.id}/{name}" for name in JOB_OUTPUTS}
+        return view
