@@ -5,14 +5,18 @@ from a tag, so nothing in the file can run; every failure is one line naming the
 
 from __future__ import annotations
 
+import difflib
 import reprlib
+import stat
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .errors import OvdetError
 
-__all__ = ["MAX_DEPTH", "compose_plain_yaml", "plain_value"]
+__all__ = ["MAX_DEPTH", "NodeReader", "compose_plain_yaml", "plain_value", "read_plain_text"]
 
 MAX_DEPTH = 8  # a vocabulary needs 4: the file → classes → a class → its prompts
 _SHORT = reprlib.Repr()
@@ -78,3 +82,71 @@ def plain_value(node: yaml.ScalarNode) -> Any:
         return yaml.SafeLoader("").construct_object(node)
     except (ValueError, yaml.YAMLError):  # a value that looks like a date but is none, e.g. 2024-13-45
         return node.value
+
+
+def read_plain_text(path: Path, limit: int, error: type[OvdetError], document: str) -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes; ``document`` names it in errors ("vocabulary")."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a folder, or a pipe that would block the read
+            raise error(f"{document} {path} is not a regular file: pass a .yaml file")
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise error(f"{document} {path} cannot be read ({exc.strerror or exc}): check the path") from exc
+    if len(data) > limit:
+        raise error(
+            f"{document} {path} is over {limit >> 20} MiB, the most a {document} may hold: check that this is the "
+            f"right file"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error(f"{path}:{line}: byte {data[exc.start]:#04x} is not UTF-8: save the file as UTF-8") from None
+
+
+class NodeReader:
+    """Reads a plain-YAML node tree: named entries and known keys, every error one ``error`` line at file:line."""
+
+    def __init__(self, origin: str, error: type[OvdetError]) -> None:
+        self.origin = origin
+        self.error = error
+
+    def _at(self, node: yaml.Node) -> str:
+        return f"{self.origin}:{node.start_mark.line + 1}"
+
+    def _items(self, node: yaml.Node | None, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
+        """``(name, key node, value node)`` of a mapping; names are text with blanks collapsed, unique by case."""
+        if node is None:
+            return []
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(f"{self._at(node)}: {what} must be a mapping of names to values")
+        seen: dict[str, int] = {}
+        items = []
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                raise self.error(f"{self._at(key)}: a key in {what} is a list or mapping; write it as text")
+            name = " ".join(key.value.split())
+            if not name:
+                raise self.error(f"{self._at(key)}: a key in {what} is blank; write its name")
+            if name.casefold() in seen:
+                raise self.error(
+                    f"{self._at(key)}: duplicate {what} entry {_shown(name)} (first on line "
+                    f"{seen[name.casefold()]}); list it once"
+                )
+            seen[name.casefold()] = key.start_mark.line + 1
+            items.append((name, key, value))
+        return items
+
+    def _mapping(self, node: yaml.Node, what: str, allowed: Iterable[str]) -> dict[str, yaml.Node]:
+        """The entries of a mapping whose keys must be among ``allowed`` (a misspelt one gets a suggestion)."""
+        allowed = tuple(allowed)
+        items = self._items(node, what)
+        for name, key, _ in items:
+            if name not in allowed:
+                close = difflib.get_close_matches(name, allowed, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise self.error(
+                    f"{self._at(key)}: unknown key {_shown(name)} in {what}; {hint}allowed: {', '.join(allowed)}"
+                )
+        return {name: value for name, _, value in items}

@@ -8,15 +8,13 @@ aliases (``*name``: no "billion laughs"), at most :data:`MAX_VOCABULARY_BYTES` o
 
 from __future__ import annotations
 
-import difflib
 import re
-import stat
 from pathlib import Path
 
 import yaml
 
 from .errors import VocabularyError
-from .plain_yaml import MAX_DEPTH, compose_plain_yaml, plain_value
+from .plain_yaml import MAX_DEPTH, NodeReader, compose_plain_yaml, plain_value, read_plain_text
 from .vocabulary import BACKGROUND_PROMPT, Vocabulary, VocabularyClass, check_conf, check_template
 from .vocabulary import shown as _shown
 
@@ -31,7 +29,7 @@ _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
 
 def read_vocabulary_yaml(path: Path) -> Vocabulary:
     """Read and check ``path`` (see the module's description of what is refused)."""
-    return parse_vocabulary_yaml(_read_text(path), str(path))
+    return parse_vocabulary_yaml(read_plain_text(path, MAX_VOCABULARY_BYTES, VocabularyError, "vocabulary"), str(path))
 
 
 def parse_vocabulary_yaml(text: str, origin: str) -> Vocabulary:
@@ -39,33 +37,11 @@ def parse_vocabulary_yaml(text: str, origin: str) -> Vocabulary:
     return _VocabularyFile(origin, text).parse()
 
 
-def _read_text(path: Path) -> str:
-    try:
-        if not stat.S_ISREG(path.stat().st_mode):  # a folder, or a pipe that would block the read
-            raise VocabularyError(f"vocabulary {path} is not a regular file: pass a .yaml file")
-        with path.open("rb") as handle:
-            data = handle.read(MAX_VOCABULARY_BYTES + 1)
-    except OSError as exc:
-        raise VocabularyError(f"vocabulary {path} cannot be read ({exc.strerror or exc}): check the path") from exc
-    if len(data) > MAX_VOCABULARY_BYTES:
-        raise VocabularyError(
-            f"vocabulary {path} is over {MAX_VOCABULARY_BYTES >> 20} MiB, the most a vocabulary file may hold: "
-            f"check that this is the right file"
-        )
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise VocabularyError(
-            f"{path}:{line}: byte {data[exc.start]:#04x} is not UTF-8: save the file as UTF-8"
-        ) from None
-
-
-class _VocabularyFile:
+class _VocabularyFile(NodeReader):
     """Reads the YAML node tree, so every error can name the file and line."""
 
     def __init__(self, origin: str, text: str) -> None:
-        self.origin = origin
+        super().__init__(origin, VocabularyError)
         self.text = text
 
     def parse(self) -> Vocabulary:
@@ -82,44 +58,6 @@ class _VocabularyFile:
         decoys = tuple(self._decoys(top["decoys"], classes)) if "decoys" in top else ()
         background = self._background(top.get("background"))
         return Vocabulary(classes, templates, decoys, background, origin=self.origin)
-
-    def _at(self, node: yaml.Node) -> str:
-        return f"{self.origin}:{node.start_mark.line + 1}"
-
-    def _mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...]) -> dict[str, yaml.Node]:
-        if not isinstance(node, yaml.MappingNode):
-            raise VocabularyError(f"{self._at(node)}: {what} must be a mapping of keys to values")
-        items = self._items(node, what)
-        for name, key, _ in items:
-            if name not in allowed:
-                close = difflib.get_close_matches(name, allowed, n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                raise VocabularyError(
-                    f"{self._at(key)}: unknown key {_shown(name)} in {what}; {hint}allowed: {', '.join(allowed)}"
-                )
-        return {name: value for name, _, value in items}
-
-    def _items(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
-        if not isinstance(node, yaml.MappingNode):
-            raise VocabularyError(f"{self._at(node)}: {what} must be a mapping (name: phrasings)")
-        seen: dict[str, int] = {}
-        items = []
-        for key, value in node.value:
-            if not isinstance(key, yaml.ScalarNode):
-                raise VocabularyError(
-                    f"{self._at(key)}: a key in {what} is a list or mapping; write it as text, e.g. 'red backpack:'"
-                )
-            name = " ".join(key.value.split())
-            if not name:
-                raise VocabularyError(f"{self._at(key)}: a key in {what} is blank; write its name")
-            if name.casefold() in seen:
-                raise VocabularyError(
-                    f"{self._at(key)}: duplicate {what} entry {_shown(name)} (first on line "
-                    f"{seen[name.casefold()]}); list it once"
-                )
-            seen[name.casefold()] = key.start_mark.line + 1
-            items.append((name, key, value))
-        return items
 
     def _class(self, name: str, node: yaml.Node) -> VocabularyClass:
         where = f"{self._at(node)}: class {_shown(name)}"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 import yaml
 
 from .errors import ZonesError
-from .plain_yaml import compose_plain_yaml, plain_value
+from .plain_yaml import NodeReader, compose_plain_yaml, plain_value, read_plain_text
 from .rules import DIRECTIONS, RULE_KINDS, Rule
 from .zones import Geometry, LineSpec, Point, ZoneSpec
 
@@ -56,20 +55,7 @@ class ZonesFile:
 def read_zones_yaml(path: str | Path) -> ZonesFile:
     """Read and check a zones file."""
     path = Path(path)
-    try:
-        if not stat.S_ISREG(path.stat().st_mode):
-            raise ZonesError(f"zones file {path} is not a regular file: pass a .yaml file")
-        with path.open("rb") as handle:
-            data = handle.read(MAX_ZONES_BYTES + 1)
-    except OSError as exc:
-        raise ZonesError(f"zones file {path} cannot be read ({exc.strerror or exc}): check the path") from exc
-    if len(data) > MAX_ZONES_BYTES:
-        raise ZonesError(f"zones file {path} is over 1 MiB: check that this is the right file")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ZonesError(f"{path}:{line}: byte {data[exc.start]:#04x} is not UTF-8: save the file as UTF-8") from None
+    text = read_plain_text(path, MAX_ZONES_BYTES, ZonesError, "zones file")
     return parse_zones_yaml(text, str(path))
 
 
@@ -91,9 +77,9 @@ def check_rule_classes(rules: Iterable[Rule], class_names: Iterable[str], origin
             )
 
 
-class _ZonesReader:
+class _ZonesReader(NodeReader):
     def __init__(self, origin: str) -> None:
-        self.origin = origin
+        super().__init__(origin, ZonesError)
         self.fractions = False
 
     def parse(self, root: yaml.Node | None) -> ZonesFile:
@@ -108,37 +94,6 @@ class _ZonesReader:
         geometry = Geometry(zones, lines, self.fractions, self.origin)
         rules = tuple(self._rule(n, key, node, geometry) for n, key, node in self._items(top.get("rules"), "rules"))
         return ZonesFile(geometry, rules)
-
-    def _at(self, node: yaml.Node) -> str:
-        return f"{self.origin}:{node.start_mark.line + 1}"
-
-    def _items(self, node: yaml.Node | None, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
-        if node is None:
-            return []
-        if not isinstance(node, yaml.MappingNode):
-            raise ZonesError(f"{self._at(node)}: {what} must be a mapping of names to values")
-        items, seen = [], set()
-        for key, value in node.value:
-            name = " ".join(str(key.value).split()) if isinstance(key, yaml.ScalarNode) else ""
-            if not name:
-                raise ZonesError(f"{self._at(key)}: a name in {what} is blank or not text; write a name")
-            if name in seen:
-                raise ZonesError(f"{self._at(key)}: {what} entry {name!r} is listed twice; give each a unique name")
-            seen.add(name)
-            items.append((name, key, value))
-        return items
-
-    def _mapping(self, node: yaml.Node, what: str, allowed: Iterable[str]) -> dict[str, yaml.Node]:
-        allowed = tuple(allowed)
-        items = self._items(node, what)
-        for name, key, _ in items:
-            if name not in allowed:
-                close = difflib.get_close_matches(name, allowed, n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                raise ZonesError(
-                    f"{self._at(key)}: unknown key {name!r} in {what}; {hint}allowed: {', '.join(allowed)}"
-                )
-        return {name: value for name, _, value in items}
 
     def _units(self, node: yaml.Node) -> bool:
         value = node.value if isinstance(node, yaml.ScalarNode) else None

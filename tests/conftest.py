@@ -94,6 +94,18 @@ def fresh_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OVDET_CACHE_DIR", str(tmp_path / "cache"))
 
 
+@pytest.fixture(scope="module")
+def _module_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("embeddings")
+
+
+@pytest.fixture
+def module_embedding_cache(_module_cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """One embedding cache for a test module, instead of a fresh one per test: prompts are encoded once per module."""
+    monkeypatch.setenv("OVDET_CACHE_DIR", str(_module_cache_dir))
+    return _module_cache_dir
+
+
 @pytest.fixture(scope="session")
 def model_path(weights_dir: Path) -> Path:
     return weights_dir / "yolov8s-worldv2.pt"

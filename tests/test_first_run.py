@@ -35,15 +35,7 @@ def saved_folder(out: str) -> str:
     return re.search(r"^results saved to (.+)$", out, flags=re.M).group(1)
 
 
-@pytest.fixture(scope="module")
-def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("embeddings")
-
-
-@pytest.fixture(autouse=True)
-def warm_cache(shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The prompts' embeddings are encoded once for the module: CLIP loads only in the first run."""
-    monkeypatch.setenv("OVDET_CACHE_DIR", str(shared_cache))
+pytestmark = pytest.mark.usefixtures("module_embedding_cache")  # CLIP loads only in the module's first run
 
 
 @pytest.fixture
