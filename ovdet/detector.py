@@ -56,6 +56,9 @@ class OpenVocabDetector:
             PyTorch on CUDA; ``$OVDET_RUNTIME`` overrides), ``"torch"``, ``"openvino"`` or ``"onnxruntime"``.
         text_encoder: Encoder for prompts; default CLIP ViT-B/32, loaded only when a prompt is not cached.
         cache_dir: Folder of the embedding cache; default ``$OVDET_CACHE_DIR/embeddings``.
+        calibration: INT8 for a ``.pt`` run by OpenVINO: a video file or image folder of your own scenes that the
+            cached conversion is calibrated on (convolutions INT8; whatever takes the class embeddings stays in
+            floating point, so classes still change freely).
         **settings: Defaults for :class:`InferenceSettings` (``conf``, ``iou``, ``imgsz``, ``max_det``, ``half``,
             ``agnostic_nms``, ``batch``).
 
@@ -75,11 +78,14 @@ class OpenVocabDetector:
         runtime: str = "auto",
         text_encoder: TextEncoder | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        calibration: str | os.PathLike[str] | None = None,
         **settings: Any,
     ) -> None:
         self.settings = InferenceSettings().replace(**settings)
         self.model_path = resolve_weights(model)
-        self.backend: Backend = load_backend(self.model_path, device=device, half=self.settings.half, runtime=runtime)
+        self.backend: Backend = load_backend(
+            self.model_path, device=device, half=self.settings.half, runtime=runtime, calibration=calibration
+        )
         self._text_encoder = text_encoder
         self._cache = EmbeddingCache(cache_dir)
         fixed = self.backend.fixed_classes

@@ -9,6 +9,7 @@ no new conversion.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import math
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, WeightsError
+from .errors import ConfigError, SourceError, WeightsError
+from .export.quantize import DEFAULT_CALIBRATION_FRAMES
 from .runtimes.artifact import artifact_format
 from .runtimes.backend import Backend
 from .runtimes.registry import RUNTIMES, pt_runtimes, runtime_for_format, runtime_named
@@ -34,7 +36,11 @@ _OPENED_ATTRIBUTES = ("name", "space", "stride", "device", "input_dtype", "preci
 
 
 def load_backend(
-    model: str | os.PathLike[str], device: str = "auto", half: bool = False, runtime: str = "auto"
+    model: str | os.PathLike[str],
+    device: str = "auto",
+    half: bool = False,
+    runtime: str = "auto",
+    calibration: str | os.PathLike[str] | None = None,
 ) -> Backend:
     """Open a weights file or an exported model with the runtime its format needs.
 
@@ -45,6 +51,8 @@ def load_backend(
         half: Reduced precision (see each runtime).
         runtime: For a ``.pt``: ``"torch"``, ``"openvino"`` or ``"onnxruntime"`` (converted once and cached), or
             ``"auto"`` (``$OVDET_RUNTIME`` if set; else OpenVINO on a CPU where it is installed, PyTorch otherwise).
+        calibration: For a ``.pt`` run by OpenVINO: a video file or image folder of the user's own scenes; the
+            cached conversion is then INT8 (see :mod:`ovdet.export.quantize`), cached per calibration source.
 
     Example:
         >>> backend = load_backend("runs/export/yolov8s-worldv2-onnx-dynamic16/yolov8s-worldv2.onnx")  # doctest: +SKIP
@@ -53,7 +61,12 @@ def load_backend(
     """
     path = Path(model)
     if path.suffix in runtime_named("torch").suffixes:
-        return _load_weights(path, device, half, runtime)
+        return _load_weights(path, device, half, runtime, calibration)
+    if calibration is not None:
+        raise ConfigError(
+            f"{path} is an export, and INT8 calibration applies to a .pt: export it with --precision int8 "
+            f"--calibration, or run the .pt"
+        )
     exported = artifact_format(path)
     if exported is None:
         suffixes = ", ".join(suffix for entry in RUNTIMES if entry.format is not None for suffix in entry.suffixes)
@@ -66,7 +79,7 @@ def load_backend(
     return backend_class(path, device=device, half=half)
 
 
-def _load_weights(path: Path, device: str, half: bool, runtime: str) -> Backend:
+def _load_weights(path: Path, device: str, half: bool, runtime: str, calibration) -> Backend:
     from .runtimes.torch import TorchBackend, resolve_device
 
     if runtime not in ("auto", *pt_runtimes()):
@@ -75,9 +88,12 @@ def _load_weights(path: Path, device: str, half: bool, runtime: str) -> Backend:
         runtime = os.environ.get("OVDET_RUNTIME") or _fastest_runtime(resolve_device(device))
     if runtime not in pt_runtimes():
         raise ConfigError(f"OVDET_RUNTIME={runtime!r} is not a runtime: use one of {', '.join(pt_runtimes())}")
+    if calibration is not None and runtime != "openvino":
+        raise ConfigError(f"INT8 runs through OpenVINO, not {runtime}: drop --runtime (or use openvino) for INT8")
     if runtime == "torch":
         return TorchBackend(path, device=device, half=half)
-    return CompiledBackend(path, runtime, device="cpu" if device == "auto" else device, half=half)
+    device = "cpu" if device == "auto" else device
+    return CompiledBackend(path, runtime, device=device, half=half, calibration=calibration)
 
 
 def _fastest_runtime(device: str) -> str:
@@ -104,6 +120,9 @@ class CompiledBackend:
         device: ``"auto"`` or ``"cpu"``.
         half: Let OpenVINO compute in the CPU's BF16 instead of FP32.
         slots: Class slots of the first conversion.
+        calibration: INT8 (OpenVINO): convolutions quantized on frames of this video file or image folder; the
+            conversion is cached per weights, calibration content and frame count.
+        calibration_frames: How many frames of ``calibration``.
 
     Example:
         >>> backend = CompiledBackend(Path("weights/yolov8s-worldv2.pt"), "openvino")  # doctest: +SKIP
@@ -116,11 +135,21 @@ class CompiledBackend:
     max_classes = None  # grows on demand
 
     def __init__(
-        self, weights: Path, runtime: str, device: str = "auto", half: bool = False, slots: int = DEFAULT_SLOTS
+        self,
+        weights: Path,
+        runtime: str,
+        device: str = "auto",
+        half: bool = False,
+        slots: int = DEFAULT_SLOTS,
+        calibration: str | os.PathLike[str] | None = None,
+        calibration_frames: int = DEFAULT_CALIBRATION_FRAMES,
     ) -> None:
         self.weights, self.runtime, self.half, self._device = Path(weights), runtime, half, device
         self._digest = file_sha256(self.weights)
         self._first_slots = slots
+        self.calibration = os.fspath(calibration) if calibration is not None else None
+        self.calibration_frames = calibration_frames
+        self._variant = f"-int8-{_content_key(Path(calibration), calibration_frames)}" if calibration else ""
 
     def __getattr__(self, name: str):
         """The converted model's attributes (and ``slots``) open it on first use."""
@@ -130,7 +159,7 @@ class CompiledBackend:
         return getattr(self, name)
 
     def _open(self, slots: int) -> None:
-        folder = compiled_dir() / f"{self.weights.stem}-{self._digest[:16]}-{self.runtime}-k{slots}"
+        folder = compiled_dir() / f"{self.weights.stem}-{self._digest[:16]}-{self.runtime}-k{slots}{self._variant}"
         if not (folder / "ovdet.json").is_file():
             self._convert(folder, slots)
         self._inner = load_backend(folder, device=self._device, half=self.half)
@@ -144,8 +173,12 @@ class CompiledBackend:
 
         log.info("converting %s for %s once (%d class slots; takes a while); cached in %s", self.weights.name,
                  self.runtime, slots, folder)  # fmt: skip
-        options = ExportOptions(runtime_named(self.runtime).format, dynamic_vocab=True, max_classes=slots)
-        export_backend(TorchBackend(self.weights, device="cpu"), self.weights, options, folder)
+        options = ExportOptions(
+            runtime_named(self.runtime).format, dynamic_vocab=True, max_classes=slots, int8=bool(self.calibration),
+            calibration=self.calibration, calibration_frames=self.calibration_frames,
+        )  # fmt: skip
+        backend = TorchBackend(self.weights, device="cpu")
+        export_backend(backend, self.weights, options, folder, calibration_encoder=self.default_text_encoder())
 
     def default_text_encoder(self) -> ClipTextEncoder:
         """CLIP in PyTorch, as for the ``.pt`` itself: the same embeddings, the same cache."""
@@ -161,6 +194,20 @@ class CompiledBackend:
 
     def infer(self, images: np.ndarray) -> np.ndarray:
         return self._inner.infer(images)
+
+
+def _content_key(source: Path, frames: int) -> str:
+    """A short digest of a calibration source's content (a file's bytes; a folder's names, sizes and times)."""
+    if not source.exists():
+        raise SourceError(f"--calibration {source} does not exist: pass a video file or a folder of images")
+    digest = hashlib.sha256(f"{frames}".encode())
+    if source.is_file():
+        digest.update(file_sha256(source).encode())
+    else:
+        for entry in sorted(path for path in source.rglob("*") if path.is_file()):
+            status = entry.stat()
+            digest.update(f"{entry.relative_to(source)}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:12]
 
 
 def _slots_for(rows: int) -> int:

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import openvino
 import pytest
 
 from ovdet import ConfigError, OpenVocabDetector, SourceError
+from ovdet._openvino import import_openvino
 from ovdet.cli import main
 from ovdet.export.exporter import export_detector
 from ovdet.runtimes.artifact import Artifact
+from tests.hostile.harness import assert_clean_stderr, assert_error, run_cli
 from tests.media import small_frames, write_clip
 from tests.test_export import TORCH_FREE_CLI
 
@@ -45,7 +46,12 @@ def int8_exports(model_path: Path, calibration: Path, tmp_path_factory: pytest.T
     return {"dynamic": dynamic, "fixed": root / "fixed" / model_path.with_suffix(".xml").name, "console": result}
 
 
-def _feeders(model: openvino.Model) -> dict[str, set[str]]:
+def _read(model_file: Path):
+    """The OpenVINO model, through ovdet (importing openvino before ovdet would let its telemetry load)."""
+    return import_openvino("reading the export").Core().read_model(str(model_file))
+
+
+def _feeders(model) -> dict[str, set[str]]:
     """Each operation's name → the types of the operations feeding it."""
     return {
         op.get_friendly_name(): {source.get_source_output().get_node().get_type_name() for source in op.inputs()}
@@ -55,7 +61,7 @@ def _feeders(model: openvino.Model) -> dict[str, set[str]]:
 
 @pytest.mark.parametrize("kind", ["dynamic", "fixed"])
 def test_only_convolutions_are_quantized(kind: str, int8_exports: dict) -> None:
-    model = openvino.Core().read_model(str(int8_exports[kind]))
+    model = _read(int8_exports[kind])
     feeders = _feeders(model)
     types = {op.get_friendly_name(): op.get_type_name() for op in model.get_ordered_ops()}
     quantized = {name for name, sources in feeders.items() if "FakeQuantize" in sources}
@@ -124,3 +130,35 @@ def test_cli_half_and_int8_are_one_or_the_other(capsys: pytest.CaptureFixture[st
         main(["export", "--format", "openvino", "--dynamic-vocab", "--half", "--precision", "int8"])
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert usage.value.code == 2 and "--half" in error and "int8" in error
+
+
+def test_detect_converts_a_pt_to_int8_once_per_calibration(
+    model_path: Path, calibration: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd
+) -> None:
+    monkeypatch.setenv("OVDET_COMPILED_DIR", str(tmp_path / "compiled"))
+    run = ["detect", calibration, "--model", model_path, "--runtime", "openvino", "--classes", "bottle,person",
+           "--imgsz", "160", "--conf", "0.01", "--precision", "int8", "--calibration", calibration,
+           "--quiet"]  # fmt: skip
+    for name in ("first.jsonl", "again.jsonl"):
+        result = run_cli([*run, "--output", tmp_path / name], capfd)
+        assert_clean_stderr(result)
+        [converted] = (tmp_path / "compiled").iterdir()  # the second run reuses the first one's conversion
+    assert "-int8-" in converted.name
+    assert Artifact.open(converted, "openvino").metadata.precision == "int8"
+    assert (tmp_path / "first.jsonl").read_bytes() == (tmp_path / "again.jsonl").read_bytes()
+    assert len((tmp_path / "first.jsonl").read_text().splitlines()) == 24
+
+
+@pytest.mark.parametrize(
+    ("flags", "mentions"),
+    [
+        (["--precision", "int8"], ["--calibration"]),
+        (["--precision", "int8", "--half"], ["--half", "int8"]),
+        (["--calibration", "{clip}"], ["--precision int8"]),
+    ],
+    ids=["int8-without-scenes", "int8-and-half", "scenes-without-int8"],
+)
+def test_detect_precision_flags_are_checked_first(flags: list[str], mentions: list[str], calibration: Path, capfd):
+    flags = [flag.format(clip=calibration) for flag in flags]
+    result = run_cli(["detect", calibration, "--classes", "bottle", "--no-save", *flags], capfd)
+    assert_error(result, 2, *mentions)

@@ -133,6 +133,20 @@ def test_no_source_without_ultralytics_says_to_pass_one(capfd, monkeypatch: pyte
     assert not Path("runs").exists()
 
 
+@pytest.mark.parametrize(
+    "mistake",
+    [["--model", "missing.pt"], ["--vocab", "missing.yaml"], ["--precision", "int8", "--calibration", "missing.mp4"]],
+    ids=["missing-weights", "missing-vocabulary", "missing-calibration"],
+)
+def test_a_run_that_fails_before_its_first_frame_leaves_no_results_folder(
+    mistake: list[str], image: Path, capfd
+) -> None:
+    classes = [] if "--vocab" in mistake else ["--classes", "person"]
+    result = run_cli(["detect", image, *classes, *FAST, *mistake], capfd)
+    assert_error(result, result.code, mistake[-1])
+    assert result.code in (1, 2) and not Path("runs").exists()
+
+
 def test_a_source_still_needs_classes(image: Path, capfd) -> None:
     assert_error(run_cli(["detect", image], capfd), 2, "--classes", str(image))
 

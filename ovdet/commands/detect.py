@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import signal
 import threading
 from collections.abc import Iterator
@@ -67,6 +68,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "differ slightly from FP32); ignored with a warning by --runtime torch on a CPU and by ONNX and TorchScript "
         "exports, which keep the precision they were exported with",
     )
+    detect.add_argument(
+        "--precision",
+        choices=("fp32", "half", "int8"),
+        help="fp32 (the default); half is --half; int8: a .pt converted for OpenVINO with INT8 convolutions "
+        "calibrated on --calibration (cached), or an INT8 export",
+    )
+    detect.add_argument("--calibration", metavar="VIDEO_OR_FOLDER", help="your own scenes, for --precision int8")
     detect.add_argument("--agnostic-nms", action="store_true", default=None, help="one box, one label")
     detect.add_argument("--vid-stride", type=int, default=1, help="process every n-th video frame (default 1)")
     detect.add_argument("--track", action="store_true", help="give boxes ids that stay stable across frames")
@@ -97,9 +105,10 @@ def run(args: argparse.Namespace) -> int:
     from ..vocabulary import VocabularyWatcher, load_vocabulary, parse_classes
 
     summary = RunSummary()
+    calibration = _check_precision(args)
     settings = InferenceSettings().replace(
         conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, batch=args.batch,
-        half=args.half, agnostic_nms=args.agnostic_nms,
+        half=args.half or args.precision == "half" or None, agnostic_nms=args.agnostic_nms,
     )  # fmt: skip
     args = run_dir.with_default_source(args)
     vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
@@ -109,10 +118,12 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(args.source, vid_stride=args.vid_stride, reconnect_timeout=args.reconnect_timeout)
     args, results_folder = run_dir.with_default_outputs(args, source)
     _check_paths(args, source)
-    with _stop_on_signals() as stop:
+    with _removed_if_nothing_written(results_folder, summary), _stop_on_signals() as stop:
         writer = SinkWriter(_open_sinks(args, source, analytics))
         try:
-            detector = OpenVocabDetector(args.model, device=args.device, runtime=args.runtime, **vars(settings))
+            detector = OpenVocabDetector(
+                args.model, device=args.device, runtime=args.runtime, calibration=calibration, **vars(settings)
+            )
             _use_vocabulary(detector, vocabulary, writer.sinks)
             summary.ready()
             stream = detector.stream(source, track=track, stop=stop.event, **vars(settings))
@@ -127,8 +138,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             stop.closing()  # from here on no signal may cut the closing of the outputs short
             writer.close()
-    if summary.frames == 0 and stop.signum is None:
-        raise SourceError(f"no frame or image could be read from {source.name}")
+        if summary.frames == 0 and stop.signum is None:
+            raise SourceError(f"no frame or image could be read from {source.name}")
     if stop.signum is not None:
         log.warning(
             "stopped by %s after %d frame(s); every output holds those frames and is complete",
@@ -139,6 +150,46 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(summary.lines(source.name, frame_unit(source), outputs, results_folder)))
         analytics.show()
     return EXIT_BY_SIGNAL[stop.signum] if stop.signum is not None else 0
+
+
+@contextmanager
+def _removed_if_nothing_written(folder: Path | None, summary: RunSummary) -> Iterator[None]:
+    """A default results folder this run creates (with the parents it creates) goes again if the run fails before
+    its first frame."""
+    created = None
+    if folder is not None and not folder.exists():
+        created = folder
+        while not created.parent.exists():
+            created = created.parent
+    try:
+        yield
+    except BaseException:
+        if created is not None and summary.frames == 0:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _check_precision(args: argparse.Namespace) -> str | None:
+    """The INT8 calibration source, if any; contradictory precision flags are usage errors."""
+    if args.half and args.precision not in (None, "half"):
+        raise UsageError(f"--half is --precision half, and --precision {args.precision} was given: choose one")
+    if args.calibration and args.precision != "int8":
+        raise UsageError("--calibration is for --precision int8: add it, or drop --calibration")
+    if args.calibration and not Path(args.calibration).exists():
+        raise SourceError(f"--calibration {args.calibration} does not exist: pass a video file or a folder of images")
+    if args.precision == "int8" and not args.calibration and not _is_int8_export(Path(args.model)):
+        raise UsageError(
+            "--precision int8 needs --calibration VIDEO_OR_FOLDER (your own scenes) to convert a .pt, or an INT8 "
+            "export (ovdet export --precision int8) as --model"
+        )
+    return args.calibration
+
+
+def _is_int8_export(path: Path) -> bool:
+    from ..runtimes.artifact import Artifact, artifact_format
+
+    exported = artifact_format(path) if path.exists() else None
+    return exported is not None and Artifact.open(path, exported).metadata.precision == "int8"
 
 
 def _use_vocabulary(detector, vocabulary, sinks: list) -> None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..detector import OpenVocabDetector
     from ..embeddings import Embeddings
     from ..runtimes.torch import TorchBackend
-    from ..text import ClipTextEncoder
+    from ..text import ClipTextEncoder, TextEncoder
 
 __all__ = ["DEFAULT_MAX_CLASSES", "FORMATS", "ExportOptions", "export_backend", "export_detector"]
 
@@ -176,6 +176,7 @@ def export_backend(
     folder: Path,
     embeddings: Embeddings | None = None,
     text_encoder: ClipTextEncoder | None = None,
+    calibration_encoder: TextEncoder | None = None,
 ) -> Path:
     """Write an artifact folder from a loaded PyTorch model: the detector graph, ``ovdet.json``, and (when a
     ``text_encoder`` is given) the CLIP text tower; the folder appears only once complete.
@@ -187,6 +188,8 @@ def export_backend(
         folder: Where; replaced if it holds an earlier export.
         embeddings: The classes to bake in, for a fixed export.
         text_encoder: The CLIP encoder whose text tower a dynamic export ships; ``None`` ships none.
+        calibration_encoder: Encodes the names an INT8 changeable graph is calibrated with (default
+            ``text_encoder``), for an export that ships no text tower.
 
     Example:
         >>> options = ExportOptions("openvino", dynamic_vocab=True)
@@ -196,7 +199,8 @@ def export_backend(
     num_classes = options.max_classes if embeddings is None else len(embeddings)
     _check_half(options, backend)
     _check_target(folder)
-    calibration = _calibration(options, backend, text_encoder, num_classes)  # a bad source fails before the export
+    encoder = calibration_encoder or text_encoder
+    calibration = _calibration(options, backend, encoder, num_classes)  # a bad source fails before the export
     with _staging(folder) as staging:
         model_file = _write_detector_graph(
             backend, embeddings, num_classes, options, staging / weights.stem, calibration

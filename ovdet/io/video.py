@@ -101,4 +101,4 @@ class AnnotatedVideoSink:
         except (av.error.FFmpegError, OSError) as exc:
             raise output_error(self.path, exc) from exc
         if self.frames_written == 0:
-            log.warning("no frame was written to %s", self.path)
+            log.debug("no frame was written to %s", self.path)
