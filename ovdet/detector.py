@@ -60,7 +60,7 @@ class OpenVocabDetector:
             cached conversion is calibrated on (convolutions INT8; whatever takes the class embeddings stays in
             floating point, so classes still change freely).
         **settings: Defaults for :class:`InferenceSettings` (``conf``, ``iou``, ``imgsz``, ``max_det``, ``half``,
-            ``agnostic_nms``, ``batch``).
+            ``agnostic_nms``, ``batch``). An exported model's ``imgsz`` defaults to the one it was exported at.
 
     Example:
         >>> detector = OpenVocabDetector("yolov8s-worldv2")  # doctest: +SKIP
@@ -86,6 +86,9 @@ class OpenVocabDetector:
         self.backend: Backend = load_backend(
             self.model_path, device=device, half=self.settings.half, runtime=runtime, calibration=calibration
         )
+        exported_imgsz = getattr(self.backend, "default_imgsz", None)
+        if settings.get("imgsz") is None and exported_imgsz:
+            self.settings = self.settings.replace(imgsz=exported_imgsz)
         self._text_encoder = text_encoder
         self._cache = EmbeddingCache(cache_dir)
         fixed = self.backend.fixed_classes

@@ -289,7 +289,7 @@ class VocabularyWatcher:
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())
             log.warning("ignoring the edited vocabulary %s, keeping the current one: %s", self.path, reason)
             return None
-        log.warning("vocabulary %s changed: now %s", self.path, ", ".join(names))
+        log.info("vocabulary %s changed: now %s", self.path, ", ".join(names))
         return vocabulary
 
 

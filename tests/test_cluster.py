@@ -146,6 +146,11 @@ def test_bad_counts_and_addresses_are_refused(archive, model_path, tmp_path, cap
     assert_error(result, 1 if "ray://" in arguments else 2, *mentions)
 
 
+def test_ray_taking_the_only_source_says_so(archive, model_path, tmp_path, capfd) -> None:
+    result = run_cli(["batch", *_settings(model_path), "--output-dir", tmp_path / "out", "--ray", archive], capfd)
+    assert_error(result, 2, f"--ray {archive} is a file or folder", "after the sources")
+
+
 def test_outputs_mirror_the_sources_and_a_list_file_names_them(archive, tmp_path) -> None:
     listing = tmp_path / "sources.txt"
     listing.write_text(f"# the doors\n{archive / 'cam1' / 'door.mp4'}\n\n{archive / 'cam2' / 'door.mp4'}\n")
@@ -165,6 +170,13 @@ def test_an_output_folder_inside_the_archive_is_not_taken_for_sources(archive, t
     (copy / "a.mp4").write_bytes((archive / "cam1" / "door.mp4").read_bytes())
     (copy / "out" / "cam1" / "a.mp4.annotated.mp4").write_bytes(b"")
     assert expand_sources([str(copy)], skip=copy / "out") == [str(copy / "a.mp4")]
+
+
+def test_an_output_folder_that_is_a_source_folder_is_refused(archive, model_path, capfd) -> None:
+    """Its outputs would be taken for sources by the next run, which the manifest promises to resume."""
+    with unchanged(archive):
+        result = run_cli(["batch", archive / "cam2", *_settings(model_path), "--output-dir", archive / "cam2"], capfd)
+    assert_error(result, 2, "--output-dir", "source folder", "of their own")
 
 
 def test_ctrl_c_stops_the_job_and_leaves_finished_sources_complete(model_path, tmp_path) -> None:

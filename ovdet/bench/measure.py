@@ -242,7 +242,7 @@ def _start_workers(subjects: Sequence[Subject]) -> tuple[dict[str, Worker], dict
         started = time.perf_counter()
         try:
             workers[subject.label] = Worker(subject)
-            log.info("%s ready (%.1f s)", subject.label, time.perf_counter() - started)
+            log.debug("%s ready (%.1f s)", subject.label, time.perf_counter() - started)
         except BenchmarkError as exc:
             errors[subject.label] = str(exc)
             log.warning("%s", exc)

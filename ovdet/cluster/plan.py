@@ -93,6 +93,11 @@ def _list_lines(name: str) -> list[str]:
 def _folder_sources(folder: Path, skip: Path | None) -> list[str]:
     """Each folder at or below ``folder`` that holds images (one source each), and each video below it."""
     skipped = _identity(skip) if skip is not None else None
+    if skipped is not None and _identity(folder) == skipped:
+        raise UsageError(
+            f"--output-dir {skip} is the source folder {folder}: the outputs would become sources of the next run; "
+            f"choose a folder of their own (one inside {folder} is fine)"
+        )
     sources = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if _identity(Path(root) / d) != skipped)

@@ -32,7 +32,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "every box in OUT/detections/ and a manifest; a re-run skips the sources done.",
     )
     batch.add_argument(
-        "sources", nargs="+", metavar="SOURCE",
+        "sources", nargs="*", metavar="SOURCE",
         help="video files, image folders (one source each), folders of videos, or @list.txt (one source a line)",
     )  # fmt: skip
     vocabulary = batch.add_mutually_exclusive_group(required=True)
@@ -110,6 +110,8 @@ def _check_counts(args: argparse.Namespace) -> None:
     if args.ray is not None and Path(args.ray).exists():
         raise UsageError(f"--ray {args.ray} is a file or folder, not a cluster: put --ray after the sources, "
                          f"or write --ray local")  # fmt: skip
+    if not args.sources:
+        raise UsageError("no SOURCE given: pass videos, image folders or @list.txt")
     if args.ray is None and (args.workers > 1 or args.gpus_per_worker):
         raise UsageError("--workers and --gpus-per-worker need --ray: add --ray (a cluster on this machine)")
 

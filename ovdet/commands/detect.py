@@ -106,10 +106,11 @@ def run(args: argparse.Namespace) -> int:
 
     summary = RunSummary()
     calibration = _check_precision(args)
-    settings = InferenceSettings().replace(
+    given = dict(
         conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, batch=args.batch,
         half=args.half or args.precision == "half" or None, agnostic_nms=args.agnostic_nms,
     )  # fmt: skip
+    InferenceSettings().replace(**given)  # bad values are refused before any work
     args = run_dir.with_default_source(args)
     vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
     watcher = VocabularyWatcher(args.vocab) if args.vocab and not args.vocab.endswith(".npz") else None
@@ -122,11 +123,12 @@ def run(args: argparse.Namespace) -> int:
         writer = SinkWriter(_open_sinks(args, source, analytics))
         try:
             detector = OpenVocabDetector(
-                args.model, device=args.device, runtime=args.runtime, calibration=calibration, **vars(settings)
-            )
+                args.model, device=args.device, runtime=args.runtime, calibration=calibration,
+                **{name: value for name, value in given.items() if value is not None},
+            )  # fmt: skip
             _use_vocabulary(detector, vocabulary, writer.sinks)
             summary.ready()
-            stream = detector.stream(source, track=track, stop=stop.event, **vars(settings))
+            stream = detector.stream(source, track=track, stop=stop.event)
             with _progress(source, args.quiet) as progress:
                 for frame, detections in stream:
                     analytics.update(frame, detections)

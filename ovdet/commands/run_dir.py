@@ -35,14 +35,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def with_default_source(args: argparse.Namespace) -> argparse.Namespace:
     """No source: Ultralytics' sample images, and (without --classes or --vocab) what they show. A source of the
-    user's own needs its classes: only the user knows what to look for there."""
+    user's own needs its classes — only the user knows what to look for there — unless the model is an export with
+    its classes baked in."""
+    args = argparse.Namespace(**vars(args))
+    if not (args.classes or args.vocab) and (baked := _baked_classes(Path(args.model))):
+        args.classes = ",".join(baked)
     if args.source is None:
-        args = argparse.Namespace(**{**vars(args), "source": str(sample_images_folder())})
+        args.source = str(sample_images_folder())
         if not (args.classes or args.vocab):
             args.classes = SAMPLE_CLASSES
     if not (args.classes or args.vocab):
         raise UsageError(f'say what to find in {args.source}: add --classes "person,bottle" or --vocab FILE.yaml')
     return args
+
+
+def _baked_classes(model: Path) -> tuple[str, ...] | None:
+    """The classes a fixed-vocabulary export was made with: what it detects when no classes are given."""
+    from ..runtimes.artifact import Artifact, artifact_format
+
+    exported = artifact_format(model) if model.exists() else None
+    return Artifact.open(model, exported).metadata.classes if exported is not None else None
 
 
 def with_default_outputs(args: argparse.Namespace, source) -> tuple[argparse.Namespace, Path | None]:

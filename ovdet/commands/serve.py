@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     token = args.token or os.environ.get("OVDET_TOKEN") or None
     check_bind(args.host, token)
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port}: pass a port from 1 to 65535 (default 8000)")
     options = ServerOptions(
         data_dir=check_writable(args.data, directory=True),
         token=token,

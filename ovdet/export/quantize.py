@@ -101,6 +101,8 @@ class Calibration:
 def quantize_openvino(model: openvino.Model, calibration: Calibration) -> openvino.Model:
     """The INT8 model: convolutions quantized on the calibration frames; text operations and box decoding in
     floating point (see the module's docstring)."""
+    # NNCF imports PyTorch's extension builder, which warns on every machine without CUDA
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     try:
         import nncf
     except ImportError as exc:

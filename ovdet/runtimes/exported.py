@@ -50,6 +50,7 @@ class ExportedBackend(ABC):
         self.max_classes = metadata.max_classes if metadata.dynamic else None
         self.input_dtype: type = np.dtype(metadata.input_dtype).type
         self.precision = metadata.precision
+        self.default_imgsz = metadata.imgsz  # what it was exported for: the detector's imgsz unless one is given
         # (text slots or None, classes in use): replaced as one value, so a concurrent infer sees one vocabulary
         self._vocabulary: tuple[np.ndarray | None, int] = (None, 0 if metadata.dynamic else metadata.max_classes)
 
