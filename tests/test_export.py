@@ -27,6 +27,7 @@ from ovdet.cli import main
 from ovdet.export.exporter import export_detector
 from ovdet.runtimes.artifact import METADATA_FILE, Artifact
 from tests.conftest import PEOPLE, read_frames
+from tests.hostile.harness import run_cli
 
 IMGSZ = 320
 CONF = 0.01
@@ -365,3 +366,19 @@ def test_devices_are_checked_per_runtime(exports: dict[str, Path], tmp_path: Pat
     (tmp_path / "model.tflite").write_bytes(b"\0")
     with pytest.raises(WeightsError, match=r"unsupported format \.tflite"):
         OpenVocabDetector(tmp_path / "model.tflite", device="cpu")
+
+
+def test_an_export_runs_at_the_size_it_was_exported_for(exports: dict[str, Path]) -> None:
+    assert OpenVocabDetector(exports["onnx-dynamic"]).settings.imgsz == IMGSZ != 640
+    assert OpenVocabDetector(exports["onnx-dynamic"], imgsz=640).settings.imgsz == 640
+
+
+def test_a_fixed_export_detects_its_baked_classes_when_given_none(exports: dict[str, Path], frames, tmp_path, capfd):
+    image = tmp_path / "scene.png"
+    cv2.imwrite(str(image), frames[0])
+    output = tmp_path / "out.jsonl"
+    model = exports[f"onnx-fixed{len(CLASSES)}"].parent
+    result = run_cli(["detect", image, "--model", model, "--conf", CONF, "--output", output, "--quiet"], capfd)
+    assert result.code == 0, result.err
+    names = {row["class_name"] for row in json.loads(output.read_text())["detections"]}
+    assert names and names <= set(CLASSES)
