@@ -50,7 +50,7 @@ class InferenceSettings:
         for name in ("conf", "iou"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}: pass e.g. {name}=0.25")
+                raise ConfigError(f"{name} must be a number in [0, 1], got {value!r}: use e.g. 0.25")
         check_sizes(imgsz=self.imgsz, batch=self.batch, max_det=self.max_det)
 
     def replace(self, **changes: Any) -> InferenceSettings:
@@ -78,11 +78,11 @@ def check_sizes(*, imgsz: int, batch: int, **counts: int | None) -> None:
     if imgsz > MAX_IMGSZ:
         raise ConfigError(
             f"imgsz {imgsz} is more than the maximum of {MAX_IMGSZ}: the network would need more memory "
-            f"than a 24 GB machine has; pass e.g. imgsz=1280"
+            f"than a 24 GB machine has; use e.g. 1280"
         )
     if batch * imgsz**2 > MAX_BATCH_PIXELS:
         most = MAX_BATCH_PIXELS // imgsz**2
         raise ConfigError(
             f"batch {batch} at imgsz {imgsz} is too large: batch × imgsz² may be at most "
-            f"{MAX_IMGSZ}² (batch ≤ {most} at imgsz {imgsz}) to fit in memory; pass batch={min(most, 8)}"
+            f"{MAX_IMGSZ}² (batch ≤ {most} at imgsz {imgsz}) to fit in memory; use a batch of {min(most, 8)}"
         )
