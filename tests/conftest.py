@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ovdet.weights import SUMS_FILE
 from tests import network_guard, weights_fixtures
 
 # No network beyond loopback for the whole run, in this process and in every interpreter it starts.
@@ -41,8 +43,13 @@ def read_frames(path: Path, count: int, step: int = 1) -> list[np.ndarray]:
 @pytest.fixture(scope="session")
 def weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``<dir>/yolov8s-worldv2.pt`` and ``<dir>/clip/ViT-B-32.pt``: random-init, recalibrated, real formats."""
-    root = tmp_path_factory.mktemp("weights")
-    return weights_fixtures.build_weights_dir(root, weights_fixtures.read_calibration_frames())
+    root = weights_fixtures.build_weights_dir(
+        tmp_path_factory.mktemp("weights"), weights_fixtures.read_calibration_frames()
+    )
+    # Pinned as by an earlier run, so that no test's output depends on being the first to load the detector.
+    digest = hashlib.sha256((root / "yolov8s-worldv2.pt").read_bytes()).hexdigest()
+    (root / SUMS_FILE).write_text(f"{digest}  yolov8s-worldv2.pt\n")
+    return root
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,7 +12,6 @@ import time
 import zipfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -83,14 +82,6 @@ YAML_CASES = [
                  + ", ".join(f"p{i}" for i in range(300)) + "]\n", None, ["prompts", "limit"],
                  id="prompt-explosion"),
 ]  # fmt: skip
-
-
-@pytest.fixture
-def image(tmp_path: Path) -> Path:
-    path = tmp_path / "inputs" / "frame.png"
-    path.parent.mkdir()
-    cv2.imwrite(str(path), small_frames(1)[0])
-    return path
 
 
 def _write(path: Path, content: str | bytes) -> Path:
@@ -374,8 +365,7 @@ def test_running_detect_survives_hostile_live_edits(
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["frame"] for r in records] == list(range(12)), "every frame, in order, despite the edits"
     assert not marker.exists()
-    assert len(warnings) == 4, warnings
+    assert len(warnings) == 3, warnings  # a good edit is a note, which --quiet keeps to itself
     assert "tag" in warnings[0] and "UTF-8" in warnings[1] and "removed" in warnings[2]
-    assert "forklift, pallet" in warnings[3]
     late = {d["class_name"] for r in records[8:] for d in r["detections"]}
     assert late <= {"forklift", "pallet"}

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import pytest
 
 from tests.hostile.harness import assert_error, assert_no_temporaries, assert_valid_output, run_cli, unchanged
-from tests.media import small_frames
 
 ZONE = "zones:\n  bay: [[0, 0], [50, 0], [50, 50]]\n"
 LINE = "lines:\n  door: [[10, 0], [10, 100]]\n"
@@ -51,14 +49,6 @@ CASES = [
     pytest.param("", None, ["empty"], id="empty"),
     pytest.param("zones: [a, b\n", 2, ["not valid YAML"], id="bad-yaml"),
 ]  # fmt: skip
-
-
-@pytest.fixture
-def image(tmp_path: Path) -> Path:
-    path = tmp_path / "inputs" / "frame.png"
-    path.parent.mkdir()
-    cv2.imwrite(str(path), small_frames(1)[0])
-    return path
 
 
 @pytest.mark.parametrize(("content", "line", "mentions"), CASES)
