@@ -311,9 +311,10 @@ def test_watcher_survives_a_file_gone_mid_read(
 def test_running_stream_follows_an_edited_file(tmp_path: Path) -> None:
     vocab = _write(tmp_path, "classes:\n  person:\n  red backpack:\n")
     out = tmp_path / "out.jsonl"
+    # not --quiet: the reload is a note, which --quiet keeps to itself
     command = [sys.executable, "-m", "ovdet", "detect", str(PEOPLE), "--vocab", str(vocab), "--imgsz", "320",
-               "--conf", "0.02", "--output", str(out), "--quiet"]  # fmt: skip
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+               "--conf", "0.02", "--output", str(out)]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 5):
