@@ -128,8 +128,8 @@ def _check_zones_and_lines_equal_supervision_recomputed(ward: dict) -> None:
         assert record["lines"] == {name: {"in": line.in_count, "out": line.out_count} for name, line in lines.items()}
         memberships.update(name for zones in expected for name in zones or ["none"])
     assert min(memberships["bay"], memberships["door side"], memberships["none"]) > 0, memberships
-    crossed = sum(line.in_count + line.out_count for line in lines.values())
-    assert crossed > 0, "boxes must cross lines for this test to mean anything"
+    # Whether random weights' tracks cross a line depends on the numeric set-up (threads, load); counts that are
+    # certain to be non-zero are checked by test_line_counts_in_the_jsonl_equal_supervision_for_known_tracks.
 
 
 def _check_alerts_in_the_file_and_at_the_webhook_with_their_crops(ward: dict) -> None:
@@ -205,3 +205,35 @@ def test_zone_counter_counts_classes_per_zone() -> None:
     observation = counter.observe(detections, 100, 100)
     assert observation.zone_counts == {"left": {"pump": 1, "person": 1}}
     assert observation.zones_of(3) == [["left"], [], ["left"]]
+
+
+def test_line_counts_in_the_jsonl_equal_supervision_for_known_tracks(tmp_path: Path) -> None:
+    """Two tracks cross the door (and some of the grid) on the panned real frames, one each way; the JSONL's counts
+    are supervision's LineZone counts of the same boxes, and the crossings are really there."""
+    from ovdet.analytics import Analytics
+    from ovdet.io.sinks import JsonlSink
+    from ovdet.io.sources import Frame
+
+    zones_file = tmp_path / "ward.yaml"
+    zones_file.write_text(WARD)
+    analytics = Analytics(zones_file)
+    frames = _panned_frames(FRAMES)
+    width = frames[0].shape[1]
+    door = sv.LineZone(sv.Point(width // 2, 0), sv.Point(width // 2, frames[0].shape[0]))
+    sink = JsonlSink(tmp_path / "known.jsonl")
+    for index, image in enumerate(frames):
+        right, left = 10 + 12 * index, width - 30 - 12 * index
+        detections = sv.Detections(
+            xyxy=np.array([[right, 60, right + 20, 90], [left, 100, left + 20, 130]], dtype=float),
+            confidence=np.array([0.9, 0.8]),
+            class_id=np.array([0, 1]),
+            tracker_id=np.array([1, 2]),
+            data={"class_name": np.array(["bottle", "person"])},
+        )
+        door.trigger(detections)
+        analytics.update(Frame(image, index, index / 25, "panned"), detections)
+        sink.write(Frame(image, index, index / 25, "panned"), detections)
+    sink.close()
+    last = json.loads((tmp_path / "known.jsonl").read_text().splitlines()[-1])
+    assert door.in_count == 1 and door.out_count == 1
+    assert last["lines"]["door"] == {"in": door.in_count, "out": door.out_count}
