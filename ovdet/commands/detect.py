@@ -188,10 +188,10 @@ def _check_precision(args: argparse.Namespace) -> str | None:
 
 
 def _is_int8_export(path: Path) -> bool:
-    from ..runtimes.artifact import Artifact, artifact_format
+    from ..runtimes.artifact import exported_metadata
 
-    exported = artifact_format(path) if path.exists() else None
-    return exported is not None and Artifact.open(path, exported).metadata.precision == "int8"
+    metadata = exported_metadata(path)
+    return metadata is not None and metadata.precision == "int8"
 
 
 def _use_vocabulary(detector, vocabulary, sinks: list) -> None:

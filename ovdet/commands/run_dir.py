@@ -51,10 +51,10 @@ def with_default_source(args: argparse.Namespace) -> argparse.Namespace:
 
 def _baked_classes(model: Path) -> tuple[str, ...] | None:
     """The classes a fixed-vocabulary export was made with: what it detects when no classes are given."""
-    from ..runtimes.artifact import Artifact, artifact_format
+    from ..runtimes.artifact import exported_metadata
 
-    exported = artifact_format(model) if model.exists() else None
-    return Artifact.open(model, exported).metadata.classes if exported is not None else None
+    metadata = exported_metadata(model)
+    return metadata.classes if metadata is not None else None
 
 
 def with_default_outputs(args: argparse.Namespace, source) -> tuple[argparse.Namespace, Path | None]:

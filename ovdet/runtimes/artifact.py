@@ -29,6 +29,7 @@ __all__ = [
     "ArtifactMetadata",
     "TextTowerInfo",
     "artifact_format",
+    "exported_metadata",
 ]
 
 METADATA_FILE = "ovdet.json"
@@ -281,3 +282,11 @@ def artifact_format(path: str | os.PathLike[str]) -> str | None:
         return read_metadata(path, path.name).format
     runtime = runtime_for_suffix(path.suffix)
     return runtime.format if runtime is not None else None
+
+
+def exported_metadata(path: str | os.PathLike[str]) -> ArtifactMetadata | None:
+    """The metadata of the export at ``path`` (its folder or its model file); ``None`` for anything else, such as a
+    ``.pt`` file or a registry name."""
+    path = Path(path)
+    exported = artifact_format(path) if path.exists() else None
+    return Artifact.open(path, exported).metadata if exported is not None else None
