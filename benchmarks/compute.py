@@ -16,8 +16,9 @@ from benchmarks.configs import TEXT_DIM
 def gemm_rates(precision: str, sizes: Sequence[int] = (1024, 2048), seconds: float = 0.5) -> dict[str, float]:
     """Matrix-multiply speed in GFLOP/s of each library here, at each size: the best of repeated products.
 
-    ``precision`` is ``"fp32"`` (PyTorch, NumPy, OpenVINO) or ``"bf16"`` (PyTorch, OpenVINO); OpenVINO is left out
-    where it is not installed.
+    ``precision`` is ``"fp32"`` (PyTorch, NumPy, OpenVINO), ``"bf16"`` (PyTorch, OpenVINO) or ``"int8"`` (OpenVINO:
+    a MatMul between FakeQuantize nodes, which its CPU plugin runs as a u8×s8 GEMM, VNNI/AMX where present; rates
+    are then GOP/s); OpenVINO is left out where it is not installed.
 
     Example:
         >>> sorted(gemm_rates("fp32", sizes=(256,), seconds=0.05))  # doctest: +SKIP
@@ -35,6 +36,8 @@ def _gemm_products(precision: str, size: int) -> dict[str, Callable[[], object]]
 
     import torch
 
+    if precision == "int8":
+        return {"openvino": _openvino_int8_matmul(size)} if importlib.util.find_spec("openvino") is not None else {}
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
     a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
     products: dict[str, Callable[[], object]] = {"torch": lambda: torch.matmul(a, b)}
@@ -60,6 +63,24 @@ def _openvino_matmul(precision: str, size: int) -> Callable[[], object]:
     return lambda: request.infer({0: data})
 
 
+def _openvino_int8_matmul(size: int) -> Callable[[], object]:
+    """A compiled ``size``² MatMul of FakeQuantized inputs: what an NNCF INT8 model's convolutions become."""
+    import openvino
+    import openvino.opset13 as ops
+
+    def scalar(value: float):
+        return ops.constant(np.array(value, np.float32))
+
+    left = ops.parameter([size, size], openvino.Type.f32)
+    activations = ops.fake_quantize(left, scalar(0), scalar(1), scalar(0), scalar(1), 256)
+    weights = ops.constant(np.random.default_rng(0).uniform(-1, 1, (size, size)).astype(np.float32))
+    quantized = ops.fake_quantize(weights, scalar(-1), scalar(1), scalar(-1), scalar(1), 255)
+    model = openvino.Model([ops.matmul(activations, quantized, False, False)], [left])
+    request = openvino.Core().compile_model(model, "CPU", {"PERFORMANCE_HINT": "LATENCY"}).create_infer_request()
+    data = np.random.default_rng(1).random((size, size), np.float32)
+    return lambda: request.infer({0: data})
+
+
 def _best_rate(product: Callable[[], object], flops: int, seconds: float) -> float:
     product()
     best, deadline = 0.0, time.perf_counter() + seconds
@@ -71,13 +92,13 @@ def _best_rate(product: Callable[[], object], flops: int, seconds: float) -> flo
 
 
 def machine_gemm(seconds: float = 0.5) -> dict[str, dict[str, float]]:
-    """:func:`gemm_rates` for ``fp32`` and ``bf16``.
+    """:func:`gemm_rates` for ``fp32``, ``bf16`` and ``int8``.
 
     Example:
         >>> sorted(machine_gemm(seconds=0.05))  # doctest: +SKIP
-        ['bf16', 'fp32']
+        ['bf16', 'fp32', 'int8']
     """
-    return {precision: gemm_rates(precision, seconds=seconds) for precision in ("fp32", "bf16")}
+    return {precision: gemm_rates(precision, seconds=seconds) for precision in ("fp32", "bf16", "int8")}
 
 
 def machine_peaks(*measurements: dict[str, dict[str, float]]) -> dict[str, float]:

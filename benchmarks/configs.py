@@ -37,7 +37,10 @@ def prompts(count: int) -> list[str]:
 
 
 def default_configs() -> list[RunConfig]:
-    """Ultralytics PyTorch and OpenVINO (default precision and FP32), and ovdet on each runtime.
+    """Ultralytics PyTorch and OpenVINO (default precision, FP32 and INT8), and ovdet on each runtime and precision.
+
+    The INT8 rows compute what they do not quantize in BF16 where the CPU has it (Ultralytics' default; ovdet with
+    ``half``), so the two INT8 rows differ only in what each quantizes and how it runs.
 
     ``"ovdet default"`` (whatever ``OpenVocabDetector(model)`` picks) is included where the detector chooses its
     runtime itself (it takes ``runtime=``); the PyTorch row then asks for PyTorch explicitly.
@@ -51,10 +54,12 @@ def default_configs() -> list[RunConfig]:
         RunConfig("ultralytics torch", ULTRALYTICS),
         RunConfig("ultralytics openvino", ULTRALYTICS, "openvino"),
         RunConfig("ultralytics openvino fp32", ULTRALYTICS, "openvino", {"openvino_precision": "f32"}),
+        RunConfig("ultralytics openvino int8", ULTRALYTICS, "openvino", int8=True),
         RunConfig("ovdet torch", options=options),
         RunConfig("ovdet onnxruntime", export="onnx"),
         RunConfig("ovdet openvino fp32", export="openvino"),
         RunConfig("ovdet openvino reduced", export="openvino", options={"half": True}),
+        RunConfig("ovdet openvino int8", export="openvino", options={"half": True}, int8=True),
     ]
     if options:
         configs.append(RunConfig("ovdet default"))
@@ -71,6 +76,8 @@ def default_pairs(labels: Sequence[str]) -> list[tuple[str, str]]:
     pairs = [
         ("ovdet default", "ovdet torch"),
         ("ovdet openvino reduced", "ovdet openvino fp32"),
+        ("ovdet openvino int8", "ovdet openvino fp32"),
+        ("ultralytics openvino int8", "ultralytics openvino fp32"),
         ("ovdet openvino fp32", "ovdet torch"),
         ("ovdet onnxruntime", "ovdet torch"),
         ("ovdet torch", "ultralytics torch"),

@@ -37,7 +37,14 @@ class ModelFiles:
         '/tmp/bench/openvino-dynamic80/yolov8s-worldv2.xml'
     """
 
-    def __init__(self, weights: str | os.PathLike[str], folder: str | os.PathLike[str], imgsz: int = 640) -> None:
+    def __init__(
+        self,
+        weights: str | os.PathLike[str],
+        folder: str | os.PathLike[str],
+        imgsz: int = 640,
+        calibration: str | os.PathLike[str] | None = None,
+        calibration_frames: int = 32,
+    ) -> None:
         from ovdet.weights import resolve_weights
 
         self.weights = resolve_weights(weights)
@@ -45,6 +52,7 @@ class ModelFiles:
             raise BenchmarkError(f"{self.weights} is not a YOLO-World .pt file: exports are made from the .pt")
         self.folder = Path(folder)
         self.imgsz = imgsz
+        self.calibration, self.calibration_frames = calibration, calibration_frames
         self.flops = ModelFlops(self.weights)
         self._detector: OpenVocabDetector | None = None
         self._made: dict[tuple[Any, ...], str] = {}
@@ -60,13 +68,13 @@ class ModelFiles:
         if config.export is None:
             return str(self.weights)
         baked = config.engine == ULTRALYTICS
-        key = (config.engine, config.export, tuple(classes) if baked else max_classes)
+        key = (config.engine, config.export, config.int8, tuple(classes) if baked else max_classes)
         if key not in self._made:
             started = time.perf_counter()
             if baked:
-                self._made[key] = self._ultralytics_export(config.export, classes)
+                self._made[key] = self._ultralytics_export(config.export, classes, config.int8)
             else:
-                self._made[key] = self._ovdet_export(config.export, max_classes)
+                self._made[key] = self._ovdet_export(config.export, max_classes, config.int8)
             log.info("exported %s in %.1f s", self._made[key], time.perf_counter() - started)
         return self._made[key]
 
@@ -91,13 +99,22 @@ class ModelFiles:
             self._detector = OpenVocabDetector(self.weights, device="cpu", imgsz=self.imgsz, **torch_options())
         return self._detector
 
-    def _ovdet_export(self, export: str, max_classes: int) -> str:
+    def _ovdet_export(self, export: str, max_classes: int, int8: bool) -> str:
         from ovdet.export.exporter import export_detector
 
-        output = self.folder / f"{export}-dynamic{max_classes}"
-        return str(export_detector(self._source(), export, dynamic_vocab=True, max_classes=max_classes, output=output))
+        output = self.folder / f"{export}-dynamic{max_classes}{'-int8' if int8 else ''}"
+        quantized = {}
+        if int8:
+            quantized = {
+                "int8": True,
+                "calibration": self._calibration_images(),
+                "calibration_frames": self.calibration_frames,
+            }
+        detector = self._source()
+        return str(export_detector(detector, export, dynamic_vocab=True, max_classes=max_classes, output=output,
+                                   **quantized))  # fmt: skip
 
-    def _ultralytics_export(self, export: str, classes: Sequence[str]) -> str:
+    def _ultralytics_export(self, export: str, classes: Sequence[str], int8: bool) -> str:
         import shutil
 
         from ultralytics import YOLOWorld
@@ -109,6 +126,37 @@ class ModelFiles:
         weights = shutil.copy2(self.weights, folder / self.weights.name)  # Ultralytics exports beside the .pt
         model = YOLOWorld(str(weights))
         inject_classes(model.model, self.vectors(classes), classes)
+        quantized = {"int8": True, "data": str(self._ultralytics_dataset(classes)), "fraction": 1.0} if int8 else {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return str(model.export(format=export, imgsz=self.imgsz))
+            return str(model.export(format=export, imgsz=self.imgsz, **quantized))
+
+    def _calibration_images(self) -> Path:
+        """``calibration_frames`` frames spread over the calibration clip, as JPEG files: the one set both engines
+        calibrate on (Ultralytics takes only an image dataset)."""
+        from ovdet.bench import read_frames
+
+        folder = self.folder / "calibration" / "images"
+        if not folder.is_dir():
+            import cv2
+
+            if self.calibration is None:
+                raise BenchmarkError("an INT8 configuration needs a calibration clip: pass --calibration")
+            total = sum(1 for _ in read_frames(self.calibration, 10_000))
+            step = max(total // self.calibration_frames, 1)
+            frames = read_frames(self.calibration, self.calibration_frames, step)
+            folder.mkdir(parents=True)
+            for index, frame in enumerate(frames):
+                cv2.imwrite(str(folder / f"{index:04d}.jpg"), frame)
+        return folder
+
+    def _ultralytics_dataset(self, classes: Sequence[str]) -> Path:
+        """A dataset YAML whose validation images are the calibration frames (they need no labels to calibrate)."""
+        import yaml
+
+        images = self._calibration_images()
+        path = images.parent / "calibration.yaml"
+        names = dict(enumerate(classes))
+        dataset = {"path": str(images.parent), "train": "images", "val": "images", "names": names}
+        path.write_text(yaml.safe_dump(dataset))
+        return path

@@ -57,7 +57,8 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ovdet-speed-") as scratch:
         files = ModelFiles(Path(os.environ["OVDET_WEIGHTS_DIR"]) / "yolov8s-worldv2.pt", args.exports or scratch,
-                           imgsz=args.imgsz)  # fmt: skip
+                           imgsz=args.imgsz, calibration=args.calibration or args.clip,
+                           calibration_frames=args.calibration_frames)  # fmt: skip
         results = _run_parts(args, configs, sweep_config, files)
     payload = {
         "machine": {**machine(), **_versions(), "ram_gb": _ram_gb(), "load_average_end": list(os.getloadavg())},
@@ -85,6 +86,8 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--sweep-rounds", type=int, default=2, help="turns each sweep point takes")
     parser.add_argument("--memory-frames", type=int, default=2000, help="frames of the long run")
     parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--calibration", type=Path, help="INT8 calibration clip of both engines (default: --clip)")
+    parser.add_argument("--calibration-frames", type=int, default=32, help="frames spread over the calibration clip")
     parser.add_argument("--classes", default="bottle,person,red backpack")
     parser.add_argument("--conf", type=float, default=0.25)
     parser.add_argument("--max-classes", type=int, default=80, help="class slots of ovdet's changeable exports")

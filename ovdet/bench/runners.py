@@ -64,7 +64,9 @@ class OvdetRunner:
         half = getattr(backend, "half", False)
         return {
             "runtime": backend.name,
-            "precision": _precision_name(getattr(backend, "precision", "fp16" if half else "fp32")),
+            "precision": "int8"
+            if self.subject.config.int8
+            else _precision_name(getattr(backend, "precision", "fp16" if half else "fp32")),
             "input_shape": list(target_shape([frame.shape[:2]], self.subject.imgsz, backend.stride, backend.rect)),
             "slots": _class_slots(backend, len(self.subject.classes)),
             "torch_threads": _torch_threads(),
@@ -135,7 +137,7 @@ class UltralyticsRunner:
         frame = read_frames(self.subject.clip, 1)[0]
         return {
             "runtime": "openvino" if compiled is not None else "torch",
-            "precision": _precision_name(precision),
+            "precision": "int8" if self.subject.config.int8 else _precision_name(precision),
             "input_shape": list(self.model.predictor.preprocess([frame]).shape[2:]),
             "slots": len(self.subject.classes),
             "torch_threads": _torch_threads(),

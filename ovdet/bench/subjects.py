@@ -53,6 +53,8 @@ class RunConfig:
             run (ovdet: changeable vocabulary; Ultralytics: its own export, classes baked in).
         options: ovdet: keyword arguments of ``OpenVocabDetector``. Ultralytics: ``{"openvino_precision": "f32"}``
             compiles its OpenVINO model in FP32 instead of the device's default precision.
+        int8: Quantize the export to INT8 on frames of the benchmark's clip (ovdet: NNCF, as ``ovdet export
+            --precision int8``; Ultralytics: its ``export(int8=True)`` with those frames as its calibration set).
 
     Example:
         >>> RunConfig("ovdet openvino reduced", export="openvino", options={"half": True}).engine
@@ -63,6 +65,7 @@ class RunConfig:
     engine: str = OVDET
     export: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    int8: bool = False
 
 
 @dataclass(frozen=True)
