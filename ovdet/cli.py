@@ -14,7 +14,7 @@ from importlib import import_module
 from typing import NoReturn
 
 from . import __version__
-from .errors import OvdetError, UsageError
+from .errors import ConfigError, OvdetError, UsageError
 
 log = logging.getLogger("ovdet")
 
@@ -125,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             log.exception("failed")
         print(f"ovdet: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR
+        return EXIT_USAGE if isinstance(exc, (UsageError, ConfigError)) else EXIT_ERROR
     except KeyboardInterrupt:
         print("ovdet: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -74,7 +74,6 @@ def test_single_image_and_glob(image_folder: Path, tmp_path: Path, model_path: P
         (["{folder}/empty.jpg", "--classes", "a"], "empty (0 bytes)"),
         (["{folder}", "--classes", " , "], "blank"),
         (["{folder}", "--classes", "a,A"], "duplicate"),
-        (["{folder}", "--classes", "a", "--conf", "2"], "conf must be"),
         (["{folder}", "--classes", "a", "--output", "/proc/forbidden/x.jsonl"], "cannot write output"),
         (["{folder}", "--classes", "a", "--model", "yolov9-magic"], "unknown model"),
     ],
@@ -85,6 +84,12 @@ def test_errors_are_one_line_with_exit_1(image_folder: Path, capsys, args: list[
     errors = [line for line in err.splitlines() if not line.startswith("ovdet: warning:")]
     assert code == 1
     assert len(errors) == 1 and errors[0].startswith("ovdet: error:") and message in errors[0], err
+
+
+def test_a_value_out_of_range_is_a_usage_error(image_folder: Path, capsys) -> None:
+    code = _detect(str(image_folder), "--classes", "a", "--conf", "2")
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("ovdet: error: conf must be") and err.count("\n") == 1, err
 
 
 def test_usage_errors_exit_2(capsys) -> None:

@@ -93,6 +93,15 @@ def test_project_name_and_exist_ok(image: Path, capfd) -> None:
     assert not Path("runs").exists()
 
 
+def test_a_failed_exist_ok_run_keeps_the_earlier_results(image: Path, capfd) -> None:
+    named = ["detect", image, "--classes", "person", *FAST, "--name", "shelf"]
+    assert run_cli(named, capfd).code == 0
+    earlier = Path("runs/detect/shelf")
+    with unchanged(earlier):
+        result = run_cli([*named, "--exist-ok", "--model", "missing-model.pt"], capfd)
+    assert_error(result, 1, "missing-model.pt")
+
+
 def test_no_save_writes_nothing(image: Path, capfd) -> None:
     before = set(Path.cwd().iterdir())
     result = run_cli(["detect", image, "--classes", "person", *FAST, "--no-save"], capfd)
@@ -123,7 +132,7 @@ def test_the_default_folder_may_not_hold_the_input_images(tmp_path: Path, capfd)
     cv2.imwrite(str(folder / "shelf.jpg"), small_frames(1)[0])
     with unchanged(folder):
         result = run_cli(["detect", folder / "shelf.jpg", "--classes", "person", *FAST, "--exist-ok"], capfd)
-    assert_error(result, 2, "--save-annotated", "folder of the input images")
+    assert_error(result, 2, "--project/--name", "runs/detect/predict", "folder of the input images")
 
 
 def test_no_source_without_ultralytics_says_to_pass_one(capfd, monkeypatch: pytest.MonkeyPatch) -> None:

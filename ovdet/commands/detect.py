@@ -97,9 +97,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check every path, open the source and every output (bad input fails before work), then stream."""
+    """Check every path and open the source (bad input fails before work), load the model, open every output, then
+    stream."""
     from ..config import InferenceSettings
     from ..detector import OpenVocabDetector
+    from ..io.files import check_writable
     from ..io.sources import open_source
     from ..pipeline import SinkWriter
     from ..vocabulary import VocabularyWatcher, load_vocabulary, parse_classes
@@ -118,15 +120,18 @@ def run(args: argparse.Namespace) -> int:
     track = args.track or bool(args.events) or analytics.needs_tracks
     source = open_source(args.source, vid_stride=args.vid_stride, reconnect_timeout=args.reconnect_timeout)
     args, results_folder = run_dir.with_default_outputs(args, source)
-    _check_paths(args, source)
+    outputs = _check_paths(args, source)
     with _removed_if_nothing_written(results_folder, summary), _stop_on_signals() as stop:
+        for output in outputs:  # fail fast, but truncate no earlier result until the model is ready
+            check_writable(output.path, directory=output.folder)
+        detector = OpenVocabDetector(
+            args.model, device=args.device, runtime=args.runtime, calibration=calibration,
+            **{name: value for name, value in given.items() if value is not None},
+        )  # fmt: skip
+        detector.set_classes(vocabulary)
         writer = SinkWriter(_open_sinks(args, source, analytics))
         try:
-            detector = OpenVocabDetector(
-                args.model, device=args.device, runtime=args.runtime, calibration=calibration,
-                **{name: value for name, value in given.items() if value is not None},
-            )  # fmt: skip
-            _use_vocabulary(detector, vocabulary, writer.sinks)
+            _tell_sinks(detector, writer.sinks)
             summary.ready()
             stream = detector.stream(source, track=track, stop=stop.event)
             with _progress(source, args.quiet) as progress:
@@ -194,9 +199,8 @@ def _is_int8_export(path: Path) -> bool:
     return metadata is not None and metadata.precision == "int8"
 
 
-def _use_vocabulary(detector, vocabulary, sinks: list) -> None:
-    """Set the classes, and tell the sinks that name or colour them."""
-    detector.set_classes(vocabulary)
+def _tell_sinks(detector, sinks: list) -> None:
+    """Tell the sinks that name or colour the classes what the detector's classes are."""
     for sink in sinks:
         if hasattr(sink, "use_vocabulary"):
             sink.use_vocabulary(detector.vocabulary)
@@ -205,13 +209,15 @@ def _use_vocabulary(detector, vocabulary, sinks: list) -> None:
 def _reload_vocabulary(detector, vocabulary, sinks: list) -> None:
     """A live edit the detector refuses (e.g. new names for a fixed-class export) is reported and ignored."""
     try:
-        _use_vocabulary(detector, vocabulary, sinks)
+        detector.set_classes(vocabulary)
+        _tell_sinks(detector, sinks)
     except OvdetError as exc:
         log.warning("ignoring the edited vocabulary, keeping the current one: %s", exc)
 
 
-def _check_paths(args: argparse.Namespace, source) -> None:
-    """Usage errors before any work: outputs on inputs or on each other, and outputs of the wrong type."""
+def _check_paths(args: argparse.Namespace, source) -> list:
+    """Usage errors before any work: outputs on inputs or on each other, and outputs of the wrong type; returns
+    the outputs as targets."""
     from ..io.sinks import coco_categories_path
     from ..io.targets import Target, check_suffix, check_targets
 
@@ -228,11 +234,13 @@ def _check_paths(args: argparse.Namespace, source) -> None:
     if args.events:
         outputs.append(Target("--events", Path(args.events)))
     if args.save_annotated:
-        outputs.append(Target("--save-annotated", Path(args.save_annotated), folder=True))
+        role = getattr(args, "save_annotated_role", "--save-annotated")  # or the default results folder
+        outputs.append(Target(role, Path(args.save_annotated), folder=True))
     more_inputs, more_outputs = analytics_flags.targets(args)
     check_targets(inputs + more_inputs, outputs + more_outputs)
     for output in args.output:
         _output_kind(output)
+    return outputs + more_outputs
 
 
 def _open_sinks(args: argparse.Namespace, source, analytics: analytics_flags.AnalyticsRun) -> list:

@@ -12,10 +12,18 @@ from pathlib import Path
 from ..errors import UsageError
 from ..io.samples import SAMPLE_CLASSES, sample_images_folder
 
-__all__ = ["DETECTIONS_FILE", "add_arguments", "next_run_folder", "with_default_outputs", "with_default_source"]
+__all__ = [
+    "DETECTIONS_FILE",
+    "RESULTS_FOLDER_ROLE",
+    "add_arguments",
+    "next_run_folder",
+    "with_default_outputs",
+    "with_default_source",
+]
 
 DETECTIONS_FILE = "detections.jsonl"
 EXPLICIT_OUTPUTS = ("output", "coco", "events", "save_annotated", "alerts", "save_crops", "summary")
+RESULTS_FOLDER_ROLE = "the results folder (--project/--name)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,7 +78,8 @@ def with_default_outputs(args: argparse.Namespace, source) -> tuple[argparse.Nam
         outputs.append(str(folder / f"{_file_stem(source.name)}.mp4"))
     else:
         save_annotated = str(folder)
-    return argparse.Namespace(**{**vars(args), "output": outputs, "save_annotated": save_annotated}), folder
+    defaults = {"output": outputs, "save_annotated": save_annotated, "save_annotated_role": RESULTS_FOLDER_ROLE}
+    return argparse.Namespace(**{**vars(args), **defaults}), folder
 
 
 def next_run_folder(project: Path, name: str, exist_ok: bool = False) -> Path:

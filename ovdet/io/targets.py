@@ -23,7 +23,7 @@ class Target:
     Attributes:
         role: How the user named it (``"--output"``, ``"the input"``, ``"--vocab"`` …), for messages.
         path: The path as given.
-        folder: Whether it is a folder that outputs are written into (``--save-annotated``).
+        folder: Whether it is a folder that outputs are written into (``--save-annotated``, ``--save-crops``).
     """
 
     role: str
@@ -67,7 +67,7 @@ def check_targets(inputs: Iterable[Target], outputs: Sequence[Target]) -> None:
                 )
         if output.folder and key in input_folders:
             raise UsageError(
-                f"{output.role} {output.path} is the folder of the input images: their annotated copies would "
+                f"{output.role} {output.path} is the folder of the input images: files written there could "
                 f"replace them; pass another folder"
             )
         for other in outputs[:position]:

@@ -240,19 +240,19 @@ VIDEOS = {
 
 _PHOTO = _image("a.jpg")
 FLAGS = {
-    "imgsz-100000": Case(_PHOTO, 1, ("imgsz 100000", "4096"), flags=("--imgsz", "100000")),
-    "imgsz-4128": Case(_PHOTO, 1, ("imgsz 4128", "4096"), flags=("--imgsz", "4128")),
-    "imgsz-0": Case(_PHOTO, 1, ("imgsz", "positive"), flags=("--imgsz", "0")),
-    "imgsz-33": Case(_PHOTO, 1, ("imgsz", "multiple of 32"), flags=("--imgsz", "33")),
+    "imgsz-100000": Case(_PHOTO, 2, ("imgsz 100000", "4096"), flags=("--imgsz", "100000")),
+    "imgsz-4128": Case(_PHOTO, 2, ("imgsz 4128", "4096"), flags=("--imgsz", "4128")),
+    "imgsz-0": Case(_PHOTO, 2, ("imgsz", "positive"), flags=("--imgsz", "0")),
+    "imgsz-33": Case(_PHOTO, 2, ("imgsz", "multiple of 32"), flags=("--imgsz", "33")),
     "imgsz-not-a-number": Case(_PHOTO, 2, ("--imgsz", "invalid int"), flags=("--imgsz", "big")),
-    "batch-0": Case(_PHOTO, 1, ("batch", "positive"), flags=("--batch", "0")),
-    "batch-100000": Case(_PHOTO, 1, ("batch 100000", "4096²"), flags=("--batch", "100000")),
-    "batch-41-at-imgsz-640": Case(_PHOTO, 1, ("batch ≤ 40",), flags=("--imgsz", "640", "--batch", "41")),
-    "vid-stride-0": Case(_PHOTO, 1, ("vid_stride", "positive"), flags=("--vid-stride", "0")),
-    "conf-2": Case(_PHOTO, 1, ("conf", "[0, 1]"), flags=("--conf", "2")),
-    "conf-negative": Case(_PHOTO, 1, ("conf", "[0, 1]"), flags=("--conf", "-0.5")),
-    "iou-1.5": Case(_PHOTO, 1, ("iou", "[0, 1]"), flags=("--iou", "1.5")),
-    "max-det-0": Case(_PHOTO, 1, ("max_det", "positive"), flags=("--max-det", "0")),
+    "batch-0": Case(_PHOTO, 2, ("batch", "positive"), flags=("--batch", "0")),
+    "batch-100000": Case(_PHOTO, 2, ("batch 100000", "4096²"), flags=("--batch", "100000")),
+    "batch-41-at-imgsz-640": Case(_PHOTO, 2, ("batch ≤ 40",), flags=("--imgsz", "640", "--batch", "41")),
+    "vid-stride-0": Case(_PHOTO, 2, ("vid_stride", "positive"), flags=("--vid-stride", "0")),
+    "conf-2": Case(_PHOTO, 2, ("conf", "[0, 1]"), flags=("--conf", "2")),
+    "conf-negative": Case(_PHOTO, 2, ("conf", "[0, 1]"), flags=("--conf", "-0.5")),
+    "iou-1.5": Case(_PHOTO, 2, ("iou", "[0, 1]"), flags=("--iou", "1.5")),
+    "max-det-0": Case(_PHOTO, 2, ("max_det", "positive"), flags=("--max-det", "0")),
 }
 
 

@@ -61,6 +61,7 @@ REFUSED = {
         ["--save-annotated", "{d}/photos-link"],
         ["folder of the input"],
     ),
+    "crops-into-the-source-folder": ("photos", ["--save-crops", "{d}/photos"], ["--save-crops", "folder of the input"]),
     "annotated-into-the-folder-of-one-image": ("photos/a.jpg", ["--save-annotated", "{d}/photos/."], ["replace"]),
     "output-on-an-input-image": ("photos/b.png", ["--output", "{d}/photos/b.png"], ["overwritten"]),
     "output-with-an-unknown-type": ("clip.mp4", ["--output", "{d}/out/result.txt"], ["unknown file type"]),
@@ -140,7 +141,7 @@ def test_export_to_the_current_folder_is_one_line(
     monkeypatch.chdir(work)
     with unchanged(work):
         result = run_cli(["export", "--model", model_path, "--format", "onnx", "--classes", "a", "-o", "."], capfd)
-    assert_error(result, 1, "not an ovdet export")
+    assert_error(result, 2, "not an ovdet export")
 
 
 def test_export_onto_a_file_is_one_line(tmp_path: Path, model_path: Path, capfd) -> None:
@@ -148,7 +149,7 @@ def test_export_onto_a_file_is_one_line(tmp_path: Path, model_path: Path, capfd)
     with unchanged(tmp_path / "taken"):
         result = run_cli(["export", "--model", model_path, "--format", "onnx", "--classes", "a", "-o",
                           tmp_path / "taken"], capfd)  # fmt: skip
-    assert_error(result, 1, "is a file")
+    assert_error(result, 2, "is a file")
 
 
 def test_export_again_into_the_current_folder_when_it_holds_an_export(
@@ -176,6 +177,6 @@ def test_a_refused_output_leaves_the_earlier_ones_untouched(scene: Path, capfd) 
 def test_export_sizes_that_cannot_fit_are_one_line(flags: list[str], tmp_path: Path, model_path: Path, capfd) -> None:
     result = run_cli(["export", "--model", model_path, "--format", "onnx", "--classes", "a", *flags, "-o",
                       tmp_path / "x"], capfd)  # fmt: skip
-    assert_error(result, 1, "imgsz")
+    assert_error(result, 2, "imgsz")
     assert not (tmp_path / "x").exists()
     assert_no_temporaries(tmp_path)
