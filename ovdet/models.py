@@ -14,20 +14,23 @@ import importlib.util
 import logging
 import math
 import os
+from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ConfigError, SourceError, WeightsError
-from .export.quantize import DEFAULT_CALIBRATION_FRAMES
-from .runtimes.artifact import artifact_format
+from .export.quantize import DEFAULT_CALIBRATION_FRAMES, calibration_digest
+from .precision import REDUCED, requested_precision
+from .runtimes.artifact import artifact_format, exported_metadata
 from .runtimes.backend import Backend
 from .runtimes.registry import RUNTIMES, pt_runtimes, runtime_for_format, runtime_named
 from .text import ClipTextEncoder
+from .vocabulary import Vocabulary
 from .weights import cache_dir, file_sha256
 
-__all__ = ["CompiledBackend", "compiled_dir", "load_backend"]
+__all__ = ["CompiledBackend", "PrecisionChoice", "choose_precision", "compiled_dir", "load_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +82,84 @@ def load_backend(
     return backend_class(path, device=device, half=half)
 
 
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The precision a detector runs in, and for INT8 of a ``.pt`` the scenes it is calibrated on.
+
+    Attributes:
+        precision: ``fp32``, ``bf16``, ``fp16`` (both: the device's reduced floating point) or ``int8``.
+        calibration: For INT8 of a ``.pt``: a video file or image folder; ``None`` otherwise.
+        origin: Where the choice came from: ``"asked"``, ``"default"``, an INT8 export, or a vocabulary file.
+    """
+
+    precision: str
+    calibration: str | None = None
+    origin: str = "default"
+
+    @property
+    def half(self) -> bool:
+        """Whether the runtime computes in the device's reduced floating point."""
+        return self.precision in REDUCED
+
+
+def choose_precision(
+    model: str | os.PathLike[str],
+    precision: str | None = None,
+    half: bool | None = None,
+    calibration: str | os.PathLike[str] | None = None,
+    vocabulary: Vocabulary | None = None,
+) -> PrecisionChoice:
+    """What runs: the precision asked for (``half`` is its alias); else the one a vocabulary file records (what
+    ``ovdet eval`` validated on labelled images, applied to a ``.pt``); else INT8 for an INT8 export; else FP32.
+
+    ``calibration`` alone means INT8. Contradictions and INT8 without calibration are :class:`ConfigError`; a
+    vocabulary's calibration source that is missing is a :class:`SourceError`, and one whose content changed since
+    it was validated is a warning.
+
+    Example:
+        >>> choose_precision(Path("w.pt"), half=True)
+        PrecisionChoice(precision='bf16', calibration=None, origin='asked')
+    """
+    asked = requested_precision(precision, half)
+    if calibration is not None:
+        if asked not in (None, "int8"):
+            raise ConfigError(f"--calibration is for precision int8, and precision {asked} was given: choose one")
+        return PrecisionChoice("int8", os.fspath(calibration), "asked")
+    exported = exported_metadata(model)  # None for a .pt or a registry name
+    recorded = vocabulary.precision if vocabulary is not None and exported is None else None
+    if recorded is not None and asked in (None, recorded):
+        return _recorded_choice(vocabulary)
+    int8_export = exported is not None and exported.precision == "int8"
+    if asked == "int8" and not int8_export:
+        raise ConfigError(
+            "--precision int8 needs --calibration VIDEO_OR_FOLDER (your own scenes) to convert a .pt, or an INT8 "
+            "export (ovdet export --precision int8) as --model"
+        )
+    if asked is None:
+        return PrecisionChoice("int8", None, os.fspath(model)) if int8_export else PrecisionChoice("fp32")
+    return PrecisionChoice(asked, None, "asked")
+
+
+def _recorded_choice(vocabulary: Vocabulary) -> PrecisionChoice:
+    """The precision a vocabulary file records; its calibration source must still be there."""
+    origin, source = vocabulary.origin, vocabulary.calibration
+    if source is None:
+        log.info("precision %s, as %s records", vocabulary.precision, origin)
+        return PrecisionChoice(vocabulary.precision, None, origin)
+    if not Path(source).exists():
+        raise SourceError(
+            f"{origin} asks for precision int8 calibrated on {source}, which does not exist here: run from the folder "
+            f"ovdet eval ran in, write its absolute path in {origin}, or pass --precision fp32"
+        )
+    if vocabulary.calibration_digest and calibration_digest(source) != vocabulary.calibration_digest.lower():
+        log.warning(
+            "%s changed since ovdet eval validated INT8 on it (%s): re-run ovdet eval to check INT8 on these frames",
+            source, origin,
+        )  # fmt: skip
+    log.info("precision int8, as %s records, calibrated on %s", origin, source)
+    return PrecisionChoice("int8", source, origin)
+
+
 def _load_weights(path: Path, device: str, half: bool, runtime: str, calibration) -> Backend:
     from .runtimes.torch import TorchBackend, resolve_device
 
@@ -127,7 +208,7 @@ class CompiledBackend:
     Example:
         >>> backend = CompiledBackend(Path("weights/yolov8s-worldv2.pt"), "openvino")  # doctest: +SKIP
         >>> backend.name, backend.precision  # doctest: +SKIP
-        ('openvino', 'f32')
+        ('openvino', 'fp32')
     """
 
     rect = True
