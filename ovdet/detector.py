@@ -101,8 +101,9 @@ class OpenVocabDetector:
         self.precision, self.calibration = choice.precision, choice.calibration
         self.settings = InferenceSettings().replace(**{**settings, "half": choice.half})
         self.backend: Backend = load_backend(
-            self.model_path, device=device, half=choice.half, runtime=runtime, calibration=choice.calibration
-        )
+            self.model_path, device=device, half=choice.half, runtime=runtime, calibration=choice.calibration,
+            text_encoder=text_encoder,
+        )  # fmt: skip
         exported_imgsz = getattr(self.backend, "default_imgsz", None)
         if settings.get("imgsz") is None and exported_imgsz:
             self.settings = self.settings.replace(imgsz=exported_imgsz)

@@ -26,7 +26,7 @@ from .precision import REDUCED, requested_precision
 from .runtimes.artifact import artifact_format, exported_metadata
 from .runtimes.backend import Backend
 from .runtimes.registry import RUNTIMES, pt_runtimes, runtime_for_format, runtime_named
-from .text import ClipTextEncoder
+from .text import ClipTextEncoder, TextEncoder
 from .vocabulary import Vocabulary
 from .weights import cache_dir, file_sha256
 
@@ -44,6 +44,7 @@ def load_backend(
     half: bool = False,
     runtime: str = "auto",
     calibration: str | os.PathLike[str] | None = None,
+    text_encoder: TextEncoder | None = None,
 ) -> Backend:
     """Open a weights file or an exported model with the runtime its format needs.
 
@@ -56,6 +57,8 @@ def load_backend(
             ``"auto"`` (``$OVDET_RUNTIME`` if set; else OpenVINO on a CPU where it is installed, PyTorch otherwise).
         calibration: For a ``.pt`` run by OpenVINO: a video file or image folder of the user's own scenes; the
             cached conversion is then INT8 (see :mod:`ovdet.export.quantize`), cached per calibration source.
+        text_encoder: The encoder an INT8 conversion encodes its calibration classes with (default: CLIP, loaded
+            for it); pass the detector's own so that CLIP loads once.
 
     Example:
         >>> backend = load_backend("runs/export/yolov8s-worldv2-onnx-dynamic16/yolov8s-worldv2.onnx")  # doctest: +SKIP
@@ -64,7 +67,7 @@ def load_backend(
     """
     path = Path(model)
     if path.suffix in runtime_named("torch").suffixes:
-        return _load_weights(path, device, half, runtime, calibration)
+        return _load_weights(path, device, half, runtime, calibration, text_encoder)
     if calibration is not None:
         raise ConfigError(
             f"{path} is an export, and INT8 calibration applies to a .pt: export it with --precision int8 "
@@ -160,13 +163,15 @@ def _recorded_choice(vocabulary: Vocabulary) -> PrecisionChoice:
     return PrecisionChoice("int8", source, origin)
 
 
-def _load_weights(path: Path, device: str, half: bool, runtime: str, calibration) -> Backend:
+def _load_weights(path: Path, device: str, half: bool, runtime: str, calibration, text_encoder) -> Backend:
     from .runtimes.torch import TorchBackend, resolve_device
 
     if runtime not in ("auto", *pt_runtimes()):
         raise ConfigError(f"unknown runtime {runtime!r}: use one of {', '.join(('auto', *pt_runtimes()))}")
-    if runtime == "auto":
-        runtime = os.environ.get("OVDET_RUNTIME") or _fastest_runtime(resolve_device(device))
+    if runtime == "auto":  # INT8 runs through OpenVINO only
+        runtime = (
+            "openvino" if calibration else os.environ.get("OVDET_RUNTIME") or _fastest_runtime(resolve_device(device))
+        )
     if runtime not in pt_runtimes():
         raise ConfigError(f"OVDET_RUNTIME={runtime!r} is not a runtime: use one of {', '.join(pt_runtimes())}")
     if calibration is not None and runtime != "openvino":
@@ -174,7 +179,9 @@ def _load_weights(path: Path, device: str, half: bool, runtime: str, calibration
     if runtime == "torch":
         return TorchBackend(path, device=device, half=half)
     device = "cpu" if device == "auto" else device
-    return CompiledBackend(path, runtime, device=device, half=half, calibration=calibration)
+    return CompiledBackend(
+        path, runtime, device=device, half=half, calibration=calibration, calibration_encoder=text_encoder
+    )
 
 
 def _fastest_runtime(device: str) -> str:
@@ -204,6 +211,7 @@ class CompiledBackend:
         calibration: INT8 (OpenVINO): convolutions quantized on frames of this video file or image folder; the
             conversion is cached per weights, calibration content and frame count.
         calibration_frames: How many frames of ``calibration``.
+        calibration_encoder: Encodes the classes an INT8 conversion is calibrated with; default: CLIP, loaded for it.
 
     Example:
         >>> backend = CompiledBackend(Path("weights/yolov8s-worldv2.pt"), "openvino")  # doctest: +SKIP
@@ -224,12 +232,14 @@ class CompiledBackend:
         slots: int = DEFAULT_SLOTS,
         calibration: str | os.PathLike[str] | None = None,
         calibration_frames: int = DEFAULT_CALIBRATION_FRAMES,
+        calibration_encoder: TextEncoder | None = None,
     ) -> None:
         self.weights, self.runtime, self.half, self._device = Path(weights), runtime, half, device
         self._digest = file_sha256(self.weights)
         self._first_slots = slots
         self.calibration = os.fspath(calibration) if calibration is not None else None
         self.calibration_frames = calibration_frames
+        self.calibration_encoder = calibration_encoder
         self._variant = f"-int8-{_content_key(Path(calibration), calibration_frames)}" if calibration else ""
 
     def __getattr__(self, name: str):
@@ -259,7 +269,8 @@ class CompiledBackend:
             calibration=self.calibration, calibration_frames=self.calibration_frames,
         )  # fmt: skip
         backend = TorchBackend(self.weights, device="cpu")
-        export_backend(backend, self.weights, options, folder, calibration_encoder=self.default_text_encoder())
+        encoder = self.calibration_encoder or self.default_text_encoder()
+        export_backend(backend, self.weights, options, folder, calibration_encoder=encoder)
 
     def default_text_encoder(self) -> ClipTextEncoder:
         """CLIP in PyTorch, as for the ``.pt`` itself: the same embeddings, the same cache."""

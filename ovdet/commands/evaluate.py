@@ -149,7 +149,7 @@ def _compare_precisions(
         calibration = args.calibration if precision == "int8" else None
         return OpenVocabDetector(
             args.model, device=args.device, precision=precision, calibration=calibration,
-            imgsz=settings.imgsz, iou=settings.iou, batch=settings.batch,
+            text_encoder=fp32_detector.text_encoder, imgsz=settings.imgsz, iou=settings.iou, batch=settings.batch,
         )  # fmt: skip
 
     comparison = compare_precisions(
