@@ -45,7 +45,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         f'with no source the default is "{SAMPLE_CLASSES}", what the sample images show',
     )
     vocabulary.add_argument(
-        "--vocab", metavar="FILE", help="vocabulary file: .yaml (edits are picked up while running) or .npz"
+        "--vocab",
+        metavar="FILE",
+        help="vocabulary file: .yaml (edits are picked up while running) or .npz; the precision it records "
+        "(ovdet eval --write-vocab) is used unless --precision or --half is given",
     )
     detect.add_argument("--model", default="yolov8s-worldv2", help="registry name or model file (default %(default)s)")
     detect.add_argument("--conf", type=float, help="confidence threshold (default 0.25)")
