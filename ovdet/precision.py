@@ -31,7 +31,7 @@ def check_precision(value: object, where: str = "precision") -> str:
     """
     name = value.strip().lower() if isinstance(value, str) else value
     if name not in PRECISIONS:
-        raise ConfigError(f"{where} {value!r} is not a precision: use one of {', '.join(PRECISIONS)}")
+        raise ConfigError(f"{where} {value!r} is unknown: use one of {', '.join(PRECISIONS)}")
     return name
 
 

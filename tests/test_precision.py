@@ -126,7 +126,7 @@ def test_a_vocabulary_records_its_precision_and_round_trips(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("text", "line", "mentions"),
     [
-        ("precision: int4\n", 3, "not a precision"),
+        ("precision: int4\n", 3, "unknown: use one of fp32"),
         ("precision: int8\n", 3, "calibration"),
         ("calibration: scenes/\n", 3, "precision: int8"),
         ("precision: [int8]\n", 3, "must be text"),
