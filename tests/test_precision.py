@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ovdet import ConfigError, SourceError, VocabularyError
+from ovdet import ConfigError, OpenVocabDetector, SourceError, VocabularyError
 from ovdet.cli import build_parser
 from ovdet.commands import precision_flags
 from ovdet.evaluation.precisions import recommend
@@ -172,3 +172,18 @@ def test_a_vocabulary_whose_scenes_are_gone_or_changed(tmp_path: Path, caplog) -
     with pytest.raises(SourceError, match="--precision fp32") as raised:
         choose_precision("w.pt", vocabulary=load_vocabulary(path))
     assert str(path) in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("options", "mentions"),
+    [
+        ({"precision": "fp8"}, "unknown"),
+        ({"precision": "int8", "half": True}, "choose one"),
+        ({"precision": "int8"}, "--calibration"),
+    ],
+    ids=["unknown", "int8-and-half", "int8-without-scenes"],
+)
+def test_python_refuses_a_bad_precision_in_one_line(model_path: Path, options: dict, mentions: str) -> None:
+    with pytest.raises(ConfigError, match=mentions) as raised:
+        OpenVocabDetector(model_path, **options)
+    assert "\n" not in str(raised.value)
