@@ -9,29 +9,7 @@ import numpy as np
 import supervision as sv
 
 from ovdet.bench import BenchmarkError
-
-
-def match_boxes(a: sv.Detections, b: sv.Detections, iou_threshold: float = 0.9) -> list[tuple[int, int]]:
-    """Greedy one-to-one matches ``(index in a, index in b)`` of same-class boxes, highest IoU first.
-
-    Example:
-        >>> box = sv.Detections(np.array([[0, 0, 10, 10]], float), confidence=np.array([0.5]), class_id=np.array([0]))
-        >>> match_boxes(box, box)
-        [(0, 0)]
-    """
-    if len(a) == 0 or len(b) == 0:
-        return []
-    iou = sv.box_iou_batch(a.xyxy, b.xyxy)
-    iou[a.class_id[:, None] != b.class_id[None, :]] = 0.0
-    rows, cols = np.nonzero(iou >= iou_threshold)
-    pairs, used_a, used_b = [], set(), set()
-    for index in np.argsort(-iou[rows, cols], kind="stable"):
-        i, j = int(rows[index]), int(cols[index])
-        if i not in used_a and j not in used_b:
-            pairs.append((i, j))
-            used_a.add(i)
-            used_b.add(j)
-    return pairs
+from ovdet.evaluation.precisions import match_boxes
 
 
 def agreement(

@@ -53,6 +53,7 @@ def run_configuration(name: str, clips: list[Path], output: Path, imgsz: int, ru
     return {
         "configuration": name,
         "runtime": runtime,
+        "precision": "bf16" if request.settings.half else "fp32",
         "frames": report.frames,
         "fps": report.rate,
         "processing_s": report.seconds,

@@ -195,6 +195,7 @@ def long_run_memory(
     first, last = samples[0], samples[-1]
     return {
         "label": config.label,
+        "precision": worker.description["precision"],
         "samples": samples,
         "growth_mb": last["rss_mb"] - first["rss_mb"],
         "peak_growth_mb": last["peak_rss_mb"] - first["peak_rss_mb"],

@@ -72,7 +72,9 @@ def main() -> None:
     for name, ms in result.items():
         print(f"{name:12s} {ms:.1f} ms/image (median of {args.rounds} rounds over {len(paths)} images)")
     print(f"ultralytics / ovdet time: {result['ultralytics'] / result['ovdet']:.2f}x")
-    print(f"saved {save('images', {'machine': machine(), 'images': len(paths), 'ms_per_image': result})}")
+    precision = {"ultralytics": "fp32", "ovdet": detector.backend.precision}  # Ultralytics: PyTorch on the CPU
+    record = {"machine": machine(), "images": len(paths), "ms_per_image": result, "precision": precision}
+    print(f"saved {save('images', record)}")
 
 
 if __name__ == "__main__":

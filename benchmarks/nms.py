@@ -60,6 +60,7 @@ def main() -> None:
                 {
                     "clip": clip,
                     "nms": "agnostic" if agnostic else "class-aware",
+                    "precision": detector.backend.precision,
                     "boxes_per_frame": float(np.mean([len(r) for r in results])),
                     "cross_class_duplicates_per_frame": float(np.mean([cross_class_duplicates(r) for r in results])),
                     "ms_per_frame": seconds / len(frames) * 1000,

@@ -67,7 +67,7 @@ def detect_command(folders: tuple[Path, Path], args: argparse.Namespace, batch: 
         subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
         seconds.append(time.perf_counter() - started)
     images = args.requests
-    return {"label": f"ovdet detect, batch {batch}", "clients": "–", "requests": images,
+    return {"label": f"ovdet detect, batch {batch}", "clients": "–", "requests": images, "precision": "fp32",
             "rps": images / max(seconds[1] - seconds[0], 1e-9)}  # fmt: skip
 
 
@@ -108,7 +108,8 @@ def load(url: str, images: list[bytes], clients: int, requests: int) -> dict:
     seconds = time.perf_counter() - started
     passes = _batches(url) - before
     return {
-        "label": "ovdet serve", "clients": clients, "requests": len(latencies), "rps": len(latencies) / seconds,
+        "label": "ovdet serve", "clients": clients, "requests": len(latencies), "precision": "fp32",
+        "rps": len(latencies) / seconds,
         "p50_ms": 1000 * statistics.median(latencies), "p95_ms": 1000 * latencies[int(0.95 * (len(latencies) - 1))],
         "images_per_pass": len(latencies) / passes if passes else None,
     }  # fmt: skip

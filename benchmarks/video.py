@@ -26,7 +26,8 @@ CLASSES = ["red backpack", "person wearing sunglasses"]
 def run_ultralytics(clip: Path, imgsz: int, limit: int | None) -> dict:
     """Ultralytics YOLOWorld.predict(stream=True) with ovdet's embeddings injected (its set_classes needs git)."""
     model = ultralytics_model(CLASSES)
-    return _timed(model.predict(str(clip), stream=True, imgsz=imgsz, verbose=False, device="cpu"), limit)
+    results = model.predict(str(clip), stream=True, imgsz=imgsz, verbose=False, device="cpu")
+    return {**_timed(results, limit), "precision": "fp32"}  # PyTorch on the CPU
 
 
 def run_ovdet(clip: Path, imgsz: int, limit: int | None, batch: int) -> dict:
@@ -41,7 +42,7 @@ def run_ovdet(clip: Path, imgsz: int, limit: int | None, batch: int) -> dict:
     detector.set_classes(CLASSES)
     with tempfile.TemporaryDirectory() as folder, SinkWriter([JsonlSink(Path(folder) / "out.jsonl")]) as writer:
         frames = (writer.put(*result) for result in detector.stream(clip, imgsz=imgsz, batch=batch))
-        return _timed(frames, limit)
+        return {**_timed(frames, limit), "precision": detector.backend.precision}
 
 
 def _timed(results: Iterator, limit: int | None) -> dict:

@@ -21,7 +21,7 @@ from .embeddings import Embeddings
 from .errors import ConfigError, ModelError, SourceError, VocabularyError
 from .io.images import load_image
 from .io.sources import Frame, FrameSource, open_source
-from .models import load_backend
+from .models import choose_precision, load_backend
 from .pipeline import detect_stream
 from .postprocess import postprocess
 from .preprocess import letterbox_batch
@@ -29,7 +29,7 @@ from .profiling import Profiler
 from .rules import Rule
 from .runtimes.backend import Backend
 from .text import TextEncoder
-from .vocabulary import Vocabulary
+from .vocabulary import Vocabulary, load_vocabulary, vocabulary_of
 from .weights import resolve_weights
 from .zones import Geometry
 from .zones_yaml import ZonesFile, check_rule_classes
@@ -56,11 +56,21 @@ class OpenVocabDetector:
             PyTorch on CUDA; ``$OVDET_RUNTIME`` overrides), ``"torch"``, ``"openvino"`` or ``"onnxruntime"``.
         text_encoder: Encoder for prompts; default CLIP ViT-B/32, loaded only when a prompt is not cached.
         cache_dir: Folder of the embedding cache; default ``$OVDET_CACHE_DIR/embeddings``.
+        precision: ``"fp32"`` (the default), ``"bf16"`` or ``"fp16"`` (both the device's reduced floating point,
+            as ``half=True``: BF16 on a CPU with OpenVINO, FP16 on CUDA), or ``"int8"``.
         calibration: INT8 for a ``.pt`` run by OpenVINO: a video file or image folder of your own scenes that the
             cached conversion is calibrated on (convolutions INT8; whatever takes the class embeddings stays in
             floating point, so classes still change freely).
+        vocabulary: Classes to set at once: a vocabulary file (``.yaml`` or ``.npz``), a
+            :class:`~ovdet.vocabulary.Vocabulary` or :class:`~ovdet.embeddings.Embeddings`. A precision it records
+            (written by ``ovdet eval --write-vocab``) is used for a ``.pt`` unless ``precision`` or ``half`` is given.
         **settings: Defaults for :class:`InferenceSettings` (``conf``, ``iou``, ``imgsz``, ``max_det``, ``half``,
             ``agnostic_nms``, ``batch``). An exported model's ``imgsz`` defaults to the one it was exported at.
+
+    Attributes:
+        precision: The precision chosen: asked for, recorded by the vocabulary, an INT8 export's, or ``"fp32"``;
+            ``backend.precision`` is what the runtime computes in (``bf16`` or ``fp16`` for reduced precision).
+        calibration: The INT8 calibration source of a converted ``.pt``, else ``None``.
 
     Example:
         >>> detector = OpenVocabDetector("yolov8s-worldv2")  # doctest: +SKIP
@@ -79,13 +89,21 @@ class OpenVocabDetector:
         text_encoder: TextEncoder | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         calibration: str | os.PathLike[str] | None = None,
+        precision: str | None = None,
+        vocabulary: str | os.PathLike[str] | Vocabulary | Embeddings | None = None,
         **settings: Any,
     ) -> None:
-        self.settings = InferenceSettings().replace(**settings)
         self.model_path = resolve_weights(model)
+        if isinstance(vocabulary, (str, os.PathLike)):
+            vocabulary = load_vocabulary(vocabulary)
+        recorded = vocabulary_of(vocabulary) if isinstance(vocabulary, Embeddings) else vocabulary
+        choice = choose_precision(self.model_path, precision, settings.get("half"), calibration, recorded)
+        self.precision, self.calibration = choice.precision, choice.calibration
+        self.settings = InferenceSettings().replace(**{**settings, "half": choice.half})
         self.backend: Backend = load_backend(
-            self.model_path, device=device, half=self.settings.half, runtime=runtime, calibration=calibration
-        )
+            self.model_path, device=device, half=choice.half, runtime=runtime, calibration=choice.calibration,
+            text_encoder=text_encoder,
+        )  # fmt: skip
         exported_imgsz = getattr(self.backend, "default_imgsz", None)
         if settings.get("imgsz") is None and exported_imgsz:
             self.settings = self.settings.replace(imgsz=exported_imgsz)
@@ -95,6 +113,8 @@ class OpenVocabDetector:
         self._table: ClassTable | None = ClassTable.of(Vocabulary.from_names(fixed)) if fixed else None
         self.vocabulary_version = 0  # bumped by every vocabulary change, so running streams can follow it
         self.profiler: Profiler | None = None  # set one to measure time per stage
+        if vocabulary is not None:
+            self.set_classes(vocabulary)
 
     def __repr__(self) -> str:
         classes = ", ".join(self.classes) or "none set"

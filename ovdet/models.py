@@ -14,20 +14,23 @@ import importlib.util
 import logging
 import math
 import os
+from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ConfigError, SourceError, WeightsError
-from .export.quantize import DEFAULT_CALIBRATION_FRAMES
-from .runtimes.artifact import artifact_format
+from .export.quantize import DEFAULT_CALIBRATION_FRAMES, calibration_digest
+from .precision import REDUCED, requested_precision
+from .runtimes.artifact import artifact_format, exported_metadata
 from .runtimes.backend import Backend
 from .runtimes.registry import RUNTIMES, pt_runtimes, runtime_for_format, runtime_named
-from .text import ClipTextEncoder
+from .text import ClipTextEncoder, TextEncoder
+from .vocabulary import Vocabulary
 from .weights import cache_dir, file_sha256
 
-__all__ = ["CompiledBackend", "compiled_dir", "load_backend"]
+__all__ = ["CompiledBackend", "PrecisionChoice", "choose_precision", "compiled_dir", "load_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ def load_backend(
     half: bool = False,
     runtime: str = "auto",
     calibration: str | os.PathLike[str] | None = None,
+    text_encoder: TextEncoder | None = None,
 ) -> Backend:
     """Open a weights file or an exported model with the runtime its format needs.
 
@@ -53,6 +57,8 @@ def load_backend(
             ``"auto"`` (``$OVDET_RUNTIME`` if set; else OpenVINO on a CPU where it is installed, PyTorch otherwise).
         calibration: For a ``.pt`` run by OpenVINO: a video file or image folder of the user's own scenes; the
             cached conversion is then INT8 (see :mod:`ovdet.export.quantize`), cached per calibration source.
+        text_encoder: The encoder an INT8 conversion encodes its calibration classes with (default: CLIP, loaded
+            for it); pass the detector's own so that CLIP loads once.
 
     Example:
         >>> backend = load_backend("runs/export/yolov8s-worldv2-onnx-dynamic16/yolov8s-worldv2.onnx")  # doctest: +SKIP
@@ -61,7 +67,7 @@ def load_backend(
     """
     path = Path(model)
     if path.suffix in runtime_named("torch").suffixes:
-        return _load_weights(path, device, half, runtime, calibration)
+        return _load_weights(path, device, half, runtime, calibration, text_encoder)
     if calibration is not None:
         raise ConfigError(
             f"{path} is an export, and INT8 calibration applies to a .pt: export it with --precision int8 "
@@ -79,13 +85,93 @@ def load_backend(
     return backend_class(path, device=device, half=half)
 
 
-def _load_weights(path: Path, device: str, half: bool, runtime: str, calibration) -> Backend:
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """The precision a detector runs in, and for INT8 of a ``.pt`` the scenes it is calibrated on.
+
+    Attributes:
+        precision: ``fp32``, ``bf16``, ``fp16`` (both: the device's reduced floating point) or ``int8``.
+        calibration: For INT8 of a ``.pt``: a video file or image folder; ``None`` otherwise.
+        origin: Where the choice came from: ``"asked"``, ``"default"``, an INT8 export, or a vocabulary file.
+    """
+
+    precision: str
+    calibration: str | None = None
+    origin: str = "default"
+
+    @property
+    def half(self) -> bool:
+        """Whether the runtime computes in the device's reduced floating point."""
+        return self.precision in REDUCED
+
+
+def choose_precision(
+    model: str | os.PathLike[str],
+    precision: str | None = None,
+    half: bool | None = None,
+    calibration: str | os.PathLike[str] | None = None,
+    vocabulary: Vocabulary | None = None,
+) -> PrecisionChoice:
+    """What runs: the precision asked for (``half`` is its alias); else the one a vocabulary file records (what
+    ``ovdet eval`` validated on labelled images, applied to a ``.pt``); else INT8 for an INT8 export; else FP32.
+
+    ``calibration`` alone means INT8. Contradictions and INT8 without calibration are :class:`ConfigError`; a
+    vocabulary's calibration source that is missing is a :class:`SourceError`, and one whose content changed since
+    it was validated is a warning.
+
+    Example:
+        >>> choose_precision(Path("w.pt"), half=True)
+        PrecisionChoice(precision='bf16', calibration=None, origin='asked')
+    """
+    asked = requested_precision(precision, half)
+    if calibration is not None:
+        if asked not in (None, "int8"):
+            raise ConfigError(f"--calibration is for precision int8, and precision {asked} was given: choose one")
+        return PrecisionChoice("int8", os.fspath(calibration), "asked")
+    exported = exported_metadata(model)  # None for a .pt or a registry name
+    recorded = vocabulary.precision if vocabulary is not None and exported is None else None
+    if recorded is not None and asked in (None, recorded):
+        return _recorded_choice(vocabulary)
+    int8_export = exported is not None and exported.precision == "int8"
+    if asked == "int8" and not int8_export:
+        raise ConfigError(
+            "--precision int8 needs --calibration VIDEO_OR_FOLDER (your own scenes) to convert a .pt, or an INT8 "
+            "export (ovdet export --precision int8) as --model"
+        )
+    if asked is None:
+        return PrecisionChoice("int8", None, os.fspath(model)) if int8_export else PrecisionChoice("fp32")
+    return PrecisionChoice(asked, None, "asked")
+
+
+def _recorded_choice(vocabulary: Vocabulary) -> PrecisionChoice:
+    """The precision a vocabulary file records; its calibration source must still be there."""
+    origin, source = vocabulary.origin, vocabulary.calibration
+    if source is None:
+        log.info("precision %s, as %s records", vocabulary.precision, origin)
+        return PrecisionChoice(vocabulary.precision, None, origin)
+    if not Path(source).exists():
+        raise SourceError(
+            f"{origin} asks for precision int8 calibrated on {source}, which does not exist here: run from the folder "
+            f"ovdet eval ran in, write its absolute path in {origin}, or pass --precision fp32"
+        )
+    if vocabulary.calibration_digest and calibration_digest(source) != vocabulary.calibration_digest.lower():
+        log.warning(
+            "%s changed since ovdet eval validated INT8 on it (%s): re-run ovdet eval to check INT8 on these frames",
+            source, origin,
+        )  # fmt: skip
+    log.info("precision int8, as %s records, calibrated on %s", origin, source)
+    return PrecisionChoice("int8", source, origin)
+
+
+def _load_weights(path: Path, device: str, half: bool, runtime: str, calibration, text_encoder) -> Backend:
     from .runtimes.torch import TorchBackend, resolve_device
 
     if runtime not in ("auto", *pt_runtimes()):
         raise ConfigError(f"unknown runtime {runtime!r}: use one of {', '.join(('auto', *pt_runtimes()))}")
-    if runtime == "auto":
-        runtime = os.environ.get("OVDET_RUNTIME") or _fastest_runtime(resolve_device(device))
+    if runtime == "auto":  # INT8 runs through OpenVINO only
+        runtime = (
+            "openvino" if calibration else os.environ.get("OVDET_RUNTIME") or _fastest_runtime(resolve_device(device))
+        )
     if runtime not in pt_runtimes():
         raise ConfigError(f"OVDET_RUNTIME={runtime!r} is not a runtime: use one of {', '.join(pt_runtimes())}")
     if calibration is not None and runtime != "openvino":
@@ -93,7 +179,9 @@ def _load_weights(path: Path, device: str, half: bool, runtime: str, calibration
     if runtime == "torch":
         return TorchBackend(path, device=device, half=half)
     device = "cpu" if device == "auto" else device
-    return CompiledBackend(path, runtime, device=device, half=half, calibration=calibration)
+    return CompiledBackend(
+        path, runtime, device=device, half=half, calibration=calibration, calibration_encoder=text_encoder
+    )
 
 
 def _fastest_runtime(device: str) -> str:
@@ -123,11 +211,12 @@ class CompiledBackend:
         calibration: INT8 (OpenVINO): convolutions quantized on frames of this video file or image folder; the
             conversion is cached per weights, calibration content and frame count.
         calibration_frames: How many frames of ``calibration``.
+        calibration_encoder: Encodes the classes an INT8 conversion is calibrated with; default: CLIP, loaded for it.
 
     Example:
         >>> backend = CompiledBackend(Path("weights/yolov8s-worldv2.pt"), "openvino")  # doctest: +SKIP
         >>> backend.name, backend.precision  # doctest: +SKIP
-        ('openvino', 'f32')
+        ('openvino', 'fp32')
     """
 
     rect = True
@@ -143,12 +232,14 @@ class CompiledBackend:
         slots: int = DEFAULT_SLOTS,
         calibration: str | os.PathLike[str] | None = None,
         calibration_frames: int = DEFAULT_CALIBRATION_FRAMES,
+        calibration_encoder: TextEncoder | None = None,
     ) -> None:
         self.weights, self.runtime, self.half, self._device = Path(weights), runtime, half, device
         self._digest = file_sha256(self.weights)
         self._first_slots = slots
         self.calibration = os.fspath(calibration) if calibration is not None else None
         self.calibration_frames = calibration_frames
+        self.calibration_encoder = calibration_encoder
         self._variant = f"-int8-{_content_key(Path(calibration), calibration_frames)}" if calibration else ""
 
     def __getattr__(self, name: str):
@@ -178,7 +269,8 @@ class CompiledBackend:
             calibration=self.calibration, calibration_frames=self.calibration_frames,
         )  # fmt: skip
         backend = TorchBackend(self.weights, device="cpu")
-        export_backend(backend, self.weights, options, folder, calibration_encoder=self.default_text_encoder())
+        encoder = self.calibration_encoder or self.default_text_encoder()
+        export_backend(backend, self.weights, options, folder, calibration_encoder=encoder)
 
     def default_text_encoder(self) -> ClipTextEncoder:
         """CLIP in PyTorch, as for the ``.pt`` itself: the same embeddings, the same cache."""

@@ -21,7 +21,8 @@ from typing import Any
 import yaml
 
 from .embeddings import Embeddings
-from .errors import OvdetError, VocabularyError
+from .errors import ConfigError, OvdetError, VocabularyError
+from .precision import check_precision
 
 __all__ = [
     "BACKGROUND_PROMPT",
@@ -62,6 +63,10 @@ class Vocabulary:
         templates: Prompt templates with ``{}`` for the phrasing, averaged per class (default: the phrasing alone).
         decoys: Prompts that compete for boxes and are dropped from every output.
         background: Padding prompts (dropped like decoys); the YOLO-World authors add ``" "`` to small vocabularies.
+        precision: The precision ``ovdet eval`` validated for it on labelled images (``fp32``, ``bf16``, ``fp16``
+            or ``int8``), which ``ovdet detect`` then runs in; ``None``: FP32.
+        calibration: For ``int8``: the video file or image folder the INT8 ranges are calibrated on, as given.
+        calibration_digest: SHA-256 of that source's content when it was validated, so a changed set is noticed.
 
     Example:
         >>> vocabulary = parse_classes("pump=infusion pump|IV pump@0.3, person, !toy pump")
@@ -74,6 +79,9 @@ class Vocabulary:
     decoys: tuple[str, ...] = ()
     background: tuple[str, ...] = ()
     origin: str = field(default="--classes", compare=False)
+    precision: str | None = None
+    calibration: str | None = None
+    calibration_digest: str | None = None
 
     def __post_init__(self) -> None:
         _check_vocabulary(self)
@@ -119,6 +127,9 @@ class Vocabulary:
             data["decoys"] = list(self.decoys)
         if self.background:
             data["background"] = True
+        for key in ("precision", "calibration", "calibration_digest"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
         return data
 
     def save(self, path: str | os.PathLike[str], comment: str = "") -> Path:
@@ -326,6 +337,7 @@ def _check_vocabulary(vocabulary: Vocabulary) -> None:
             raise VocabularyError(f"{where}: class {shown(c.name)} has an empty phrasing; give it at least one word")
     for template in vocabulary.templates:
         check_template(template, where)
+    _check_precision(vocabulary)
     prompts = len(vocabulary.templates) * (sum(len(c.prompts) for c in vocabulary.classes) + len(vocabulary.decoys))
     if prompts > MAX_PROMPTS:
         raise VocabularyError(
@@ -352,4 +364,25 @@ def check_template(template: str, where: str) -> None:
         raise VocabularyError(
             f"{where}: template {shown(template)} must contain {{}} exactly once and no other braces, "
             f"e.g. 'a photo of a {{}}'"
+        )
+
+
+def _check_precision(vocabulary: Vocabulary) -> None:
+    """A recorded precision is a known one; INT8 names its calibration source, and only INT8 has one."""
+    where = vocabulary.origin
+    if vocabulary.precision is not None:
+        try:
+            check_precision(vocabulary.precision)
+        except ConfigError as exc:
+            raise VocabularyError(f"{where}: {exc}") from exc
+    if vocabulary.precision == "int8" and not vocabulary.calibration:
+        raise VocabularyError(
+            f"{where}: precision int8 needs calibration: the video file or image folder it was calibrated on"
+        )
+    if vocabulary.precision != "int8" and (vocabulary.calibration or vocabulary.calibration_digest):
+        raise VocabularyError(f"{where}: calibration belongs to precision int8: add precision: int8, or remove it")
+    digest = vocabulary.calibration_digest
+    if digest is not None and not (len(digest) == 64 and all(char in string.hexdigits for char in digest)):
+        raise VocabularyError(
+            f"{where}: calibration_digest must be the 64 hex digits ovdet eval writes; remove it to skip the check"
         )

@@ -13,18 +13,26 @@ from pathlib import Path
 
 import yaml
 
-from .errors import VocabularyError
+from .errors import ConfigError, VocabularyError
 from .plain_yaml import MAX_DEPTH, NodeReader, compose_plain_yaml, plain_value, read_plain_text
+from .precision import check_precision
 from .vocabulary import BACKGROUND_PROMPT, Vocabulary, VocabularyClass, check_conf, check_template
 from .vocabulary import shown as _shown
 
 __all__ = ["MAX_DEPTH", "MAX_VOCABULARY_BYTES", "parse_vocabulary_yaml", "read_vocabulary_yaml"]
 
 MAX_VOCABULARY_BYTES = 1 << 20  # 1 MiB: tens of thousands of classes
-_FILE_KEYS = ("background", "classes", "decoys", "templates")
+_FILE_KEYS = ("background", "calibration", "calibration_digest", "classes", "decoys", "precision", "templates")
+_PRECISION_KEYS = ("precision", "calibration", "calibration_digest")
 _CLASS_KEYS = ("color", "conf", "prompts")
 _TEXT, _NULL = "tag:yaml.org,2002:str", "tag:yaml.org,2002:null"
 _COLOR = re.compile(r"#[0-9a-fA-F]{6}")
+_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+_EXAMPLES = {
+    "precision": "'precision: int8'",
+    "calibration": "'calibration: scenes/'",
+    "calibration_digest": "the 64 hex digits ovdet eval writes",
+}
 
 
 def read_vocabulary_yaml(path: Path) -> Vocabulary:
@@ -57,7 +65,40 @@ class _VocabularyFile(NodeReader):
         templates = tuple(self._templates(top["templates"])) if "templates" in top else ("{}",)
         decoys = tuple(self._decoys(top["decoys"], classes)) if "decoys" in top else ()
         background = self._background(top.get("background"))
-        return Vocabulary(classes, templates, decoys, background, origin=self.origin)
+        precision = self._precision(top)
+        return Vocabulary(classes, templates, decoys, background, origin=self.origin, **precision)
+
+    def _precision(self, top: dict[str, yaml.Node]) -> dict[str, str]:
+        """The precision ``ovdet eval`` recorded, checked here so that every mistake names its line."""
+        values = {key: self._scalar_text(top[key], key) for key in _PRECISION_KEYS if key in top}
+        if "precision" in values:
+            try:
+                values["precision"] = check_precision(values["precision"])
+            except ConfigError as exc:
+                raise VocabularyError(f"{self._at(top['precision'])}: {exc}") from exc
+        if values.get("precision") == "int8" and "calibration" not in values:
+            raise VocabularyError(
+                f"{self._at(top['precision'])}: precision int8 needs 'calibration: VIDEO_OR_FOLDER', the scenes its "
+                f"INT8 ranges were calibrated on"
+            )
+        for key in ("calibration", "calibration_digest"):
+            if key in values and values.get("precision") != "int8":
+                raise VocabularyError(
+                    f"{self._at(top[key])}: {key} belongs to precision int8: add 'precision: int8', or remove it"
+                )
+        digest = values.get("calibration_digest")
+        if digest is not None and not _DIGEST.fullmatch(digest):
+            raise VocabularyError(
+                f"{self._at(top['calibration_digest'])}: calibration_digest must be the 64 hex digits ovdet eval "
+                f"writes; remove the line to skip the check"
+            )
+        return values
+
+    def _scalar_text(self, node: yaml.Node, key: str) -> str:
+        text = " ".join(node.value.split()) if isinstance(node, yaml.ScalarNode) and node.tag == _TEXT else ""
+        if not text:
+            raise VocabularyError(f"{self._at(node)}: {key} must be text, e.g. {_EXAMPLES[key]}")
+        return text
 
     def _class(self, name: str, node: yaml.Node) -> VocabularyClass:
         where = f"{self._at(node)}: class {_shown(name)}"

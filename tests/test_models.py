@@ -24,7 +24,7 @@ def test_auto_picks_openvino_on_the_cpu(model_path: Path, monkeypatch: pytest.Mo
     monkeypatch.delenv("OVDET_RUNTIME")
     detector = OpenVocabDetector(model_path, device="cpu")
     assert isinstance(detector.backend, CompiledBackend)
-    assert (detector.backend.name, detector.backend.precision) == ("openvino", "f32")
+    assert (detector.backend.name, detector.backend.precision) == ("openvino", "fp32")
     monkeypatch.setenv("OVDET_RUNTIME", "torch")
     assert OpenVocabDetector(model_path, device="cpu").backend.name == "torch"
     with pytest.raises(ConfigError, match="unknown runtime 'tensorflow'"):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import supervision as sv
 
+from ..precision import precision_name
 from ..profiling import Profiler
 from .subjects import OVDET, ULTRALYTICS, BenchmarkError, LoopedClip, PacedClip, Subject, read_frames
 
@@ -21,12 +22,6 @@ if TYPE_CHECKING:
     from ..io.sources import Frame
 
 __all__ = ["OvdetRunner", "UltralyticsRunner", "open_runner"]
-
-PRECISION_NAMES = {
-    "f32": "fp32", "fp32": "fp32", "float32": "fp32",
-    "bf16": "bf16", "bfloat16": "bf16",
-    "f16": "fp16", "fp16": "fp16", "float16": "fp16",
-}  # fmt: skip
 
 
 def open_runner(subject: Subject, scratch: Path) -> OvdetRunner | UltralyticsRunner:
@@ -64,9 +59,7 @@ class OvdetRunner:
         half = getattr(backend, "half", False)
         return {
             "runtime": backend.name,
-            "precision": "int8"
-            if self.subject.config.int8
-            else _precision_name(getattr(backend, "precision", "fp16" if half else "fp32")),
+            "precision": precision_name(getattr(backend, "precision", "fp16" if half else "fp32")),
             "input_shape": list(target_shape([frame.shape[:2]], self.subject.imgsz, backend.stride, backend.rect)),
             "slots": _class_slots(backend, len(self.subject.classes)),
             "torch_threads": _torch_threads(),
@@ -137,7 +130,7 @@ class UltralyticsRunner:
         frame = read_frames(self.subject.clip, 1)[0]
         return {
             "runtime": "openvino" if compiled is not None else "torch",
-            "precision": "int8" if self.subject.config.int8 else _precision_name(precision),
+            "precision": "int8" if self.subject.config.int8 else precision_name(precision),
             "input_shape": list(self.model.predictor.preprocess([frame]).shape[2:]),
             "slots": len(self.subject.classes),
             "torch_threads": _torch_threads(),
@@ -209,11 +202,6 @@ def _slim(detections: sv.Detections) -> sv.Detections:
         confidence=np.asarray(detections.confidence, np.float32),
         class_id=np.asarray(detections.class_id, np.int64),
     )
-
-
-def _precision_name(value: object) -> str:
-    name = getattr(value, "get_type_name", lambda: str(value))()
-    return PRECISION_NAMES.get(str(name).lower(), str(name))
 
 
 def _torch_threads() -> int | None:

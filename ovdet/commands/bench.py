@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, SourceError
+from ..errors import ConfigError, SourceError, UsageError
+from . import precision_flags
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,7 +35,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--conf", type=float, default=0.25, help="confidence threshold (default %(default)s)")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
     bench.add_argument("--runtime", help="for a .pt: auto, torch, openvino or onnxruntime (default: the detector's)")
-    bench.add_argument("--half", action="store_true", help="reduced precision (BF16 on such CPUs, FP16 on CUDA)")
+    precision_flags.add_arguments(bench)
     bench.add_argument(
         "--compare-ultralytics",
         action="store_true",
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
     classes = tuple(name.strip() for name in args.classes.split(",") if name.strip())
     _check(args, classes)
-    options = {"device": args.device, **({"runtime": args.runtime} if args.runtime else {}), "half": args.half}
+    options = {"device": args.device, **({"runtime": args.runtime} if args.runtime else {})}
+    options.update(precision=precision_flags.requested(args), calibration=args.calibration)
     ovdet = Subject(
         "ovdet", RunConfig("ovdet", options=options), args.model, classes, args.source,
         imgsz=args.imgsz, batch=args.batch, conf=args.conf, live=args.live,
@@ -83,6 +85,19 @@ def _check(args: argparse.Namespace, classes: tuple[str, ...]) -> None:
     for name in ("frames", "rounds", "batch"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name} must be a positive integer, got {getattr(args, name)}")
+    _check_precision(args)
+
+
+def _check_precision(args: argparse.Namespace) -> None:
+    """Contradictory precision flags are usage errors before any worker starts."""
+    from ..models import choose_precision
+
+    if args.calibration and not Path(args.calibration).exists():
+        raise SourceError(f"--calibration {args.calibration} does not exist: pass a video file or a folder of images")
+    try:
+        choose_precision(args.model, precision_flags.requested(args), None, args.calibration)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _ultralytics_subject(args: argparse.Namespace, classes: tuple[str, ...]) -> Subject:

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import OvdetError, SourceError, UsageError
+from ..errors import ConfigError, OvdetError, SourceError, UsageError
 from ..io.samples import SAMPLE_CLASSES
 from ..runtimes.registry import pt_runtimes
 from . import analytics as analytics_flags
-from . import run_dir
+from . import precision_flags, run_dir
 from .report import RunSummary, frame_unit
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         f'with no source the default is "{SAMPLE_CLASSES}", what the sample images show',
     )
     vocabulary.add_argument(
-        "--vocab", metavar="FILE", help="vocabulary file: .yaml (edits are picked up while running) or .npz"
+        "--vocab",
+        metavar="FILE",
+        help="vocabulary file: .yaml (edits are picked up while running) or .npz; the precision it records "
+        "(ovdet eval --write-vocab) is used unless --precision or --half is given",
     )
     detect.add_argument("--model", default="yolov8s-worldv2", help="registry name or model file (default %(default)s)")
     detect.add_argument("--conf", type=float, help="confidence threshold (default 0.25)")
@@ -60,21 +63,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         choices=("auto", *pt_runtimes()),
         help="for a .pt: auto = OpenVINO on a CPU (converted once, cached), PyTorch on CUDA (default %(default)s)",
     )
-    detect.add_argument(
-        "--half",
-        action="store_true",
-        default=None,
-        help="reduced precision: FP16 on CUDA; BF16 on a CPU with OpenVINO, the default there (faster; boxes may "
-        "differ slightly from FP32); ignored with a warning by --runtime torch on a CPU and by ONNX and TorchScript "
-        "exports, which keep the precision they were exported with",
-    )
-    detect.add_argument(
-        "--precision",
-        choices=("fp32", "half", "int8"),
-        help="fp32 (the default); half is --half; int8: a .pt converted for OpenVINO with INT8 convolutions "
-        "calibrated on --calibration (cached), or an INT8 export",
-    )
-    detect.add_argument("--calibration", metavar="VIDEO_OR_FOLDER", help="your own scenes, for --precision int8")
+    precision_flags.add_arguments(detect)
     detect.add_argument("--agnostic-nms", action="store_true", default=None, help="one box, one label")
     detect.add_argument("--vid-stride", type=int, default=1, help="process every n-th video frame (default 1)")
     detect.add_argument("--track", action="store_true", help="give boxes ids that stay stable across frames")
@@ -107,14 +96,13 @@ def run(args: argparse.Namespace) -> int:
     from ..vocabulary import VocabularyWatcher, load_vocabulary, parse_classes
 
     summary = RunSummary()
-    calibration = _check_precision(args)
-    given = dict(
-        conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, batch=args.batch,
-        half=args.half or args.precision == "half" or None, agnostic_nms=args.agnostic_nms,
-    )  # fmt: skip
+    asked = precision_flags.requested(args)
+    names = ("conf", "iou", "imgsz", "max_det", "batch", "agnostic_nms")
+    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     InferenceSettings().replace(**given)  # bad values are refused before any work
     args = run_dir.with_default_source(args)
     vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
+    precision = _choose_precision(args, asked, vocabulary)
     watcher = VocabularyWatcher(args.vocab) if args.vocab and not args.vocab.endswith(".npz") else None
     analytics = analytics_flags.AnalyticsRun(args, vocabulary.names)
     track = args.track or bool(args.events) or analytics.needs_tracks
@@ -125,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
         for output in outputs:  # fail fast, but truncate no earlier result until the model is ready
             check_writable(output.path, directory=output.folder)
         detector = OpenVocabDetector(
-            args.model, device=args.device, runtime=args.runtime, calibration=calibration,
-            **{name: value for name, value in given.items() if value is not None},
+            args.model, device=args.device, runtime=args.runtime, precision=precision.precision,
+            calibration=precision.calibration, **given,
         )  # fmt: skip
         detector.set_classes(vocabulary)
         writer = SinkWriter(_open_sinks(args, source, analytics))
@@ -176,27 +164,21 @@ def _removed_if_nothing_written(folder: Path | None, summary: RunSummary) -> Ite
         raise
 
 
-def _check_precision(args: argparse.Namespace) -> str | None:
-    """The INT8 calibration source, if any; contradictory precision flags are usage errors."""
-    if args.half and args.precision not in (None, "half"):
-        raise UsageError(f"--half is --precision half, and --precision {args.precision} was given: choose one")
-    if args.calibration and args.precision != "int8":
-        raise UsageError("--calibration is for --precision int8: add it, or drop --calibration")
+def _choose_precision(args: argparse.Namespace, asked: str | None, vocabulary):
+    """The flags' precision, else the vocabulary file's (see ``models.choose_precision``); contradictory flags are
+    usage errors, a calibration source that is missing is one line naming it."""
+    from ..models import choose_precision
+    from ..vocabulary import Vocabulary, vocabulary_of
+
     if args.calibration and not Path(args.calibration).exists():
         raise SourceError(f"--calibration {args.calibration} does not exist: pass a video file or a folder of images")
-    if args.precision == "int8" and not args.calibration and not _is_int8_export(Path(args.model)):
-        raise UsageError(
-            "--precision int8 needs --calibration VIDEO_OR_FOLDER (your own scenes) to convert a .pt, or an INT8 "
-            "export (ovdet export --precision int8) as --model"
-        )
-    return args.calibration
-
-
-def _is_int8_export(path: Path) -> bool:
-    from ..runtimes.artifact import exported_metadata
-
-    metadata = exported_metadata(path)
-    return metadata is not None and metadata.precision == "int8"
+    if args.calibration and asked != "int8":
+        raise UsageError("--calibration is for --precision int8: add it, or drop --calibration")
+    recorded = vocabulary if isinstance(vocabulary, Vocabulary) else vocabulary_of(vocabulary, args.vocab)
+    try:
+        return choose_precision(Path(args.model), asked, None, args.calibration, recorded)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _tell_sinks(detector, sinks: list) -> None:

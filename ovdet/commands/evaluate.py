@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SourceError, UsageError
+from ..evaluation.precisions import DEFAULT_MAX_MAP_DROP
+from . import precision_flags
 
 if TYPE_CHECKING:
     from ..evaluation import Evaluation, OperatingPoint, RunMetrics
+    from ..evaluation.precisions import PrecisionComparison
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -56,7 +60,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="frame rate of the video the labelled images come from: adds false alarms per hour of video",
     )
     evaluate.add_argument("--report", metavar="DIR", help="write report.md, figures, metrics.json and detections here")
-    evaluate.add_argument("--write-vocab", metavar="OUT.yaml", help="write the best phrasings and thresholds here")
+    evaluate.add_argument(
+        "--write-vocab",
+        metavar="OUT.yaml",
+        help="write the best phrasings and thresholds here, and the recommended precision if not fp32",
+    )
+    precision_flags.add_arguments(evaluate, several=True)
+    evaluate.add_argument(
+        "--max-map-drop",
+        type=float,
+        help=f"with --precision: the mAP50-95 points a precision may lose against fp32 to be recommended "
+        f"(default {DEFAULT_MAX_MAP_DROP:g})",
+    )
     evaluate.set_defaults(run=run)
 
 
@@ -78,20 +93,90 @@ def run(args: argparse.Namespace) -> int:
             check_writable(output, directory=directory)
     if args.fps is not None and not args.fps > 0:
         raise ConfigError(f"--fps {args.fps:g} is not a frame rate: give the video's frames per second, e.g. --fps 10")
+    precisions = _precisions(args)
     settings = InferenceSettings().replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, batch=args.batch)
     dataset = load_dataset(args.data, args.images)
-    match_categories(dataset, vocabulary.names)
+    categories = match_categories(dataset, vocabulary.names)
     started = time.perf_counter()
-    detector = OpenVocabDetector(args.model, device=args.device, **vars(settings))
+    detector = OpenVocabDetector(args.model, device=args.device, precision="fp32", **vars(settings))
     with _progress(args.quiet) as progress:
         evaluation = evaluate(detector, dataset, vocabulary, progress=progress)
+    if precisions:
+        evaluation = _compare_precisions(args, evaluation, detector, categories, precisions)
     report = write_report(evaluation, args.report, args.fps) if args.report else None
     if args.write_vocab:
         comment = f"chosen by ovdet eval on {dataset.name} with {evaluation.model}: phrasings by AP, thresholds by F1"
+        if evaluation.precisions is not None:
+            comment += f", precision {evaluation.precisions.recommended} (fastest within the mAP drop allowed)"
         evaluation.chosen.save(args.write_vocab, comment)
     if not args.quiet:
         _show(evaluation, time.perf_counter() - started, report, args.write_vocab, args.fps)
     return 0
+
+
+def _precisions(args: argparse.Namespace) -> tuple[str, ...]:
+    """The precisions to compare (``--half`` adds bf16); INT8 needs scenes other than the labelled images."""
+    precisions = (*(args.precision or ()), *(("bf16",) if args.half else ()))
+    if args.max_map_drop is not None and not precisions:
+        raise UsageError("--max-map-drop applies to a precision comparison: add e.g. --precision fp32,bf16,int8")
+    if args.max_map_drop is not None and not 0 <= args.max_map_drop <= 100:
+        raise UsageError(f"--max-map-drop {args.max_map_drop:g} is not a drop in mAP points: give 0 to 100, e.g. 1")
+    if args.calibration and "int8" not in precisions:
+        raise UsageError("--calibration is for int8: add it to --precision, or drop --calibration")
+    if "int8" in precisions and not args.calibration:
+        raise UsageError(
+            "--precision int8 needs --calibration VIDEO_OR_FOLDER: frames of your scenes other than the labelled "
+            "images (calibrating on the images INT8 is scored on would flatter it)"
+        )
+    if args.calibration and not Path(args.calibration).exists():
+        raise SourceError(f"--calibration {args.calibration} does not exist: pass a video file or a folder of images")
+    return precisions
+
+
+def _compare_precisions(
+    args: argparse.Namespace, evaluation: Evaluation, fp32_detector, categories: dict[int, str], precisions
+) -> Evaluation:
+    """The chosen vocabulary in FP32 and each precision asked; the recommendation goes into the chosen vocabulary."""
+    from ..detector import OpenVocabDetector
+    from ..evaluation.precisions import compare_precisions
+    from ..export.quantize import calibration_digest
+
+    settings = evaluation.settings
+
+    def detector_for(precision: str):
+        if precision == "fp32":
+            return fp32_detector
+        calibration = args.calibration if precision == "int8" else None
+        return OpenVocabDetector(
+            args.model, device=args.device, precision=precision, calibration=calibration,
+            text_encoder=fp32_detector.text_encoder, imgsz=settings.imgsz, iou=settings.iou, batch=settings.batch,
+        )  # fmt: skip
+
+    comparison = compare_precisions(
+        detector_for, evaluation.dataset, categories, evaluation.chosen, precisions, settings,
+        default_conf=fp32_detector.settings.conf,
+        max_map_drop=DEFAULT_MAX_MAP_DROP if args.max_map_drop is None else args.max_map_drop,
+    )  # fmt: skip
+    int8 = "int8" in precisions
+    comparison = dataclasses.replace(
+        comparison,
+        calibration=args.calibration if int8 else None,
+        calibration_digest=calibration_digest(args.calibration) if int8 else None,
+    )
+    chosen = _with_precision(evaluation.chosen, comparison)
+    return dataclasses.replace(evaluation, chosen=chosen, precisions=comparison)
+
+
+def _with_precision(vocabulary, comparison: PrecisionComparison):
+    """The vocabulary recording the recommended precision (nothing for fp32, the default)."""
+    recommended = comparison.recommended
+    int8 = recommended == "int8"
+    return dataclasses.replace(
+        vocabulary,
+        precision=None if recommended == "fp32" else recommended,
+        calibration=comparison.calibration if int8 else None,
+        calibration_digest=comparison.calibration_digest if int8 else None,
+    )
 
 
 @contextmanager
@@ -127,9 +212,34 @@ def _show(
     print("verdict per class (chosen vocabulary):")
     for verdict in evaluation.verdicts(fps):
         print(f"  {verdict.name}: {verdict.text}")
+    if evaluation.precisions is not None:
+        _show_precisions(evaluation.precisions)
     for target in (report, vocabulary_file):
         if target:
             print(f"→ {target}")
+
+
+def _show_precisions(comparison: PrecisionComparison) -> None:
+    fp32 = comparison.runs[0].map50_95
+    print("precision (chosen vocabulary; boxes matched to FP32's at IoU 0.9):")
+    for run in comparison.runs:
+        print(
+            f"  {run.precision:<4}  computed in {run.computed:<4}  mAP50-95 {_num(run.map50_95)} "
+            f"(drop {_points(fp32 - run.map50_95)} points)  FP32 boxes kept {_share(run.fp32_boxes_kept)}, "
+            f"boxes FP32 has {_share(run.boxes_fp32_has)}  {run.fps:.1f} images/s"
+        )
+    print(
+        f"recommended precision: {comparison.recommended} (the fastest within {comparison.max_map_drop:g} mAP50-95 "
+        f"point(s) of fp32)"
+    )
+
+
+def _points(drop: float) -> str:
+    return "–" if drop != drop else f"{100 * drop:.1f}"
+
+
+def _share(value: float) -> str:
+    return "–" if value != value else f"{value:.0%}"
 
 
 def _show_run(

@@ -6,7 +6,9 @@ import argparse
 
 from ..export.exporter import DEFAULT_MAX_CLASSES, FORMATS, export_detector
 from ..export.quantize import DEFAULT_CALIBRATION_FRAMES
+from ..precision import REDUCED
 from ..runtimes.artifact import Artifact
+from . import precision_flags
 
 MEGABYTE = 1e6
 
@@ -34,14 +36,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     export.add_argument("--imgsz", type=int, help="input size (default 640; the largest an engine accepts)")
     export.add_argument("--batch", type=int, default=1, help="largest batch of an engine (default %(default)s)")
-    export.add_argument("--half", action="store_true", help="FP16 (OpenVINO on any device; others need CUDA)")
-    export.add_argument(
-        "--precision",
-        choices=("fp32", "fp16", "int8"),
-        help="fp32 (default); fp16 is --half; int8: OpenVINO, INT8 convolutions calibrated on --calibration, "
-        "whatever takes the class embeddings in floating point",
-    )
-    export.add_argument("--calibration", metavar="VIDEO_OR_FOLDER", help="your own scenes, for --precision int8")
+    precision_flags.add_arguments(export)
     export.add_argument(
         "--calibration-frames",
         type=int,
@@ -62,14 +57,13 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error("pass the classes to bake in (--classes or --vocab), or --dynamic-vocab")
     if args.max_classes is not None and not args.dynamic_vocab:
         args.parser.error("--max-classes sizes a changeable vocabulary: add --dynamic-vocab")
-    if args.half and args.precision not in (None, "fp16"):
-        args.parser.error(f"--half is --precision fp16, and --precision {args.precision} was given: choose one")
+    precision = precision_flags.requested(args)
     detector = OpenVocabDetector(args.model, device=args.device, runtime="torch")
     if args.classes is not None or args.vocab is not None:
         detector.set_classes(load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes))
     model_file = export_detector(
         detector, args.format, dynamic_vocab=args.dynamic_vocab, max_classes=args.max_classes, imgsz=args.imgsz,
-        batch=args.batch, half=args.half or args.precision == "fp16", int8=args.precision == "int8",
+        batch=args.batch, half=precision in REDUCED, int8=precision == "int8",
         calibration=args.calibration, calibration_frames=args.calibration_frames, output=args.output,
     )  # fmt: skip
     artifact = Artifact.open(model_file, args.format)

@@ -92,6 +92,7 @@ def metrics_record(
         "templates": [_variant_record(v) for v in evaluation.templates],
         "vocabulary": evaluation.chosen.to_dict(),
         "fps": fps,
+        "precisions": evaluation.precisions.record() if evaluation.precisions is not None else None,
         "verdicts": {
             v.name: {"reliable": v.reliable, "text": v.text, "false_alarms_per_hour": v.false_alarms_per_hour}
             for v in evaluation.verdicts(fps)
@@ -180,6 +181,7 @@ def _markdown(evaluation: Evaluation, curves: dict[str, str], mistakes: str | No
         _phrasing_tables(evaluation),
         _template_table(evaluation),
         _threshold_table(evaluation),
+        evaluation.precisions.markdown() if evaluation.precisions is not None else "",
         "## Precision and recall\n\n" + "\n".join(f"![{name}]({file})" for name, file in curves.items()),
         _mistakes_section(mistakes),
         "## Chosen vocabulary\n\nWritten back with `ovdet eval --write-vocab FILE.yaml`; run it with "

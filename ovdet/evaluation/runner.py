@@ -34,8 +34,9 @@ from .verdicts import Verdict, class_verdicts
 
 if TYPE_CHECKING:
     from ..detector import OpenVocabDetector
+    from .precisions import PrecisionComparison
 
-__all__ = ["AP_CONF", "Evaluation", "detect_dataset", "evaluate"]
+__all__ = ["AP_CONF", "Evaluation", "coco_results", "detect_dataset", "evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ class Evaluation:
         settings: The settings the detector ran with.
         model: The model file's name.
         runs: How many passes over the images were made.
+        precisions: The chosen vocabulary in each precision compared, and the one recommended (see
+            :func:`~ovdet.evaluation.precisions.compare_precisions`); ``None`` when none was compared.
     """
 
     dataset: LabelledDataset
@@ -76,6 +79,7 @@ class Evaluation:
     settings: InferenceSettings
     model: str
     runs: int
+    precisions: PrecisionComparison | None = None
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -177,7 +181,7 @@ def detect_dataset(
         chunk = dataset.images[start : start + settings.batch]
         arrays = [_read(image, dataset.name) for image in chunk]
         for image, detections in zip(chunk, detector.detect_arrays(arrays, settings)):
-            results += _coco_results(image.id, detections, category_of)
+            results += coco_results(image.id, detections, category_of)
         if on_batch is not None:
             on_batch(len(chunk))
     return results
@@ -233,7 +237,8 @@ def _read(image: LabelledImage, where: str) -> np.ndarray:
     return array
 
 
-def _coco_results(image_id: int, detections: sv.Detections, category_of: Mapping[str, int]) -> list[dict[str, Any]]:
+def coco_results(image_id: int, detections: sv.Detections, category_of: Mapping[str, int]) -> list[dict[str, Any]]:
+    """One image's detections as COCO results, with the category id of each class paired with one (others left out)."""
     results = []
     for (x1, y1, x2, y2), score, name in zip(detections.xyxy, detections.confidence, detections.data["class_name"]):
         if str(name) in category_of:

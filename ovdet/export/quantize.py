@@ -12,11 +12,14 @@ sigmoid, so those ranges hold for other vocabularies too.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,13 +27,20 @@ import numpy as np
 from ..errors import ConfigError, MissingDependencyError, SourceError
 from ..io.sources import open_source
 from ..preprocess import letterbox_batch
+from ..weights import file_sha256
 
 if TYPE_CHECKING:
     import openvino
 
     from ..runtimes.torch import TorchBackend
 
-__all__ = ["DEFAULT_CALIBRATION_FRAMES", "Calibration", "calibration_images", "quantize_openvino"]
+__all__ = [
+    "DEFAULT_CALIBRATION_FRAMES",
+    "Calibration",
+    "calibration_digest",
+    "calibration_images",
+    "quantize_openvino",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +76,23 @@ def calibration_images(source: str, count: int, imgsz: int, stride: int) -> list
     if len(images) < count:
         log.info("calibrating on the %d frame(s) %s has (asked for %d)", len(images), source, count)
     return [letterbox_batch([image], imgsz, stride, rect=True)[0] for image in images]
+
+
+def calibration_digest(source: str | os.PathLike[str]) -> str:
+    """SHA-256 of a calibration source's content: a file's bytes; a folder's file names and bytes. Copying the
+    set elsewhere keeps it; changing, adding or removing a frame changes it.
+
+    Example:
+        >>> calibration_digest("scenes/")  # doctest: +SKIP
+        '3f2a…'
+    """
+    source = Path(source)
+    if source.is_file():
+        return file_sha256(source)
+    digest = hashlib.sha256()
+    for entry in sorted(path for path in source.rglob("*") if path.is_file()):
+        digest.update(f"{entry.relative_to(source).as_posix()}\0{file_sha256(entry)}\n".encode())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import numpy as np
 
 from .._openvino import import_openvino
 from ..errors import ConfigError
+from ..precision import precision_name
 from .artifact import IMAGES_INPUT, TEXT_INPUT
 from .devices import parse_device
 from .exported import ExportedBackend
@@ -48,12 +49,14 @@ class OpenVinoBackend(ExportedBackend):
     Args:
         path: The artifact folder or its ``.xml`` file.
         device: ``"auto"`` or ``"cpu"`` (the CPU), or an OpenVINO device name such as ``"GPU"``.
-        half: Let the device compute in its reduced precision (BF16 or FP16) instead of FP32.
+        half: Let the device compute in its reduced precision (BF16 on CPUs that have it, FP16 on GPUs) instead of
+            FP32. ``precision`` then says which ran: ``fp32``, ``bf16`` or ``fp16``, or ``int8`` for an INT8 export
+            (its convolutions; the rest in the computed precision).
 
     Example:
         >>> backend = OpenVinoBackend("runs/export/yolov8s-worldv2-openvino-dynamic16")  # doctest: +SKIP
         >>> backend.precision  # doctest: +SKIP
-        'f32'
+        'fp32'
     """
 
     name = "openvino"
@@ -69,7 +72,8 @@ class OpenVinoBackend(ExportedBackend):
         )
         config = {} if half else {"INFERENCE_PRECISION_HINT": "f32"}
         self.compiled = core.compile_model(model, self.device, config)
-        self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+        computed = precision_name(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
+        self.precision = "int8" if self.artifact.metadata.precision == "int8" else computed
         self._request = self.compiled.create_infer_request()
 
     def _forward(self, images: np.ndarray, text_embeddings: np.ndarray | None) -> np.ndarray:
