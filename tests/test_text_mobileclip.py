@@ -6,6 +6,7 @@ Ultralytics' TorchScript file and as an open_clip checkpoint from the same weigh
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sys
 import types
@@ -33,6 +34,12 @@ def tokenizer() -> ClipTokenizer:
     return ClipTokenizer(open_clip.tokenizer.default_bpe())
 
 
+@pytest.fixture(scope="module")
+def encoders(mobileclip_paths) -> dict[str, MobileClipTextEncoder]:
+    """Each space's default encoder: the registry's ``.ts`` in the session's weights folder."""
+    return {space: text_encoder_for(space) for space in SPACES}
+
+
 @pytest.mark.parametrize("space", SPACES)
 def test_open_clip_tokens_of_each_config_equal_ovdets_torch_free_tokenizer(space: str, tokenizer) -> None:
     # Ultralytics tokenizes for its .ts with clip.clip.tokenize: OpenAI's CLIP tokenizer, the same BPE, cleaning,
@@ -43,9 +50,10 @@ def test_open_clip_tokens_of_each_config_equal_ovdets_torch_free_tokenizer(space
 
 
 @pytest.mark.parametrize("space", SPACES)
-def test_torchscript_and_open_clip_files_give_the_same_embeddings(space: str, mobileclip_paths) -> None:
+def test_torchscript_and_open_clip_files_give_the_same_embeddings(space: str, mobileclip_paths, encoders) -> None:
     files = mobileclip_paths[space]
-    script = MobileClipTextEncoder(space, files["torchscript"]).encode(CLASSES)
+    assert encoders[space].cache_key == f"{space}@{hashlib.sha256(files['torchscript'].read_bytes()).hexdigest()}"
+    script = encoders[space].encode(CLASSES)
     state = MobileClipTextEncoder(space, files["open_clip"]).encode(CLASSES)
     np.testing.assert_allclose(script, state, atol=1e-6)
     assert script.shape == (3, 512) and script.dtype == np.float32
@@ -54,7 +62,9 @@ def test_torchscript_and_open_clip_files_give_the_same_embeddings(space: str, mo
 
 
 @pytest.mark.parametrize("space", SPACES)
-def test_ultralytics_mobileclipts_gives_ovdets_embeddings(space: str, mobileclip_paths, tokenizer, monkeypatch) -> None:
+def test_ultralytics_mobileclipts_gives_ovdets_embeddings(
+    space: str, mobileclip_paths, encoders, tokenizer, monkeypatch
+):
     # Ultralytics' text_model imports the git-only `clip` package at import time; its tokenizer is stubbed with
     # ovdet's, which the test above shows equal to CLIP's.
     clip_stub = types.ModuleType("clip")
@@ -66,21 +76,21 @@ def test_ultralytics_mobileclipts_gives_ovdets_embeddings(space: str, mobileclip
     path = mobileclip_paths[space]["torchscript"]
     reference = MobileCLIPTS(torch.device("cpu"), weight=str(path))
     expected = reference.encode_text(reference.tokenize(CLASSES)).numpy()
-    np.testing.assert_allclose(text_encoder_for(space).encode(CLASSES), expected, atol=1e-6)
+    np.testing.assert_allclose(encoders[space].encode(CLASSES), expected, atol=1e-6)
 
 
-def test_the_registry_file_is_the_default_and_each_space_has_its_own_cache_entries(mobileclip_paths) -> None:
-    blt, b2 = text_encoder_for("mobileclip:blt"), text_encoder_for("mobileclip2:b")
-    assert isinstance(blt, TextEncoder) and blt.space == "mobileclip:blt" and b2.space == "mobileclip2:b"
-    assert blt.cache_key.startswith("mobileclip:blt@") and b2.cache_key.startswith("mobileclip2:b@")
-    assert not blt.loaded  # the pinned digest names the weights without reading them
+def test_each_space_has_its_own_cache_entries(encoders) -> None:
+    fresh = text_encoder_for("mobileclip:blt")
+    assert isinstance(fresh, TextEncoder) and fresh.cache_key == encoders["mobileclip:blt"].cache_key
+    assert not fresh.loaded  # the pinned digest names the weights without reading them
+    blt, b2 = encoders["mobileclip:blt"], encoders["mobileclip2:b"]
     cache = EmbeddingCache()
     first, second = encode_cached(blt, cache, ["bottle"]), encode_cached(b2, cache, ["bottle"])
     assert not np.allclose(first, second, atol=1e-3)
     np.testing.assert_array_equal(encode_cached(blt, cache, ["bottle"]), first)
 
 
-def test_apple_tensor_names_load_as_the_same_tower(mobileclip_paths, tmp_path: Path) -> None:
+def test_apple_tensor_names_load_as_the_same_tower(mobileclip_paths, encoders, tmp_path: Path) -> None:
     """Apple's mobileclip layout (``text_encoder.embedding_layer`` …), which Ultralytics' ``.ts`` may carry."""
     space = "mobileclip:blt"
     tower = torch.load(mobileclip_paths[space]["open_clip"], weights_only=True)
@@ -90,7 +100,7 @@ def test_apple_tensor_names_load_as_the_same_tower(mobileclip_paths, tmp_path: P
     ][None, None]
     torch.save(apple, tmp_path / "mobileclip_blt_apple.pt")
     renamed = MobileClipTextEncoder(space, tmp_path / "mobileclip_blt_apple.pt").encode(CLASSES)
-    np.testing.assert_allclose(renamed, text_encoder_for(space).encode(CLASSES), atol=1e-6)
+    np.testing.assert_allclose(renamed, encoders[space].encode(CLASSES), atol=1e-6)
 
 
 def _apple_name(name: str) -> str:
@@ -111,8 +121,8 @@ def _apple_name(name: str) -> str:
     return "text_encoder." + re.sub(r"resblocks\.(\d+)\.", r"\1.", name)
 
 
-def test_exported_onnx_tower_equals_the_pytorch_encoder(mobileclip_paths, tmp_path: Path) -> None:
-    encoder = text_encoder_for("mobileclip:blt")
+def test_exported_onnx_tower_equals_the_pytorch_encoder(encoders, tmp_path: Path) -> None:
+    encoder = encoders["mobileclip:blt"]
     info = write_text_tower(encoder, tmp_path)
     onnx = OnnxTextEncoder(tmp_path / TEXT_MODEL_FILE, tmp_path / TOKENIZER_FILE, info.cache_key, encoder.space)
     prompts = [*CLASSES, "a much longer prompt about a person carrying a red backpack across the street"]

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..weights import CLIP_SPACE, MOBILECLIP2_SPACE, MOBILECLIP_SPACE, WEIGHTS
+from ..weights import CLIP_SPACE, MOBILECLIP2_SPACE, MOBILECLIP_SPACE, WEIGHTS, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,9 @@ def _space(args: argparse.Namespace) -> str:
     """The embedding space asked for: ``--space``, else ``--model``'s, else CLIP's (YOLO-World)."""
     if args.model is None:
         return args.space or CLIP_SPACE
-    if args.model in WEIGHTS:
-        return WEIGHTS[args.model].space
+    name = args.model.removesuffix(".pt")
+    if name in WEIGHTS and not Path(args.model).exists():  # a registry name: its row says, nothing to load
+        return WEIGHTS[name].space
     from ..models import load_backend
 
-    return load_backend(args.model, device="cpu", runtime="torch").space
+    return load_backend(resolve_weights(args.model), device="cpu", runtime="torch").space
