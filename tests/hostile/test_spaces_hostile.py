@@ -38,3 +38,23 @@ def test_embeddings_of_one_family_are_refused_by_another_naming_both_spaces(
     assert_error(refused, 1, "'mobileclip2:b'", "'clip:ViT-B/32'", model_path.name)
     with pytest.raises(EmbeddingSpaceError, match=r"'mobileclip2:b' but yoloe-11s-seg\.pt expects 'mobileclip:blt'"):
         Embeddings.load(vocabulary).require_space("mobileclip:blt", "yoloe-11s-seg.pt")
+
+
+def test_a_named_mobileclip_file_that_is_missing_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd):
+    monkeypatch.setenv("OVDET_MOBILECLIP2_WEIGHTS", str(tmp_path / "MobileCLIP2-B.pt"))
+    result = run_cli(["embed", "--classes", "bottle", "--space", "mobileclip2:b", "-o", tmp_path / "out.npz"], capfd)
+    assert_error(result, 1, str(tmp_path / "MobileCLIP2-B.pt"), "does not exist", "OVDET_MOBILECLIP2_WEIGHTS")
+
+
+def test_a_registry_ts_whose_bytes_changed_since_pinning_is_refused(
+    mobileclip_paths, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd
+) -> None:
+    spec = WEIGHTS["mobileclip-blt"]
+    target = tmp_path / "weights" / spec.filename
+    target.parent.mkdir(parents=True)
+    target.write_bytes(mobileclip_paths["mobileclip:blt"]["torchscript"].read_bytes())
+    (target.parent / "SHA256SUMS").write_text(f"{'0' * 64}  {target.name}\n")
+    monkeypatch.setenv("OVDET_WEIGHTS_DIR", str(tmp_path / "weights"))
+    with unchanged(target):
+        result = run_cli(["embed", "--classes", "bottle", "--space", "mobileclip:blt", "-o", tmp_path / "o.npz"], capfd)
+    assert_error(result, 1, str(target), "expected 000000000000", "delete it to download again from", spec.url)
