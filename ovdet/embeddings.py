@@ -75,7 +75,7 @@ class Embeddings:
         if self.space != space:
             raise EmbeddingSpaceError(
                 f"embeddings are in space {self.space!r} but {where} expects {space!r}: "
-                f"re-encode the classes with the {space} text encoder"
+                f"re-encode the classes with the {space} text encoder (ovdet embed --space {space})"
             )
         _check_width(self.vectors, space)
 

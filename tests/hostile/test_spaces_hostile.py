@@ -35,7 +35,7 @@ def test_embeddings_of_one_family_are_refused_by_another_naming_both_spaces(
     assert Embeddings.load(vocabulary).space == "mobileclip2:b"
     with unchanged(image, vocabulary):
         refused = run_cli(["detect", image, "--model", model_path, "--vocab", vocabulary, "--no-save"], capfd)
-    assert_error(refused, 1, "'mobileclip2:b'", "'clip:ViT-B/32'", model_path.name)
+    assert_error(refused, 1, "'mobileclip2:b'", "'clip:ViT-B/32'", model_path.name, "ovdet embed --space clip:ViT-B/32")
     with pytest.raises(EmbeddingSpaceError, match=r"'mobileclip2:b' but yoloe-11s-seg\.pt expects 'mobileclip:blt'"):
         Embeddings.load(vocabulary).require_space("mobileclip:blt", "yoloe-11s-seg.pt")
 
