@@ -5,8 +5,9 @@ Two file formats fill that tower:
 
 - Ultralytics' TorchScript files ``mobileclip_blt.ts`` and ``mobileclip2_b.ts`` (the registry's, under
   ``mobileclip/`` in the weights folder);
-- an open_clip checkpoint of the same config (a state dict of the whole CLIP or of its text tower), named by
-  ``$OVDET_MOBILECLIP_WEIGHTS`` or ``$OVDET_MOBILECLIP2_WEIGHTS`` (which may also name a ``.ts``).
+- an open_clip checkpoint of the same config (a state dict of the whole CLIP or of its text tower, as a
+  ``torch.save`` file or ``.safetensors``), named by ``$OVDET_MOBILECLIP_WEIGHTS`` or ``$OVDET_MOBILECLIP2_WEIGHTS``
+  (which may also name a ``.ts``).
 
 Tensor names may follow open_clip (``token_embedding``, ``transformer.resblocks.N``) under any prefix, or Apple's
 ``mobileclip`` package (``embedding_layer``, ``pre_norm_mha``), renamed as open_clip's own converter renames them.
@@ -204,6 +205,10 @@ def _load_tower(file: weights.WeightsFile, model: MobileClipModel):
 def _tensors(file: weights.WeightsFile) -> dict:
     import torch
 
+    if _is_safetensors(file.data):
+        from safetensors.torch import load  # open_clip's own dependency
+
+        return load(file.data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation note
@@ -213,6 +218,11 @@ def _tensors(file: weights.WeightsFile) -> dict:
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a training checkpoint
         state = state["state_dict"]
     return state if isinstance(state, dict) else {}
+
+
+def _is_safetensors(data: bytes) -> bool:
+    """A safetensors file starts with the length of its JSON header (8 bytes, little-endian), then the header."""
+    return len(data) > 9 and data[8:9] == b"{" and int.from_bytes(data[:8], "little") < len(data)
 
 
 def _text_tower_tensors(state: dict, file: weights.WeightsFile, model: MobileClipModel) -> dict:

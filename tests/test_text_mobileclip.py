@@ -103,6 +103,15 @@ def test_apple_tensor_names_load_as_the_same_tower(mobileclip_paths, encoders, t
     np.testing.assert_allclose(renamed, encoders[space].encode(CLASSES), atol=1e-6)
 
 
+def test_an_open_clip_safetensors_file_loads_as_the_same_tower(mobileclip_paths, encoders, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    space = "mobileclip2:b"
+    save_file(torch.load(mobileclip_paths[space]["open_clip"], weights_only=True), tmp_path / "model.safetensors")
+    loaded = MobileClipTextEncoder(space, tmp_path / "model.safetensors").encode(CLASSES)
+    np.testing.assert_allclose(loaded, encoders[space].encode(CLASSES), atol=1e-6)
+
+
 def _apple_name(name: str) -> str:
     name = name.removeprefix("text.")
     for ours, apple in (
