@@ -17,7 +17,7 @@ from .errors import EmbeddingSpaceError, SourceError, VocabularyError
 
 __all__ = ["MAX_NPZ_BYTES", "SPACE_DIMENSIONS", "Embeddings", "normalize"]
 
-SPACE_DIMENSIONS = {"clip:ViT-B/32": 512}  # the width of each known space's vectors
+SPACE_DIMENSIONS = {"clip:ViT-B/32": 512, "mobileclip:blt": 512, "mobileclip2:b": 512}  # each known space's width
 MAX_NPZ_BYTES = 256 << 20  # uncompressed: 100 000 classes of 512 floats fit; a zip bomb does not
 
 
@@ -75,7 +75,7 @@ class Embeddings:
         if self.space != space:
             raise EmbeddingSpaceError(
                 f"embeddings are in space {self.space!r} but {where} expects {space!r}: "
-                f"re-encode the classes with the {space} text encoder"
+                f"re-encode the classes with the {space} text encoder (ovdet embed --space {space})"
             )
         _check_width(self.vectors, space)
 

@@ -26,9 +26,9 @@ from .precision import REDUCED, requested_precision
 from .runtimes.artifact import artifact_format, exported_metadata
 from .runtimes.backend import Backend
 from .runtimes.registry import RUNTIMES, pt_runtimes, runtime_for_format, runtime_named
-from .text import ClipTextEncoder, TextEncoder
+from .text import TextEncoder, text_encoder_for
 from .vocabulary import Vocabulary
-from .weights import cache_dir, file_sha256
+from .weights import CLIP_SPACE, cache_dir, file_sha256
 
 __all__ = ["CompiledBackend", "PrecisionChoice", "choose_precision", "compiled_dir", "load_backend"]
 
@@ -235,6 +235,7 @@ class CompiledBackend:
         calibration_encoder: TextEncoder | None = None,
     ) -> None:
         self.weights, self.runtime, self.half, self._device = Path(weights), runtime, half, device
+        self.space = CLIP_SPACE  # known before the conversion, so the classes are encoded before it runs
         self._digest = file_sha256(self.weights)
         self._first_slots = slots
         self.calibration = os.fspath(calibration) if calibration is not None else None
@@ -272,9 +273,9 @@ class CompiledBackend:
         encoder = self.calibration_encoder or self.default_text_encoder()
         export_backend(backend, self.weights, options, folder, calibration_encoder=encoder)
 
-    def default_text_encoder(self) -> ClipTextEncoder:
-        """CLIP in PyTorch, as for the ``.pt`` itself: the same embeddings, the same cache."""
-        return ClipTextEncoder(device="cpu")
+    def default_text_encoder(self) -> TextEncoder:
+        """The space's text encoder in PyTorch, as for the ``.pt`` itself: the same embeddings, the same cache."""
+        return text_encoder_for(self.space, device="cpu")
 
     def set_vocabulary(self, vectors: np.ndarray) -> None:
         """Use these embeddings; a vocabulary larger than the graph's slots converts once more, with more slots."""

@@ -1,7 +1,8 @@
 """Text encoders behind one small interface: ``encode(texts) -> (N, D) float32``, L2-normalised.
 
-The default is OpenAI's CLIP ViT-B/32 run through open_clip. It accepts OpenAI's own JIT checkpoint (the
-``ViT-B-32.pt`` that Ultralytics caches) as well as an open_clip state dict.
+:func:`text_encoder_for` picks the encoder of an embedding space: OpenAI's CLIP ViT-B/32 (YOLO-World) here, run
+through open_clip from OpenAI's own JIT checkpoint (the ``ViT-B-32.pt`` that Ultralytics caches) or an open_clip
+state dict; MobileCLIP-B and MobileCLIP2-B (YOLOE) in :mod:`ovdet.text_mobileclip`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import numpy as np
 
 from . import checkpoint, weights
 from .embeddings import normalize
-from .errors import WeightsError, missing_dependency
+from .errors import EmbeddingSpaceError, WeightsError, missing_dependency
 
-__all__ = ["ClipTextEncoder", "TextEncoder"]
+__all__ = ["ClipTextEncoder", "TextEncoder", "clip_tokens", "text_encoder_for"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,51 @@ class TextEncoder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Return one L2-normalised float32 row per text."""
         ...
+
+
+def text_encoder_for(space: str, device: str = "cpu") -> TextEncoder:
+    """The text encoder whose embeddings a detector of ``space`` was trained on, loaded on first use.
+
+    Args:
+        space: ``"clip:ViT-B/32"`` (YOLO-World), ``"mobileclip:blt"`` (YOLOE-v8, YOLOE-11) or ``"mobileclip2:b"``
+            (YOLOE-26).
+        device: Torch device string for the text tower.
+
+    Example:
+        >>> text_encoder_for("mobileclip:blt").space
+        'mobileclip:blt'
+    """
+    from .text_mobileclip import MOBILECLIP_MODELS, MobileClipTextEncoder
+
+    if space == weights.CLIP_SPACE:
+        return ClipTextEncoder(device=device)
+    if space in MOBILECLIP_MODELS:
+        return MobileClipTextEncoder(space, device=device)
+    known = ", ".join((weights.CLIP_SPACE, *MOBILECLIP_MODELS))
+    raise EmbeddingSpaceError(
+        f"ovdet has no text encoder for the embedding space {space!r} (it knows {known}): pass precomputed "
+        f"embeddings of that space as an .npz instead of words"
+    )
+
+
+def clip_tokens(config: str, texts: list[str], stacklevel: int = 2):
+    """CLIP's byte-pair tokens of ``texts`` as open_clip's tokenizer for ``config`` gives them: ``(N, 77)`` int64.
+
+    A text over 77 tokens is truncated (its last token becomes the end token) with a warning.
+    """
+    import open_clip
+
+    tokenizer = open_clip.get_tokenizer(config)
+    for text in texts:
+        length = len(tokenizer.encode(text)) + 2  # start and end tokens
+        if length > CONTEXT_LENGTH:
+            warnings.warn(
+                f"prompt {text[:40]!r}… is {length} CLIP tokens, over the limit of {CONTEXT_LENGTH}: "
+                f"it was truncated; shorten it to keep its end",
+                UserWarning,
+                stacklevel=stacklevel + 1,
+            )
+    return tokenizer(texts)
 
 
 class ClipTextEncoder:
@@ -96,19 +142,7 @@ class ClipTextEncoder:
         return normalize(np.concatenate(rows, axis=0))
 
     def _tokenize(self, texts: list[str]):
-        import open_clip
-
-        tokenizer = open_clip.get_tokenizer("ViT-B-32-quickgelu")
-        for text in texts:
-            length = len(tokenizer.encode(text)) + 2  # start and end tokens
-            if length > CONTEXT_LENGTH:
-                warnings.warn(
-                    f"prompt {text[:40]!r}… is {length} CLIP tokens, over the limit of {CONTEXT_LENGTH}: "
-                    f"it was truncated; shorten it to keep its end",
-                    UserWarning,
-                    stacklevel=4,
-                )
-        return tokenizer(texts)
+        return clip_tokens("ViT-B-32-quickgelu", texts, stacklevel=4)
 
     def load(self):
         """The open_clip CLIP model (text tower only), loaded on first use."""

@@ -30,6 +30,7 @@ __all__ = [
     "WeightsSpec",
     "download",
     "file_sha256",
+    "known_sha256",
     "pin_first_use",
     "read_weights",
     "resolve_weights",
@@ -39,7 +40,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 CLIP_SPACE = "clip:ViT-B/32"
-_ASSETS = "https://github.com/ultralytics/assets/releases/download/v8.3.0"
+MOBILECLIP_SPACE = "mobileclip:blt"  # YOLOE-v8 and YOLOE-11; the names are Ultralytics' own text_model names
+MOBILECLIP2_SPACE = "mobileclip2:b"  # YOLOE-26
+DETECTOR_KINDS = ("yolo-world", "yoloe")
+_ASSETS = "https://github.com/ultralytics/assets/releases/download/v8.4.0"  # Ultralytics 8.4.190's release tag
 _CLIP_SHA256 = "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
 DOWNLOAD_TIMEOUT_S = 30.0
 SUMS_FILE = "SHA256SUMS"
@@ -53,7 +57,7 @@ class WeightsSpec:
         name: Registry key, e.g. ``"yolov8s-worldv2"``.
         filename: Path relative to the weights folder.
         url: Where the file is published.
-        kind: ``"yolo-world"`` (a detector) or ``"clip"`` (a text encoder).
+        kind: ``"yolo-world"`` or ``"yoloe"`` (detectors), ``"clip"`` or ``"mobileclip"`` (text encoders).
         space: Embedding space the file produces or was trained against.
         sha256: Published digest, or ``None`` where none is published (pinned on first use).
         imgsz: Native input size (detectors).
@@ -68,25 +72,36 @@ class WeightsSpec:
     imgsz: int = 640
 
 
+def _detector(name: str, kind: str, space: str) -> WeightsSpec:
+    return WeightsSpec(name=name, filename=f"{name}.pt", url=f"{_ASSETS}/{name}.pt", kind=kind, space=space)
+
+
+def _mobileclip(name: str, filename: str, space: str) -> WeightsSpec:
+    return WeightsSpec(name=name, filename=f"mobileclip/{filename}", url=f"{_ASSETS}/{filename}", kind="mobileclip",
+                       space=space)  # fmt: skip
+
+
 WEIGHTS: dict[str, WeightsSpec] = {
-    **{
-        f"yolov8{scale}-worldv2": WeightsSpec(
-            name=f"yolov8{scale}-worldv2",
-            filename=f"yolov8{scale}-worldv2.pt",
-            url=f"{_ASSETS}/yolov8{scale}-worldv2.pt",
-            kind="yolo-world",
+    spec.name: spec
+    for spec in (
+        *(
+            _detector(f"yolov8{scale}-world{version}", "yolo-world", CLIP_SPACE)
+            for version in ("v2", "")
+            for scale in "smlx"
+        ),
+        *(_detector(f"yoloe-{v}{scale}-seg", "yoloe", MOBILECLIP_SPACE) for v in ("11", "v8") for scale in "sml"),
+        *(_detector(f"yoloe-26{scale}-seg", "yoloe", MOBILECLIP2_SPACE) for scale in "nsmlx"),
+        WeightsSpec(
+            name="clip-vit-b-32",
+            filename="clip/ViT-B-32.pt",
+            url=f"https://openaipublic.azureedge.net/clip/models/{_CLIP_SHA256}/ViT-B-32.pt",
+            kind="clip",
             space=CLIP_SPACE,
-        )
-        for scale in "smlx"
-    },
-    "clip-vit-b-32": WeightsSpec(
-        name="clip-vit-b-32",
-        filename="clip/ViT-B-32.pt",
-        url=f"https://openaipublic.azureedge.net/clip/models/{_CLIP_SHA256}/ViT-B-32.pt",
-        kind="clip",
-        space=CLIP_SPACE,
-        sha256=_CLIP_SHA256,
-    ),
+            sha256=_CLIP_SHA256,
+        ),
+        _mobileclip("mobileclip-blt", "mobileclip_blt.ts", MOBILECLIP_SPACE),
+        _mobileclip("mobileclip2-b", "mobileclip2_b.ts", MOBILECLIP2_SPACE),
+    )
 }
 
 
@@ -107,9 +122,24 @@ def lookup(name: str) -> WeightsSpec:
     """Return the registry entry for ``name``, or raise listing the valid names."""
     key = name.removesuffix(".pt")
     for spec in WEIGHTS.values():
-        if key in (spec.name, Path(spec.filename).stem) and (key == spec.name or spec.kind == "yolo-world"):
+        if key in (spec.name, Path(spec.filename).stem) and (key == spec.name or spec.kind in DETECTOR_KINDS):
             return spec
+    if key.endswith("-pf"):
+        raise WeightsError(
+            f"{name!r} is a prompt-free YOLOE checkpoint, which ovdet does not run: use {key.removesuffix('-pf')!r} "
+            f"(words as prompts)"
+        )
+    if f"{key}-seg" in WEIGHTS:
+        raise WeightsError(
+            f"Ultralytics publishes {key!r} only with masks: use --model {key}-seg (it detects too), or a local .pt"
+        )
     raise WeightsError(f"unknown model {name!r}: pass a path to a local .pt file or one of {', '.join(WEIGHTS)}")
+
+
+def known_sha256(spec: WeightsSpec) -> str | None:
+    """The published SHA-256 of ``spec``'s file, else the one pinned in the weights folder, else ``None``."""
+    target = weights_dir() / spec.filename
+    return spec.sha256 or _pinned_digests(target.parent).get(target.name)
 
 
 def resolve_weights(name_or_path: str | os.PathLike[str], *, allow_download: bool = True) -> Path:

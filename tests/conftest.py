@@ -147,3 +147,15 @@ def detector(session_detector):
     """The session detector with three classes set (their embeddings cached after the first test)."""
     session_detector.set_classes(["bottle", "person", "red backpack"])
     return session_detector
+
+
+@pytest.fixture(scope="session")
+def mobileclip_paths(weights_dir: Path) -> dict[str, dict[str, Path]]:
+    """Random-init MobileCLIP-B and MobileCLIP2-B text towers, ``{space: {"torchscript": .ts, "open_clip": .pt}}``.
+
+    The ``.ts`` files lie at their registry places in the session's weights folder, so YOLOE detectors find them
+    offline.
+    """
+    from tests import mobileclip_fixtures
+
+    return mobileclip_fixtures.build_mobileclip_files(weights_dir)

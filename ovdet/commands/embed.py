@@ -8,8 +8,11 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..weights import CLIP_SPACE, MOBILECLIP2_SPACE, MOBILECLIP_SPACE, WEIGHTS, resolve_weights
 
 log = logging.getLogger(__name__)
+
+SPACES = (CLIP_SPACE, MOBILECLIP_SPACE, MOBILECLIP2_SPACE)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -23,6 +26,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     embed.add_argument("vocab", nargs="?", help="vocabulary file (.yaml)")
     embed.add_argument("--classes", help="inline classes instead of a file (same syntax as ovdet detect)")
     embed.add_argument("-o", "--output", required=True, metavar="OUT.npz", help="where to write the embeddings")
+    family = embed.add_mutually_exclusive_group()
+    family.add_argument(
+        "--space",
+        choices=SPACES,
+        help=f"embedding space of the detector it is for (default {SPACES[0]}, YOLO-World's); "
+        f"{SPACES[1]}: YOLOE-v8/11, {SPACES[2]}: YOLOE-26",
+    )
+    family.add_argument("--model", help="the detector it is for (registry name, .pt or export): its space is used")
     embed.add_argument("--device", default="cpu", help="device for the text encoder (default %(default)s)")
     embed.set_defaults(run=run)
 
@@ -31,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from ..cache import EmbeddingCache
     from ..classes import embed
     from ..io.sinks import check_writable
-    from ..text import ClipTextEncoder
+    from ..text import text_encoder_for
     from ..vocabulary import Vocabulary, load_vocabulary, parse_classes
 
     if bool(args.vocab) == bool(args.classes):
@@ -42,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
     if not isinstance(vocabulary, Vocabulary):
         raise ConfigError(f"{args.vocab} is already an .npz of embeddings: pass the YAML vocabulary it came from")
-    encoder, cache = ClipTextEncoder(device=args.device), EmbeddingCache()
+    encoder, cache = text_encoder_for(_space(args), device=args.device), EmbeddingCache()
     started = time.perf_counter()
     embeddings = embed(vocabulary, encoder, cache).embeddings
     embeddings.save(output)
@@ -50,3 +61,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(vocabulary.classes)} class(es), {rows - len(vocabulary.classes)} decoy/background row(s), "
           f"{embeddings.space}, {time.perf_counter() - started:.1f} s → {Path(output)}")  # fmt: skip
     return 0
+
+
+def _space(args: argparse.Namespace) -> str:
+    """The embedding space asked for: ``--space``, else ``--model``'s, else CLIP's (YOLO-World)."""
+    if args.model is None:
+        return args.space or CLIP_SPACE
+    name = args.model.removesuffix(".pt")
+    if name in WEIGHTS and not Path(args.model).exists():  # a registry name: its row says, nothing to load
+        return WEIGHTS[name].space
+    from ..models import load_backend
+
+    return load_backend(resolve_weights(args.model), device="cpu", runtime="torch").space

@@ -1,4 +1,4 @@
-"""Export a detector: its vocabulary baked in (fixed), or taken per call with the CLIP text tower beside it (dynamic).
+"""Export a detector: its vocabulary baked in (fixed), or taken per call with its text tower beside it (dynamic).
 
 The export is written into a hidden staging folder and moved into place once complete, so an interrupted export
 never leaves a half-written artifact under the requested name, and nothing ovdet did not write is ever deleted.
@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 from .. import __version__
 from ..config import check_sizes
 from ..errors import ConfigError, ModelError, OvdetError
-from ..runtimes.artifact import METADATA_FILE, Artifact, ArtifactMetadata, TextTowerInfo
+from ..runtimes.artifact import METADATA_FILE, Artifact, ArtifactMetadata
 from ..runtimes.registry import export_formats, format_suffix
 from .quantize import DEFAULT_CALIBRATION_FRAMES, Calibration
+from .text_towers import tower_encoder, write_text_tower
 
 if TYPE_CHECKING:
     import torch
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
     from ..detector import OpenVocabDetector
     from ..embeddings import Embeddings
     from ..runtimes.torch import TorchBackend
-    from ..text import ClipTextEncoder, TextEncoder
+    from ..text import TextEncoder
+    from .text_towers import TowerEncoder
 
 __all__ = ["DEFAULT_MAX_CLASSES", "FORMATS", "ExportOptions", "export_backend", "export_detector"]
 
@@ -36,8 +38,6 @@ log = logging.getLogger(__name__)
 
 FORMATS = export_formats()
 DEFAULT_MAX_CLASSES = 80
-TEXT_MODEL_FILE = "text-encoder.onnx"
-TOKENIZER_FILE = "bpe_simple_vocab_16e6.txt.gz"
 DEFAULT_ROOT = Path("runs") / "export"
 HALF_NEEDS_CUDA = ("onnx", "torchscript")  # their FP16 graphs are traced from an FP16 model, which needs CUDA
 
@@ -131,7 +131,8 @@ def export_detector(
     """Export a PyTorch detector for a deployment runtime, with its metadata in ``ovdet.json`` beside the model.
 
     A fixed export bakes the detector's current classes in. A dynamic export takes 1 to ``max_classes`` class
-    embeddings per call and ships CLIP's text tower as ONNX with its tokenizer, so the deployment changes classes
+    embeddings per call and ships the text tower of the model's space (CLIP, MobileCLIP) as ONNX with its
+    tokenizer, so the deployment changes classes
     with neither torch nor Ultralytics installed.
 
     Args:
@@ -165,7 +166,7 @@ def export_detector(
     num_classes = options.max_classes if embeddings is None else len(embeddings)
     stem = detector.model_path.stem
     folder = Path(output) if output is not None else DEFAULT_ROOT / f"{stem}-{format}-{options.vocabulary}{num_classes}"
-    text_encoder = _clip_encoder(detector) if options.dynamic_vocab else None
+    text_encoder = tower_encoder(detector, backend.space) if options.dynamic_vocab else None
     return export_backend(backend, detector.model_path, options, folder, embeddings, text_encoder)
 
 
@@ -175,11 +176,11 @@ def export_backend(
     options: ExportOptions,
     folder: Path,
     embeddings: Embeddings | None = None,
-    text_encoder: ClipTextEncoder | None = None,
+    text_encoder: TowerEncoder | None = None,
     calibration_encoder: TextEncoder | None = None,
 ) -> Path:
     """Write an artifact folder from a loaded PyTorch model: the detector graph, ``ovdet.json``, and (when a
-    ``text_encoder`` is given) the CLIP text tower; the folder appears only once complete.
+    ``text_encoder`` is given) its text tower; the folder appears only once complete.
 
     Args:
         backend: The PyTorch runtime holding the YOLO-World model.
@@ -187,7 +188,8 @@ def export_backend(
         options: What to export.
         folder: Where; replaced if it holds an earlier export.
         embeddings: The classes to bake in, for a fixed export.
-        text_encoder: The CLIP encoder whose text tower a dynamic export ships; ``None`` ships none.
+        text_encoder: The encoder (CLIP or MobileCLIP, of the model's space) whose text tower a dynamic export
+            ships; ``None`` ships none.
         calibration_encoder: Encodes the names an INT8 changeable graph is calibrated with (default
             ``text_encoder``), for an export that ships no text tower.
 
@@ -205,7 +207,7 @@ def export_backend(
         model_file = _write_detector_graph(
             backend, embeddings, num_classes, options, staging / weights.stem, calibration
         )
-        text_tower = _write_text_tower(text_encoder, staging) if text_encoder is not None else None
+        text_tower = write_text_tower(text_encoder, staging) if text_encoder is not None else None
         metadata = ArtifactMetadata(
             format=options.format,
             model_file=model_file.name,
@@ -366,33 +368,3 @@ def _example_embeddings(
 
     dim = int(model.txt_feats.shape[-1])
     return torch.nn.functional.normalize(torch.ones(num_classes, dim, device=device, dtype=dtype), dim=-1)
-
-
-def _clip_encoder(detector: OpenVocabDetector) -> ClipTextEncoder:
-    from ..text import ClipTextEncoder
-
-    encoder = detector.text_encoder
-    if not isinstance(encoder, ClipTextEncoder):
-        raise ModelError(
-            f"a --dynamic-vocab export ships CLIP's text tower, but this detector encodes prompts with "
-            f"{type(encoder).__name__}: create the detector with its default (CLIP) text encoder"
-        )
-    return encoder
-
-
-def _write_text_tower(encoder: ClipTextEncoder, folder: Path) -> TextTowerInfo:
-    """Export the CLIP text tower to ONNX, with the tokenizer's merges file beside it."""
-    import torch
-
-    from ..runtimes.text_tower import CONTEXT_LENGTH
-    from .graphs import TextTowerGraph
-    from .writers import write_text_tower
-
-    clip_model = encoder.load()  # the encoder's own loading: same weights, same checks, same device
-    import open_clip  # after load(), which names the extra to install when open_clip is missing
-
-    example = open_clip.tokenize(["a photo of a red backpack"], context_length=CONTEXT_LENGTH)
-    device = next(clip_model.parameters()).device
-    write_text_tower(TextTowerGraph(clip_model), example.to(device, torch.long), folder / TEXT_MODEL_FILE)
-    shutil.copyfile(open_clip.tokenizer.default_bpe(), folder / TOKENIZER_FILE)
-    return TextTowerInfo(TEXT_MODEL_FILE, TOKENIZER_FILE, encoder.cache_key, CONTEXT_LENGTH)

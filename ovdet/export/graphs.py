@@ -83,15 +83,20 @@ class DynamicVocabularyGraph(torch.nn.Module):
 
 
 class TextTowerGraph(torch.nn.Module):
-    """CLIP's text tower: ``input_ids`` ``(N, 77)`` int64 → ``(N, D)`` features (not normalised).
+    """A text tower: ``input_ids`` ``(N, 77)`` int64 → ``(N, D)`` features (not normalised).
+
+    Args:
+        text_model: An open_clip CLIP (its ``encode_text`` runs) or a bare open_clip ``TextTransformer``
+            (MobileCLIP's tower, whose ``forward`` is the same).
 
     Example:
         >>> graph = TextTowerGraph(open_clip_model)  # doctest: +SKIP
     """
 
-    def __init__(self, clip_model: torch.nn.Module) -> None:
+    def __init__(self, text_model: torch.nn.Module) -> None:
         super().__init__()
-        self.clip_model = clip_model
+        self.text_model = text_model
+        self.method = "encode_text" if hasattr(text_model, "encode_text") else "forward"
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.clip_model.encode_text(input_ids)
+        return getattr(self.text_model, self.method)(input_ids)

@@ -1,4 +1,5 @@
-"""CLIP prompts without PyTorch: CLIP's byte-pair tokenizer and the exported ONNX text tower.
+"""Prompts without PyTorch: CLIP's byte-pair tokenizer and the exported ONNX text tower (CLIP's, or YOLOE's
+MobileCLIP, which tokenizes the same way).
 
 The tokenizer reproduces OpenAI CLIP's (MIT License, © 2021 OpenAI), as open_clip ships it for
 ``ViT-B-32-quickgelu``: fix the text with ftfy, unescape HTML twice, collapse whitespace, lower-case, split with

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import checkpoint, weights
 from ..errors import ConfigError, WeightsError, missing_dependency
-from ..text import ClipTextEncoder
+from ..text import TextEncoder, text_encoder_for
 from .devices import parse_device
 from .registry import runtime_named
 
@@ -159,9 +159,9 @@ class TorchBackend:
         self._torch = torch
         self._text = None
 
-    def default_text_encoder(self) -> ClipTextEncoder:
-        """CLIP ViT-B/32 in PyTorch, on this backend's GPU when it has one."""
-        return ClipTextEncoder(device=self.device if self.device.startswith("cuda") else "cpu")
+    def default_text_encoder(self) -> TextEncoder:
+        """The text encoder of this model's embedding space in PyTorch, on this backend's GPU when it has one."""
+        return text_encoder_for(self.space, device=self.device if self.device.startswith("cuda") else "cpu")
 
     def set_vocabulary(self, vectors: np.ndarray) -> None:
         """Inject ``(K, 512)`` embeddings into the head."""
