@@ -34,7 +34,9 @@ from .weights import resolve_weights
 from .zones import Geometry
 from .zones_yaml import ZonesFile, check_rule_classes
 
-__all__ = ["OpenVocabDetector"]
+__all__ = ["TASKS", "OpenVocabDetector"]
+
+TASKS = ("detect", "segment")
 
 
 class _NoProfiler:
@@ -59,6 +61,8 @@ class OpenVocabDetector:
         calibration: INT8 for a ``.pt`` run by OpenVINO: a video file or image folder of your own scenes that the
             cached conversion is calibrated on (convolutions INT8; whatever takes the class embeddings stays in
             floating point, so classes still change freely).
+        task: ``"detect"`` (boxes) or ``"segment"`` (boxes and ``Detections.mask``, for ``-seg`` checkpoints);
+            default: what the checkpoint does.
         **settings: Defaults for :class:`InferenceSettings` (``conf``, ``iou``, ``imgsz``, ``max_det``, ``half``,
             ``agnostic_nms``, ``batch``). An exported model's ``imgsz`` defaults to the one it was exported at.
 
@@ -79,13 +83,23 @@ class OpenVocabDetector:
         text_encoder: TextEncoder | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         calibration: str | os.PathLike[str] | None = None,
+        task: str | None = None,
         **settings: Any,
     ) -> None:
         self.settings = InferenceSettings().replace(**settings)
+        if task not in (None, *TASKS):
+            raise ConfigError(f"task {task!r} is not one of {', '.join(TASKS)}: use task='detect' or task='segment'")
         self.model_path = resolve_weights(model)
         self.backend: Backend = load_backend(
             self.model_path, device=device, half=self.settings.half, runtime=runtime, calibration=calibration
         )
+        model_task = getattr(self.backend, "task", "detect")
+        if task == "segment" and model_task != "segment":
+            raise ModelError(
+                f"{self.model_path.name} has no mask branch, so it cannot segment: use a -seg checkpoint "
+                f"(e.g. yoloe-11s-seg) or --task detect"
+            )
+        self.task = task or model_task
         exported_imgsz = getattr(self.backend, "default_imgsz", None)
         if settings.get("imgsz") is None and exported_imgsz:
             self.settings = self.settings.replace(imgsz=exported_imgsz)

@@ -48,6 +48,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--vocab", metavar="FILE", help="vocabulary file: .yaml (edits are picked up while running) or .npz"
     )
     detect.add_argument("--model", default="yolov8s-worldv2", help="registry name or model file (default %(default)s)")
+    detect.add_argument(
+        "--task",
+        choices=("detect", "segment"),
+        help="detect: boxes; segment: boxes and masks (a -seg checkpoint); default: what the model does",
+    )
     detect.add_argument("--conf", type=float, help="confidence threshold (default 0.25)")
     detect.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.7)")
     detect.add_argument("--imgsz", type=int, help="network input size, a multiple of 32 up to 4096 (default 640)")
@@ -123,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         writer = SinkWriter(_open_sinks(args, source, analytics))
         try:
             detector = OpenVocabDetector(
-                args.model, device=args.device, runtime=args.runtime, calibration=calibration,
+                args.model, device=args.device, runtime=args.runtime, calibration=calibration, task=args.task,
                 **{name: value for name, value in given.items() if value is not None},
             )  # fmt: skip
             _use_vocabulary(detector, vocabulary, writer.sinks)
