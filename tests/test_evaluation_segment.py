@@ -172,3 +172,21 @@ def test_cli_segment_with_a_model_without_masks_is_one_line(data: Path, model_pa
     image = data / "yolo" / "images" / "image_1.png"
     detected = run_cli(["detect", image, "--task", "segment", "--output", "out.jsonl", *args], capfd)
     assert_error(detected, 1, model_path.name, "no mask branch", "-seg")
+
+
+def test_console_and_report_give_mask_map_beside_box_map(data: Path, tmp_path: Path, capsys) -> None:
+    from ovdet.commands.evaluate import _show
+    from ovdet.evaluation import write_report
+
+    dataset = load_dataset(data / "coco.json", task="segment")
+    evaluation = evaluate(MaskedDetector(dataset), dataset, Vocabulary.from_names(NAMES))
+    capsys.readouterr()
+    _show(evaluation, 1.0, None, None, None)
+    shown = capsys.readouterr().out
+    box = f"mAP50-95 {evaluation.as_written.map50_95:.3f}, mAP50 {evaluation.as_written.map50:.3f}"
+    assert f"as written: {box}; masks: mAP50-95 1.000, mAP50 1.000" in shown, shown
+    report = write_report(evaluation, tmp_path / "report").read_text()
+    assert "| vocabulary | box mAP50-95 | box mAP50 | mask mAP50-95 | mask mAP50 |" in report
+    assert "| 1.000 | 1.000 |\n" in report.split("## In short")[1].split("##")[0]
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())["as_written"]
+    assert (metrics["mask_map50_95"], metrics["mask_map50"]) == (1.0, 1.0)

@@ -146,8 +146,10 @@ def _show_run(
     prompts: Mapping[str, tuple[str, ...]],
     names: tuple[str, ...],
 ) -> None:
-    masks = "" if metrics.mask_map50_95 is None else f"; masks: mAP50-95 {_num(metrics.mask_map50_95)}, mAP50 "
-    print(f"{title}: mAP50-95 {_num(metrics.map50_95)}, mAP50 {_num(metrics.map50)}{masks}{_num(metrics.mask_map50)}")
+    masks = ""
+    if metrics.mask_map50_95 is not None and metrics.mask_map50 is not None:
+        masks = f"; masks: mAP50-95 {_num(metrics.mask_map50_95)}, mAP50 {_num(metrics.mask_map50)}"
+    print(f"{title}: mAP50-95 {_num(metrics.map50_95)}, mAP50 {_num(metrics.map50)}{masks}")
     width = max(len("class"), *(len(name) for name in names))
     print(f"  {'class':<{width}}  objects  AP50-95   AP50  threshold  precision  recall  phrasings")
     for name in names:

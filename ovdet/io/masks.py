@@ -67,9 +67,7 @@ def masks_to_rle(masks: np.ndarray) -> list[dict[str, Any]]:
         >>> masks_to_rle(np.ones((1, 2, 3), bool))
         [{'size': [2, 3], 'counts': '06'}]
     """
-    if len(masks) == 0:
-        return []
-    encoded = coco_mask.encode(np.asfortranarray(np.moveaxis(masks, 0, -1), dtype=np.uint8))
+    encoded = [coco_mask.encode(np.asfortranarray(mask.view(np.uint8))) for mask in np.asarray(masks, bool)]
     return [{"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")} for rle in encoded]
 
 
