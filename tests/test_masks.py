@@ -239,3 +239,41 @@ def test_parquet_rows_carry_the_rings(tmp_path: Path) -> None:
     polygons = pq.read_table(tmp_path / "clip.parquet").column("polygon").to_pylist()
     assert _same([rings_to_mask(p, WIDTH, HEIGHT) for p in polygons[:3]], stack)
     assert polygons[3:] == [None] * 3
+
+
+
+def _moving_objects(frame_index: int) -> sv.Detections:
+    """Three objects gliding right, each mask an ellipse inside its box, listed in a different order each frame."""
+    order = np.roll(np.arange(3), frame_index)
+    boxes = np.array([[4 + frame_index + 20 * i, 6 + 10 * i, 18 + frame_index + 20 * i, 20 + 10 * i] for i in order])
+    masks = [_ellipse(WIDTH, HEIGHT, ((x1 + x2) // 2, (y1 + y2) // 2), (6, 5 + i), 0) for (x1, y1, x2, y2), i
+             in zip(boxes, order)]  # fmt: skip
+    detections = _detections(masks)
+    detections.xyxy = boxes.astype(np.float32)
+    return detections
+
+
+def test_tracked_masks_stay_with_their_boxes_in_every_output(tmp_path: Path) -> None:
+    from ovdet.tracking import Tracker
+
+    tracker = Tracker(fps=10)
+    outputs = [tmp_path / "out.jsonl", tmp_path / "out.mp4", tmp_path / "coco.json"]
+    sinks = [JsonlSink(outputs[0]), AnnotatedVideoSink(outputs[1], fps=10), CocoSink(outputs[2], ["cat", "dog"])]
+    for frame in _frames(8):
+        tracked = tracker.update(_moving_objects(frame.index), frame.timestamp)
+        for sink in sinks:
+            sink.write(frame, tracked)
+    for sink in sinks:
+        sink.close()
+    for path in outputs:
+        assert_valid_output(path)
+    records = [json.loads(line) for line in outputs[0].read_text().splitlines()]
+    rows = [(record, row) for record in records for row in record["detections"]]
+    results = json.loads(outputs[2].read_text())
+    assert len(rows) == len(results) == 24
+    for (record, row), result in zip(rows, results):
+        mask = rings_to_mask(row["polygon"], record["width"], record["height"])
+        assert np.array_equal(mask, rle_to_mask(result["segmentation"]))
+        x1, y1, x2, y2 = sv.mask_to_xyxy(mask[None])[0]
+        bx1, by1, bx2, by2 = row["xyxy"]
+        assert bx1 <= x1 <= x2 <= bx2 and by1 <= y1 <= y2 <= by2  # each mask inside its own box
