@@ -99,7 +99,7 @@ class OpenVocabDetector:
                 f"{self.model_path.name} has no mask branch, so it cannot segment: use a -seg checkpoint "
                 f"(e.g. yoloe-11s-seg) or --task detect"
             )
-        self.task = task or model_task
+        self.backend.task = task or model_task
         exported_imgsz = getattr(self.backend, "default_imgsz", None)
         if settings.get("imgsz") is None and exported_imgsz:
             self.settings = self.settings.replace(imgsz=exported_imgsz)
@@ -121,6 +121,11 @@ class OpenVocabDetector:
         if self._text_encoder is None:
             self._text_encoder = self.backend.default_text_encoder()
         return self._text_encoder
+
+    @property
+    def task(self) -> str:
+        """``"segment"`` when each detection gets a ``mask``, else ``"detect"``; the backend runs that task."""
+        return self.backend.task
 
     @property
     def classes(self) -> tuple[str, ...]:
