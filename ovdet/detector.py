@@ -34,7 +34,9 @@ from .weights import resolve_weights
 from .zones import Geometry
 from .zones_yaml import ZonesFile, check_rule_classes
 
-__all__ = ["OpenVocabDetector"]
+__all__ = ["TASKS", "OpenVocabDetector"]
+
+TASKS = ("detect", "segment")
 
 
 class _NoProfiler:
@@ -64,6 +66,8 @@ class OpenVocabDetector:
         vocabulary: Classes to set at once: a vocabulary file (``.yaml`` or ``.npz``), a
             :class:`~ovdet.vocabulary.Vocabulary` or :class:`~ovdet.embeddings.Embeddings`. A precision it records
             (written by ``ovdet eval --write-vocab``) is used for a ``.pt`` unless ``precision`` or ``half`` is given.
+        task: ``"detect"`` (boxes) or ``"segment"`` (boxes and ``Detections.mask``, for ``-seg`` checkpoints);
+            default: what the checkpoint does.
         **settings: Defaults for :class:`InferenceSettings` (``conf``, ``iou``, ``imgsz``, ``max_det``, ``half``,
             ``agnostic_nms``, ``batch``). An exported model's ``imgsz`` defaults to the one it was exported at.
 
@@ -91,8 +95,11 @@ class OpenVocabDetector:
         calibration: str | os.PathLike[str] | None = None,
         precision: str | None = None,
         vocabulary: str | os.PathLike[str] | Vocabulary | Embeddings | None = None,
+        task: str | None = None,
         **settings: Any,
     ) -> None:
+        if task not in (None, *TASKS):
+            raise ConfigError(f"task {task!r} is not one of {', '.join(TASKS)}: use task='detect' or task='segment'")
         self.model_path = resolve_weights(model)
         if isinstance(vocabulary, (str, os.PathLike)):
             vocabulary = load_vocabulary(vocabulary)
@@ -104,6 +111,13 @@ class OpenVocabDetector:
             self.model_path, device=device, half=choice.half, runtime=runtime, calibration=choice.calibration,
             text_encoder=text_encoder,
         )  # fmt: skip
+        model_task = getattr(self.backend, "task", "detect")
+        if task == "segment" and model_task != "segment":
+            raise ModelError(
+                f"{self.model_path.name} has no mask branch, so it cannot segment: use a -seg checkpoint "
+                f"(e.g. yoloe-11s-seg) or --task detect"
+            )
+        self.backend.task = task or model_task
         exported_imgsz = getattr(self.backend, "default_imgsz", None)
         if settings.get("imgsz") is None and exported_imgsz:
             self.settings = self.settings.replace(imgsz=exported_imgsz)
@@ -127,6 +141,11 @@ class OpenVocabDetector:
         if self._text_encoder is None:
             self._text_encoder = self.backend.default_text_encoder()
         return self._text_encoder
+
+    @property
+    def task(self) -> str:
+        """``"segment"`` when each detection gets a ``mask``, else ``"detect"``; the backend runs that task."""
+        return self.backend.task
 
     @property
     def classes(self) -> tuple[str, ...]:

@@ -51,6 +51,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "(ovdet eval --write-vocab) is used unless --precision or --half is given",
     )
     detect.add_argument("--model", default="yolov8s-worldv2", help="registry name or model file (default %(default)s)")
+    detect.add_argument(
+        "--task",
+        choices=("detect", "segment"),
+        help="detect: boxes; segment: boxes and masks (a -seg checkpoint); default: what the model does",
+    )
     detect.add_argument("--conf", type=float, help="confidence threshold (default 0.25)")
     detect.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.7)")
     detect.add_argument("--imgsz", type=int, help="network input size, a multiple of 32 up to 4096 (default 640)")
@@ -114,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             check_writable(output.path, directory=output.folder)
         detector = OpenVocabDetector(
             args.model, device=args.device, runtime=args.runtime, precision=precision.precision,
-            calibration=precision.calibration, **given,
+            calibration=precision.calibration, task=args.task, **given,
         )  # fmt: skip
         detector.set_classes(vocabulary)
         writer = SinkWriter(_open_sinks(args, source, analytics))

@@ -45,6 +45,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--model", default="yolov8s-worldv2", help="registry name or model file (default %(default)s)"
     )
+    evaluate.add_argument(
+        "--task",
+        choices=("detect", "segment"),
+        default="detect",
+        help="detect: box mAP; segment: mask mAP too (a -seg model, and an outline for every labelled object: "
+        "YOLO-seg polygon lines or COCO segmentation) (default %(default)s)",
+    )
     evaluate.add_argument("--imgsz", type=int, help="network input size, a multiple of 32 (default 640)")
     evaluate.add_argument(
         "--conf",
@@ -95,10 +102,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--fps {args.fps:g} is not a frame rate: give the video's frames per second, e.g. --fps 10")
     precisions = _precisions(args)
     settings = InferenceSettings().replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, batch=args.batch)
-    dataset = load_dataset(args.data, args.images)
+    dataset = load_dataset(args.data, args.images, args.task)
     categories = match_categories(dataset, vocabulary.names)
     started = time.perf_counter()
-    detector = OpenVocabDetector(args.model, device=args.device, precision="fp32", **vars(settings))
+    detector = OpenVocabDetector(args.model, device=args.device, precision="fp32", task=args.task, **vars(settings))
     with _progress(args.quiet) as progress:
         evaluation = evaluate(detector, dataset, vocabulary, progress=progress)
     if precisions:
@@ -249,7 +256,10 @@ def _show_run(
     prompts: Mapping[str, tuple[str, ...]],
     names: tuple[str, ...],
 ) -> None:
-    print(f"{title}: mAP50-95 {_num(metrics.map50_95)}, mAP50 {_num(metrics.map50)}")
+    masks = ""
+    if metrics.mask_map50_95 is not None and metrics.mask_map50 is not None:
+        masks = f"; masks: mAP50-95 {_num(metrics.mask_map50_95)}, mAP50 {_num(metrics.mask_map50)}"
+    print(f"{title}: mAP50-95 {_num(metrics.map50_95)}, mAP50 {_num(metrics.map50)}{masks}")
     width = max(len("class"), *(len(name) for name in names))
     print(f"  {'class':<{width}}  objects  AP50-95   AP50  threshold  precision  recall  phrasings")
     for name in names:

@@ -18,6 +18,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConfigError, SourceError, VocabularyError
+from .segments import coco_segmentation, missing_segment
 
 __all__ = [
     "LabelledDataset",
@@ -64,7 +65,8 @@ class LabelledDataset:
         images: The images, in file order.
         categories: COCO category id → class name.
         annotations: COCO annotation dicts (``id``, ``image_id``, ``category_id``, ``bbox`` as
-            ``[x, y, width, height]`` in pixels, ``area`` of the box, ``iscrowd``).
+            ``[x, y, width, height]`` in pixels, ``area`` of the box, ``iscrowd``; ``segmentation`` where the
+            object has an outline: polygons in pixels or run-length encoding).
 
     Example:
         >>> dataset = load_dataset("labels/annotations.json")  # doctest: +SKIP
@@ -120,16 +122,20 @@ def match_categories(dataset: LabelledDataset, class_names: Sequence[str]) -> di
     return {c: by_key[normalize_name(dataset.categories[c])] for c in labelled}
 
 
-def load_dataset(data: str | os.PathLike[str], images: str | os.PathLike[str] | None = None) -> LabelledDataset:
+def load_dataset(
+    data: str | os.PathLike[str], images: str | os.PathLike[str] | None = None, task: str = "detect"
+) -> LabelledDataset:
     """Read labelled data: a COCO ``.json`` file, or a YOLO-format folder (or its ``data.yaml``).
 
     Args:
         data: A COCO annotations file; or a folder with ``images/``, ``labels/`` and the class names in
             ``data.yaml`` (``names:``) or ``classes.txt``; or that ``data.yaml`` itself.
         images: For COCO data, the folder its ``file_name`` entries are relative to (default: the file's folder).
+        task: ``"segment"``: every object must have an outline (COCO ``segmentation``, YOLO-seg polygon lines).
 
     Raises:
-        SourceError: The data is missing, malformed, has no images, no labelled objects, or names missing images.
+        SourceError: The data is missing, malformed, has no images, no labelled objects, names missing images,
+            or (for ``"segment"``) has an object without an outline.
         ConfigError: ``images`` is given for YOLO data.
 
     Example:
@@ -141,21 +147,24 @@ def load_dataset(data: str | os.PathLike[str], images: str | os.PathLike[str] | 
     if not path.exists():
         raise SourceError(f"data {path} does not exist: pass a COCO annotations .json or a YOLO dataset folder")
     if path.suffix.lower() == ".json":
-        return load_coco(path, images)
+        return load_coco(path, images, task)
     if path.is_dir() or path.suffix.lower() in (".yaml", ".yml"):
         if images is not None:
             raise ConfigError(f"--images is for COCO data; the YOLO dataset {path} keeps its images in images/")
         from .yolo_format import load_yolo
 
-        return load_yolo(path)
+        return load_yolo(path, task)
     raise SourceError(
         f"data {path} is neither a COCO .json file nor a YOLO dataset folder: pass annotations.json or a folder "
         f"with images/ and labels/"
     )
 
 
-def load_coco(path: str | os.PathLike[str], images: str | os.PathLike[str] | None = None) -> LabelledDataset:
+def load_coco(
+    path: str | os.PathLike[str], images: str | os.PathLike[str] | None = None, task: str = "detect"
+) -> LabelledDataset:
     """Read and check a COCO annotations file; image files are found relative to ``images`` or the file's folder.
+    For ``task="segment"`` every object needs a ``segmentation``.
 
     Example:
         >>> dataset = load_coco("ward/annotations.json")  # doctest: +SKIP
@@ -163,7 +172,7 @@ def load_coco(path: str | os.PathLike[str], images: str | os.PathLike[str] | Non
     path = Path(path)
     root = _read_json(path)
     folder = Path(images) if images is not None else path.parent
-    return _CocoFile(path, folder).parse(root)
+    return _CocoFile(path, folder, task == "segment").parse(root)
 
 
 def _read_json(path: Path) -> Any:
@@ -180,17 +189,18 @@ def _read_json(path: Path) -> Any:
 class _CocoFile:
     """Checks a parsed COCO file entry by entry, so every error names the entry and what it should be."""
 
-    def __init__(self, path: Path, image_folder: Path) -> None:
+    def __init__(self, path: Path, image_folder: Path, needs_outlines: bool) -> None:
         self.path = path
         self.image_folder = image_folder
+        self.needs_outlines = needs_outlines
 
     def parse(self, root: Any) -> LabelledDataset:
         if not isinstance(root, dict):
             raise SourceError(f"{self.path}: expected a COCO object with images, annotations and categories")
         categories = self._categories(self._list(root, "categories"))
         images = self._images(self._list(root, "images"))
+        self._check_files_exist(images.values())  # first: outlines are checked against the images' sizes
         annotations = self._annotations(self._list(root, "annotations"), images, categories)
-        self._check_files_exist(images.values())
         return checked_dataset(LabelledDataset(str(self.path), tuple(images.values()), categories, annotations))
 
     def _list(self, root: dict[str, Any], key: str) -> list[Any]:
@@ -257,6 +267,11 @@ class _CocoFile:
             x, y, width, height = _checked_box(entry["bbox"], where)
             annotation = coco_annotation(entry.get("id"), entry["image_id"], entry["category_id"], x, y, width, height)
             annotation["iscrowd"] = int(bool(entry.get("iscrowd", 0)))
+            segmentation = coco_segmentation(entry.get("segmentation"), where, images[entry["image_id"]])
+            if segmentation is not None:
+                annotation["segmentation"] = segmentation
+            elif self.needs_outlines:
+                raise missing_segment(where)
             annotations.append(annotation)
         return _with_usable_ids(annotations, self.path)
 
@@ -292,6 +307,7 @@ def _checked_box(box: list[Any], where: str) -> tuple[float, float, float, float
 def coco_annotation(
     annotation_id: Any, image_id: int, category_id: int, x: float, y: float, width: float, height: float
 ) -> dict[str, Any]:
+    """A COCO annotation of a box; an outline is added as ``segmentation`` by the reader that has one."""
     return {
         "id": annotation_id,
         "image_id": image_id,

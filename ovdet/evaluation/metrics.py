@@ -7,6 +7,7 @@ AP comes from ``COCOeval`` alone. Precision, recall and the F1-best threshold ar
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import math
 from collections.abc import Mapping, Sequence
@@ -109,39 +110,55 @@ class RunMetrics:
         map50_95: ``COCOeval.stats[0]``, mAP over IoU 0.5 to 0.95.
         map50: ``COCOeval.stats[1]``, mAP at IoU 0.5.
         classes: Per evaluated class name, its outcome.
-        results: The detections as COCO results (``image_id``, ``category_id``, ``bbox``, ``score``).
+        results: The detections as COCO results (``image_id``, ``category_id``, ``bbox``, ``score``; and
+            ``segmentation`` when masks are scored).
+        mask_map50_95: For masks (``COCOeval`` with ``iouType="segm"``), mAP over IoU 0.5 to 0.95; ``None`` when
+            only boxes are scored.
+        mask_map50: For masks, mAP at IoU 0.5; ``None`` when only boxes are scored.
     """
 
     map50_95: float
     map50: float
     classes: dict[str, ClassOutcome]
     results: tuple[dict[str, Any], ...]
+    mask_map50_95: float | None = None
+    mask_map50: float | None = None
 
 
 def coco_metrics(
-    dataset: LabelledDataset, results: Sequence[dict[str, Any]], class_names: Mapping[int, str]
+    dataset: LabelledDataset, results: Sequence[dict[str, Any]], class_names: Mapping[int, str], masks: bool = False
 ) -> RunMetrics:
-    """Evaluate COCO results against the dataset with ``COCOeval`` (bbox, default parameters).
+    """Evaluate COCO results against the dataset with ``COCOeval`` (bbox, default parameters; and segm).
 
     Args:
         dataset: The ground truth.
         results: Detections as COCO results, with the dataset's category ids.
         class_names: Category id → class name, for the categories to report per class.
+        masks: Also score the results' ``segmentation`` against the objects' outlines (``iouType="segm"``).
 
     Example:
         >>> metrics = coco_metrics(dataset, results, {1: "syringe driver"})  # doctest: +SKIP
         >>> metrics.map50, metrics.classes["syringe driver"].ap50  # doctest: +SKIP
         (0.61, 0.61)
     """
+    evaluator = _evaluated(dataset, results, "bbox")
+    classes = {name: _class_outcome(evaluator, category_id, name) for category_id, name in class_names.items()}
+    metrics = RunMetrics(float(evaluator.stats[0]), float(evaluator.stats[1]), classes, tuple(results))
+    if not masks:
+        return metrics
+    segm = _evaluated(dataset, results, "segm")
+    return dataclasses.replace(metrics, mask_map50_95=float(segm.stats[0]), mask_map50=float(segm.stats[1]))
+
+
+def _evaluated(dataset: LabelledDataset, results: Sequence[dict[str, Any]], iou_type: str) -> COCOeval:
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools reports progress on stdout
         truth = _index(dataset.coco())
         found = truth.loadRes([dict(r) for r in results]) if results else _index({**truth.dataset, "annotations": []})
-        evaluator = COCOeval(truth, found, "bbox")
+        evaluator = COCOeval(truth, found, iou_type)
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    classes = {name: _class_outcome(evaluator, category_id, name) for category_id, name in class_names.items()}
-    return RunMetrics(float(evaluator.stats[0]), float(evaluator.stats[1]), classes, tuple(results))
+    return evaluator
 
 
 def _index(dataset: dict[str, Any]) -> COCO:

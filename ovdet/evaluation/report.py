@@ -117,7 +117,10 @@ def _run_record(metrics: RunMetrics, points: dict[str, OperatingPoint], images: 
         }
         for name, outcome in metrics.classes.items()
     }
-    return {"map50_95": metrics.map50_95, "map50": metrics.map50, "classes": classes}
+    record = {"map50_95": metrics.map50_95, "map50": metrics.map50, "classes": classes}
+    if metrics.mask_map50_95 is not None:
+        record |= {"mask_map50_95": metrics.mask_map50_95, "mask_map50": metrics.mask_map50}
+    return record
 
 
 def _variant_record(variant: RankedVariant) -> dict[str, Any]:
@@ -223,8 +226,13 @@ def _summary(evaluation: Evaluation) -> str:
     rows = [("as written", evaluation.as_written)]
     if evaluation.best is not evaluation.as_written:
         rows.append(("chosen (best phrasings and templates)", evaluation.best))
+    if evaluation.as_written.mask_map50_95 is None:
+        return "## In short\n\n" + _table(
+            ["vocabulary", "mAP50-95", "mAP50"], [[label, _num(m.map50_95), _num(m.map50)] for label, m in rows]
+        )
     return "## In short\n\n" + _table(
-        ["vocabulary", "mAP50-95", "mAP50"], [[label, _num(m.map50_95), _num(m.map50)] for label, m in rows]
+        ["vocabulary", "box mAP50-95", "box mAP50", "mask mAP50-95", "mask mAP50"],
+        [[label, _num(m.map50_95), _num(m.map50), _num(m.mask_map50_95), _num(m.mask_map50)] for label, m in rows],
     )
 
 

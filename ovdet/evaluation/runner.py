@@ -16,6 +16,7 @@ import supervision as sv
 from ..config import InferenceSettings
 from ..errors import SourceError
 from ..io.images import load_image
+from ..io.masks import masks_to_rle
 from ..vocabulary import Vocabulary
 from .datasets import LabelledDataset, LabelledImage, match_categories
 from .metrics import OperatingPoint, RunMetrics, best_f1_point, coco_metrics
@@ -30,6 +31,7 @@ from .prompts import (
     rank,
     without_thresholds,
 )
+from .segments import require_outlines
 from .verdicts import Verdict, class_verdicts
 
 if TYPE_CHECKING:
@@ -122,7 +124,8 @@ def evaluate(
 
     Raises:
         VocabularyError: Labelled categories have no class of that name in the vocabulary.
-        SourceError: An image cannot be read or its size differs from the annotations'.
+        SourceError: An image cannot be read or its size differs from the annotations', or the detector
+            segments and a labelled object has no outline.
 
     Example:
         >>> dataset = load_dataset("ward/annotations.json")  # doctest: +SKIP
@@ -130,6 +133,8 @@ def evaluate(
         >>> evaluation.as_written.map50, evaluation.chosen.classes[0].conf  # doctest: +SKIP
         (0.58, 0.31)
     """
+    if detector.task == "segment":
+        require_outlines(dataset)
     run_settings = detector.settings.replace(**settings).replace(conf=AP_CONF)
     default_conf = detector.settings.conf if default_conf is None else default_conf
     categories = _scored_categories(dataset, vocabulary)
@@ -168,7 +173,8 @@ def detect_dataset(
 ) -> list[dict[str, Any]]:
     """Detect the detector's current classes in every image, as COCO results with the data's category ids.
 
-    Boxes of classes that are not paired with a category (decoys are dropped already) are left out.
+    Boxes of classes that are not paired with a category (decoys are dropped already) are left out. Detections
+    with masks add their ``segmentation`` (run-length encoding).
 
     Example:
         >>> detector.set_classes(["syringe driver"])  # doctest: +SKIP
@@ -218,7 +224,7 @@ class _Runner:
         self.planned_runs = max(self.planned_runs, self.runs)
         self.detector.set_classes(vocabulary)
         results = detect_dataset(self.detector, self.dataset, self.categories, self.settings, self._advance)
-        return coco_metrics(self.dataset, results, self.categories)
+        return coco_metrics(self.dataset, results, self.categories, masks=self.detector.task == "segment")
 
     def _advance(self, images: int) -> None:
         self._done += images
@@ -238,14 +244,19 @@ def _read(image: LabelledImage, where: str) -> np.ndarray:
 
 
 def coco_results(image_id: int, detections: sv.Detections, category_of: Mapping[str, int]) -> list[dict[str, Any]]:
-    """One image's detections as COCO results, with the category id of each class paired with one (others left out)."""
+    """One image's detections as COCO results, with the category id of each class paired with one (others left out)
+    and, where the detections carry masks, their RLE ``segmentation``."""
+    segmentations = masks_to_rle(detections.mask) if detections.mask is not None else [None] * len(detections)
     results = []
-    for (x1, y1, x2, y2), score, name in zip(detections.xyxy, detections.confidence, detections.data["class_name"]):
+    for (x1, y1, x2, y2), score, name, segmentation in zip(
+        detections.xyxy, detections.confidence, detections.data["class_name"], segmentations
+    ):
         if str(name) in category_of:
             bbox = [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]
-            results.append(
-                {"image_id": image_id, "category_id": category_of[str(name)], "bbox": bbox, "score": float(score)}
-            )
+            result = {"image_id": image_id, "category_id": category_of[str(name)], "bbox": bbox, "score": float(score)}
+            if segmentation is not None:
+                result["segmentation"] = segmentation
+            results.append(result)
     return results
 
 

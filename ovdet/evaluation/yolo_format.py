@@ -12,6 +12,7 @@ import yaml
 from ..errors import SourceError
 from ..io.images import IMAGE_SUFFIXES
 from .datasets import LabelledDataset, LabelledImage, checked_dataset, coco_annotation, image_size
+from .segments import missing_segment, yolo_polygon
 
 __all__ = ["load_yolo"]
 
@@ -20,12 +21,13 @@ log = logging.getLogger(__name__)
 YOLO_NAME_FILES = ("data.yaml", "data.yml", "classes.txt")
 
 
-def load_yolo(path: str | os.PathLike[str]) -> LabelledDataset:
+def load_yolo(path: str | os.PathLike[str], task: str = "detect") -> LabelledDataset:
     """Read and check a YOLO-format dataset: ``images/`` (searched recursively), ``labels/`` and class names.
 
     Each image ``images/a/b.jpg`` has its boxes in ``labels/a/b.txt``, one ``class x_center y_center width height``
-    line per object (normalised to [0, 1]; a polygon line counts as its bounding box). An image without a label
-    file has no objects.
+    line per object, or a YOLO-seg ``class x1 y1 x2 y2 x3 y3 …`` polygon line (at least 3 points), normalised to
+    [0, 1]. A polygon is the object's outline and its bounding box its box; for ``task="segment"`` every object
+    needs one. An image without a label file has no objects.
 
     Example:
         >>> dataset = load_yolo("ward-yolo/")  # doctest: +SKIP
@@ -48,8 +50,11 @@ def load_yolo(path: str | os.PathLike[str]) -> LabelledDataset:
         images.append(image)
         label = (label_dir / file.relative_to(image_dir)).with_suffix(".txt")
         labels.add(label)
-        for box in _yolo_boxes(label, image, len(names)):
-            annotations.append(coco_annotation(len(annotations) + 1, image_id, *box))
+        for box, polygon in _yolo_objects(label, image, len(names), task == "segment"):
+            annotation = coco_annotation(len(annotations) + 1, image_id, *box)
+            if polygon is not None:
+                annotation["segmentation"] = [polygon]
+            annotations.append(annotation)
     _warn_about_orphans(sorted(set(label_dir.rglob("*.txt")) - labels), root)
     categories = {index + 1: name for index, name in enumerate(names)}
     return checked_dataset(LabelledDataset(str(root), tuple(images), categories, tuple(annotations)))
@@ -96,18 +101,22 @@ def _names_from_yaml(file: Path) -> list[str]:
     raise SourceError(f"{file}: 'names' must be a list of class names or a mapping 0: name, 1: name, …")
 
 
-def _yolo_boxes(label: Path, image: LabelledImage, classes: int) -> list[tuple[int, float, float, float, float]]:
-    """The label file's boxes as ``(category id, x, y, width, height)`` in pixels; none when there is no file."""
+YoloObject = tuple[tuple[int, float, float, float, float], list[float] | None]
+
+
+def _yolo_objects(label: Path, image: LabelledImage, classes: int, needs_outlines: bool) -> list[YoloObject]:
+    """The label file's objects: ``(category id, x, y, width, height)`` in pixels, and the polygon in pixels if
+    the line is one; none when there is no file."""
     if not label.is_file():
         return []
-    boxes = []
+    objects = []
     for number, line in enumerate(label.read_text(encoding="utf-8").splitlines(), start=1):
         if line.strip():
-            boxes.append(_yolo_box(line, f"{label}:{number}", image, classes))
-    return boxes
+            objects.append(_yolo_object(line, f"{label}:{number}", image, classes, needs_outlines))
+    return objects
 
 
-def _yolo_box(line: str, where: str, image: LabelledImage, classes: int) -> tuple[int, float, float, float, float]:
+def _yolo_object(line: str, where: str, image: LabelledImage, classes: int, needs_outlines: bool) -> YoloObject:
     fields = line.split()
     try:
         class_index, values = int(fields[0]), [float(v) for v in fields[1:]]
@@ -116,13 +125,26 @@ def _yolo_box(line: str, where: str, image: LabelledImage, classes: int) -> tupl
     if not 0 <= class_index < classes:
         raise SourceError(f"{where}: class {class_index} is outside the {classes} names (0 to {classes - 1})")
     if len(values) == 4:
-        x_center, y_center, width, height = values
-        x1, y1, x2, y2 = x_center - width / 2, y_center - height / 2, x_center + width / 2, y_center + height / 2
-    elif len(values) >= 6 and len(values) % 2 == 0:
-        xs, ys = values[0::2], values[1::2]
-        x1, y1, x2, y2 = min(xs), min(ys), max(xs), max(ys)
-    else:
-        raise SourceError(f"{where}: expected 'class x_center y_center width height' (or a polygon), got {line!r}")
+        if needs_outlines:
+            raise missing_segment(where)
+        return _yolo_box(values, line, where, image, class_index), None
+    if len(values) < 4:
+        raise SourceError(
+            f"{where}: expected 'class x_center y_center width height' (or a polygon), got {line!r}: a polygon "
+            f"needs at least 3 points (x y pairs)"
+        )
+    polygon = yolo_polygon(values, where, image)
+    xs, ys = polygon[0::2], polygon[1::2]
+    if max(xs) <= min(xs) or max(ys) <= min(ys):
+        raise SourceError(f"{where}: the polygon {line!r} encloses no area: its points lie on one line")
+    return (class_index + 1, min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)), polygon
+
+
+def _yolo_box(
+    values: list[float], line: str, where: str, image: LabelledImage, class_index: int
+) -> tuple[int, float, float, float, float]:
+    x_center, y_center, width, height = values
+    x1, y1, x2, y2 = x_center - width / 2, y_center - height / 2, x_center + width / 2, y_center + height / 2
     if not all(math.isfinite(v) and -1e-6 <= v <= 1 + 1e-6 for v in values) or x2 <= x1 or y2 <= y1:
         raise SourceError(f"{where}: the box {line!r} is empty or not normalised to [0, 1]: divide by the image size")
     w, h = image.width, image.height

@@ -2,7 +2,8 @@
 
 The file appears whole when the sink is closed, or not at all: a folder of them is a dataset that stays readable
 however a run ends (``pyarrow.dataset.dataset("out/detections")``, DuckDB's ``read_parquet('out/**/*.parquet')``).
-Boxes, confidences and timestamps are rounded as in the JSONL and CSV outputs, so all three agree.
+Boxes, confidences and timestamps are rounded as in the JSONL and CSV outputs, so all three agree; ``polygon``
+holds a mask's boundary rings as in the JSONL (see :mod:`ovdet.io.masks`), null for a detection without a mask.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import supervision as sv
 
 from ..errors import missing_dependency
 from .files import check_writable, write_atomically
+from .masks import mask_to_rings
 from .sinks import detection_rows
 from .sources import Frame
 
@@ -22,6 +24,7 @@ __all__ = ["PARQUET_COLUMNS", "ParquetSink", "parquet_schema"]
 
 PARQUET_COLUMNS = (
     "source", "frame", "timestamp", "x1", "y1", "x2", "y2", "confidence", "class_id", "class_name", "track_id",
+    "polygon",
 )  # fmt: skip
 _ROW_GROUP = 65536  # rows buffered before they are compressed into the file's next row group
 
@@ -48,6 +51,7 @@ def parquet_schema():
             pa.field("class_id", pa.int32(), nullable=False),
             pa.field("class_name", pa.string(), nullable=False),
             pa.field("track_id", pa.int64()),
+            pa.field("polygon", pa.list_(pa.list_(pa.int32()))),
         ]
     )
 
@@ -72,9 +76,10 @@ class ParquetSink:
 
     def write(self, frame: Frame, detections: sv.Detections) -> None:
         timestamp = None if frame.timestamp is None else round(frame.timestamp, 6)
-        for row in detection_rows(detections):
+        polygons = [None] * len(detections) if detections.mask is None else map(mask_to_rings, detections.mask)
+        for row, polygon in zip(detection_rows(detections), polygons):
             values = (frame.source, frame.index, timestamp, *row["xyxy"], row["confidence"], row["class_id"],
-                      row["class_name"], row["track_id"])  # fmt: skip
+                      row["class_name"], row["track_id"], polygon)  # fmt: skip
             for name, value in zip(PARQUET_COLUMNS, values):
                 self._columns[name].append(value)
         if len(self._columns["frame"]) >= _ROW_GROUP:

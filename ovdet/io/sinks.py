@@ -20,6 +20,7 @@ import supervision as sv
 
 from ..errors import OutputError
 from .files import AppendFile, check_writable, write_atomically, write_json_atomically
+from .masks import mask_to_rings, masks_to_rle
 from .sources import Frame
 
 if TYPE_CHECKING:
@@ -70,7 +71,8 @@ def detection_rows(detections: sv.Detections) -> list[dict[str, Any]]:
 
 def frame_record(frame: Frame, detections: sv.Detections) -> dict[str, Any]:
     """The JSONL schema: one object per image or frame; with zones, also ``zones`` (zone → class → count in this
-    frame) and ``lines`` (line → ``{"in": n, "out": m}`` crossings so far).
+    frame) and ``lines`` (line → ``{"in": n, "out": m}`` crossings so far). Detections with masks carry a
+    ``polygon``: the mask's boundary rings (see :mod:`ovdet.io.masks`).
 
     Example:
         >>> frame = Frame(np.zeros((3, 4, 3), np.uint8), 0, None, "a.jpg")
@@ -85,6 +87,9 @@ def frame_record(frame: Frame, detections: sv.Detections) -> dict[str, Any]:
         "height": frame.height,
         "detections": detection_rows(detections),
     }
+    if detections.mask is not None:
+        for row, mask in zip(record["detections"], detections.mask):
+            row["polygon"] = mask_to_rings(mask)
     for key, counts in (("zones", "zone_counts"), ("lines", "line_counts")):
         if counts in detections.metadata:
             record[key] = detections.metadata[counts]
@@ -207,7 +212,8 @@ class CocoSink:
 
     Beside it, ``<name>.categories.json`` holds the vocabulary as COCO categories and the frame behind each
     ``image_id``. ``category_id`` is the class's 1-based position in the categories (``class_id + 1`` unless the
-    vocabulary changes mid-run); boxes are ``[x, y, width, height]`` in pixels.
+    vocabulary changes mid-run); boxes are ``[x, y, width, height]`` in pixels. Detections with masks add
+    ``segmentation`` (COCO run-length encoding, ``counts`` as text) and ``area`` (the mask's pixels).
     """
 
     def __init__(self, path: str | os.PathLike[str], class_names: Sequence[str] = ()) -> None:
@@ -235,13 +241,16 @@ class CocoSink:
             {"id": image_id, "source": frame.source, "frame": frame.index, "timestamp": frame.timestamp,
              "width": frame.width, "height": frame.height}
         )  # fmt: skip
-        for row in detection_rows(detections):
+        segmentations = masks_to_rle(detections.mask) if detections.mask is not None else []
+        for index, row in enumerate(detection_rows(detections)):
             x1, y1, x2, y2 = row["xyxy"]
-            self._results.append(
-                {"image_id": image_id, "category_id": self._ids[row["class_name"]],
-                 "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)], "score": row["confidence"],
-                 "track_id": row["track_id"]}
-            )  # fmt: skip
+            result = {"image_id": image_id, "category_id": self._ids[row["class_name"]],
+                      "bbox": [x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)], "score": row["confidence"],
+                      "track_id": row["track_id"]}  # fmt: skip
+            if segmentations:
+                result["segmentation"] = segmentations[index]
+                result["area"] = int(np.count_nonzero(detections.mask[index]))
+            self._results.append(result)
 
     def close(self) -> None:
         categories = [{"id": i + 1, "name": name} for i, name in enumerate(self.class_names)]
@@ -251,7 +260,8 @@ class CocoSink:
 
 
 class Annotator:
-    """supervision's box and label annotators, coloured by class (a vocabulary's own colours where it sets them)."""
+    """supervision's mask, box and label annotators, coloured by class (a vocabulary's own colours where it sets
+    them)."""
 
     def __init__(self) -> None:
         self.use_vocabulary(None)
@@ -263,15 +273,19 @@ class Annotator:
                 sv.Color.from_hex(color) if color else palette.by_idx(i) for i, color in enumerate(vocabulary.colors())
             ]
             palette = sv.ColorPalette(colors)
+        self._masks = sv.MaskAnnotator(color=palette)
         self._boxes = sv.BoxAnnotator(color=palette)
         self._labels = sv.LabelAnnotator(color=palette)
 
     def draw(self, image: np.ndarray, detections: sv.Detections) -> np.ndarray:
-        """A copy of ``image`` with boxes and ``#id name confidence`` labels drawn, over the zones, lines and their
-        counts where the frame carries them (``detections.metadata["overlay"]``, see :mod:`ovdet.analytics`)."""
+        """A copy of ``image`` with masks (where the detections have them), boxes and ``#id name confidence``
+        labels drawn, over the zones, lines and their counts where the frame carries them
+        (``detections.metadata["overlay"]``, see :mod:`ovdet.analytics`)."""
         canvas = image.copy()
         if "overlay" in detections.metadata:
             canvas = detections.metadata["overlay"](canvas)
+        if detections.mask is not None:
+            canvas = self._masks.annotate(canvas, detections)
         canvas = self._boxes.annotate(canvas, detections)
         return self._labels.annotate(canvas, detections, labels=labels_for(detections))
 
