@@ -47,10 +47,11 @@ _NO_PROFILER = _NoProfiler()
 
 
 class OpenVocabDetector:
-    """Detect objects named in words, with YOLO-World.
+    """Detect objects named in words, with YOLO-World or YOLOE.
 
     Args:
-        model: A registry name (``"yolov8s-worldv2"``, m, l, x) or a local ``.pt`` file.
+        model: A registry name (``"yolov8s-worldv2"``, m, l, x), a local YOLO-World or YOLOE ``.pt`` file, or an
+            ``ovdet export``.
         device: ``"auto"`` picks CUDA when present; else ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         runtime: For a ``.pt``: ``"auto"`` (OpenVINO on a CPU, converted once per weights file and cached;
             PyTorch on CUDA; ``$OVDET_RUNTIME`` overrides), ``"torch"``, ``"openvino"`` or ``"onnxruntime"``.
@@ -59,6 +60,8 @@ class OpenVocabDetector:
         calibration: INT8 for a ``.pt`` run by OpenVINO: a video file or image folder of your own scenes that the
             cached conversion is calibrated on (convolutions INT8; whatever takes the class embeddings stays in
             floating point, so classes still change freely).
+        task: ``"detect"`` or ``"segment"``; ``None``: what the model does. A ``-seg`` YOLOE segments (each
+            detection gets a ``mask``); ``"detect"`` on it skips the mask branch.
         **settings: Defaults for :class:`InferenceSettings` (``conf``, ``iou``, ``imgsz``, ``max_det``, ``half``,
             ``agnostic_nms``, ``batch``). An exported model's ``imgsz`` defaults to the one it was exported at.
 
@@ -79,12 +82,18 @@ class OpenVocabDetector:
         text_encoder: TextEncoder | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         calibration: str | os.PathLike[str] | None = None,
+        task: str | None = None,
         **settings: Any,
     ) -> None:
         self.settings = InferenceSettings().replace(**settings)
         self.model_path = resolve_weights(model)
         self.backend: Backend = load_backend(
-            self.model_path, device=device, half=self.settings.half, runtime=runtime, calibration=calibration
+            self.model_path,
+            device=device,
+            half=self.settings.half,
+            runtime=runtime,
+            calibration=calibration,
+            task=task,
         )
         exported_imgsz = getattr(self.backend, "default_imgsz", None)
         if settings.get("imgsz") is None and exported_imgsz:
@@ -291,6 +300,7 @@ class OpenVocabDetector:
             )
         with profiler.stage("inference"):
             raw = self.backend.infer(batch)
+            raw, prototypes = raw if isinstance(raw, tuple) else (raw, None)
         with profiler.stage("postprocess"):
             thresholds = table.class_thresholds(settings.conf)
             results = postprocess(
@@ -301,6 +311,8 @@ class OpenVocabDetector:
                 iou=settings.iou,
                 max_det=settings.max_det,
                 agnostic=settings.agnostic_nms,
+                end2end=self.backend.end2end,
+                prototypes=prototypes,
             )
             if not all(table.reported) or (thresholds != settings.conf).any():
                 results = [self._reportable(detections, thresholds) for detections in results]

@@ -24,7 +24,7 @@ from .export.quantize import DEFAULT_CALIBRATION_FRAMES
 from .runtimes.artifact import artifact_format
 from .runtimes.backend import Backend
 from .runtimes.registry import RUNTIMES, pt_runtimes, runtime_for_format, runtime_named
-from .text import ClipTextEncoder
+from .text import TextEncoder
 from .weights import cache_dir, file_sha256
 
 __all__ = ["CompiledBackend", "compiled_dir", "load_backend"]
@@ -32,7 +32,7 @@ __all__ = ["CompiledBackend", "compiled_dir", "load_backend"]
 log = logging.getLogger(__name__)
 
 DEFAULT_SLOTS = 80
-_OPENED_ATTRIBUTES = ("name", "space", "stride", "device", "input_dtype", "precision")
+_OPENED_ATTRIBUTES = ("name", "space", "stride", "device", "input_dtype", "precision", "task", "end2end")
 
 
 def load_backend(
@@ -41,6 +41,7 @@ def load_backend(
     half: bool = False,
     runtime: str = "auto",
     calibration: str | os.PathLike[str] | None = None,
+    task: str | None = None,
 ) -> Backend:
     """Open a weights file or an exported model with the runtime its format needs.
 
@@ -53,6 +54,7 @@ def load_backend(
             ``"auto"`` (``$OVDET_RUNTIME`` if set; else OpenVINO on a CPU where it is installed, PyTorch otherwise).
         calibration: For a ``.pt`` run by OpenVINO: a video file or image folder of the user's own scenes; the
             cached conversion is then INT8 (see :mod:`ovdet.export.quantize`), cached per calibration source.
+        task: ``"detect"`` or ``"segment"``; ``None``: what the model does (a ``-seg`` YOLOE segments).
 
     Example:
         >>> backend = load_backend("runs/export/yolov8s-worldv2-onnx-dynamic16/yolov8s-worldv2.onnx")  # doctest: +SKIP
@@ -61,7 +63,7 @@ def load_backend(
     """
     path = Path(model)
     if path.suffix in runtime_named("torch").suffixes:
-        return _load_weights(path, device, half, runtime, calibration)
+        return _load_weights(path, device, half, runtime, calibration, task)
     if calibration is not None:
         raise ConfigError(
             f"{path} is an export, and INT8 calibration applies to a .pt: export it with --precision int8 "
@@ -76,10 +78,12 @@ def load_backend(
         )
     entry = runtime_for_format(exported)
     backend_class = getattr(import_module(entry.module), entry.class_name)
-    return backend_class(path, device=device, half=half)
+    backend = backend_class(path, device=device, half=half)
+    backend.select_task(task)
+    return backend
 
 
-def _load_weights(path: Path, device: str, half: bool, runtime: str, calibration) -> Backend:
+def _load_weights(path: Path, device: str, half: bool, runtime: str, calibration, task: str | None) -> Backend:
     from .runtimes.torch import TorchBackend, resolve_device
 
     if runtime not in ("auto", *pt_runtimes()):
@@ -91,9 +95,9 @@ def _load_weights(path: Path, device: str, half: bool, runtime: str, calibration
     if calibration is not None and runtime != "openvino":
         raise ConfigError(f"INT8 runs through OpenVINO, not {runtime}: drop --runtime (or use openvino) for INT8")
     if runtime == "torch":
-        return TorchBackend(path, device=device, half=half)
+        return TorchBackend(path, device=device, half=half, task=task)
     device = "cpu" if device == "auto" else device
-    return CompiledBackend(path, runtime, device=device, half=half, calibration=calibration)
+    return CompiledBackend(path, runtime, device=device, half=half, calibration=calibration, task=task)
 
 
 def _fastest_runtime(device: str) -> str:
@@ -109,7 +113,7 @@ def compiled_dir() -> Path:
 
 
 class CompiledBackend:
-    """A YOLO-World ``.pt`` run by OpenVINO or onnxruntime through a cached changeable-vocabulary export.
+    """A YOLO-World or YOLOE ``.pt`` run by OpenVINO or onnxruntime through a cached changeable-vocabulary export.
 
     The converted model is opened (and, the first time, converted) when first needed — usually when the classes
     are set — so a vocabulary or CLIP file that fails does so before a conversion of many seconds.
@@ -123,6 +127,8 @@ class CompiledBackend:
         calibration: INT8 (OpenVINO): convolutions quantized on frames of this video file or image folder; the
             conversion is cached per weights, calibration content and frame count.
         calibration_frames: How many frames of ``calibration``.
+        task: ``"detect"`` or ``"segment"``; ``None``: what the checkpoint does. A ``-seg`` checkpoint converted
+            for ``"detect"`` has no mask branch, and is cached apart.
 
     Example:
         >>> backend = CompiledBackend(Path("weights/yolov8s-worldv2.pt"), "openvino")  # doctest: +SKIP
@@ -143,13 +149,16 @@ class CompiledBackend:
         slots: int = DEFAULT_SLOTS,
         calibration: str | os.PathLike[str] | None = None,
         calibration_frames: int = DEFAULT_CALIBRATION_FRAMES,
+        task: str | None = None,
     ) -> None:
         self.weights, self.runtime, self.half, self._device = Path(weights), runtime, half, device
+        self._task = task
         self._digest = file_sha256(self.weights)
         self._first_slots = slots
         self.calibration = os.fspath(calibration) if calibration is not None else None
         self.calibration_frames = calibration_frames
         self._variant = f"-int8-{_content_key(Path(calibration), calibration_frames)}" if calibration else ""
+        self._variant += "-detect" if task == "detect" else ""
 
     def __getattr__(self, name: str):
         """The converted model's attributes (and ``slots``) open it on first use."""
@@ -162,7 +171,7 @@ class CompiledBackend:
         folder = compiled_dir() / f"{self.weights.stem}-{self._digest[:16]}-{self.runtime}-k{slots}{self._variant}"
         if not (folder / "ovdet.json").is_file():
             self._convert(folder, slots)
-        self._inner = load_backend(folder, device=self._device, half=self.half)
+        self._inner = load_backend(folder, device=self._device, half=self.half, task=self._task)
         self.slots = slots
         for name in _OPENED_ATTRIBUTES:
             setattr(self, name, getattr(self._inner, name))
@@ -177,12 +186,16 @@ class CompiledBackend:
             runtime_named(self.runtime).format, dynamic_vocab=True, max_classes=slots, int8=bool(self.calibration),
             calibration=self.calibration, calibration_frames=self.calibration_frames,
         )  # fmt: skip
-        backend = TorchBackend(self.weights, device="cpu")
-        export_backend(backend, self.weights, options, folder, calibration_encoder=self.default_text_encoder())
+        backend = TorchBackend(self.weights, device="cpu", task=self._task)
+        encoder = self.default_text_encoder() if self.calibration else None
+        export_backend(backend, self.weights, options, folder, calibration_encoder=encoder)
 
-    def default_text_encoder(self) -> ClipTextEncoder:
-        """CLIP in PyTorch, as for the ``.pt`` itself: the same embeddings, the same cache."""
-        return ClipTextEncoder(device="cpu")
+    def default_text_encoder(self) -> TextEncoder:
+        """The ``.pt``'s own text encoder in PyTorch (CLIP for YOLO-World): the same embeddings, the same cache."""
+        from .runtimes.torch import checkpoint_space, default_text_encoder
+
+        space = self.__dict__.get("space") or checkpoint_space(self.weights)
+        return default_text_encoder(space, device="cpu")
 
     def set_vocabulary(self, vectors: np.ndarray) -> None:
         """Use these embeddings; a vocabulary larger than the graph's slots converts once more, with more slots."""

@@ -147,3 +147,15 @@ def detector(session_detector):
     """The session detector with three classes set (their embeddings cached after the first test)."""
     session_detector.set_classes(["bottle", "person", "red backpack"])
     return session_detector
+
+
+# --- YOLOE (issue 13): random-init checkpoints of each family, detection and -seg -------------------------------
+
+
+@pytest.fixture(scope="session")
+def yoloe_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``{"yoloe-11n": Path, "yoloe-11n-seg": Path, ...}`` for yoloe-v8, yoloe-11 and yoloe-26: random-init,
+    recalibrated on real frames, saved as Ultralytics saves them."""
+    from tests import yoloe_fixtures
+
+    return yoloe_fixtures.build_yoloe_dir(tmp_path_factory.mktemp("yoloe"))

@@ -72,8 +72,11 @@ class OpenVinoBackend(ExportedBackend):
         self.precision = self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
         self._request = self.compiled.create_infer_request()
 
-    def _forward(self, images: np.ndarray, text_embeddings: np.ndarray | None) -> np.ndarray:
+    def _forward(
+        self, images: np.ndarray, text_embeddings: np.ndarray | None
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         feeds = {IMAGES_INPUT: images}
         if text_embeddings is not None:
             feeds[TEXT_INPUT] = text_embeddings
-        return self._request.infer(feeds, share_inputs=True)[0]
+        results = self._request.infer(feeds, share_inputs=True)
+        return results[0] if len(results) == 1 else (results[0], results[1])
