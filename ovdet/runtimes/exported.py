@@ -62,6 +62,11 @@ class ExportedBackend(ABC):
         from .text_tower import OnnxTextEncoder
 
         metadata = self.artifact.metadata
+        if metadata.text_encoder is None and metadata.dynamic:
+            raise ModelError(
+                f"{self.artifact.model_path.name} ships no text encoder: set its classes with embeddings made for "
+                f"{metadata.embedding_space} (--vocab vocab.npz)"
+            )
         if metadata.text_encoder is None:
             raise ModelError(
                 f"{self.artifact.model_path.name} has no text encoder (its classes are fixed): "

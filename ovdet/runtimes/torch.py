@@ -232,5 +232,5 @@ def default_text_encoder(space: str, device: str = "cpu") -> TextEncoder:
         return ClipTextEncoder(device=device)
     raise ModelError(
         f"this model encodes prompts in {space}, and ovdet has no {space} text encoder installed: pass "
-        f"embeddings made for {space} (ovdet detect --embeddings vocab.npz, or set_classes(Embeddings(...)))"
+        f"embeddings made for {space} (ovdet detect --vocab vocab.npz, or set_classes(Embeddings(...)))"
     )
