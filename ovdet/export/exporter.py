@@ -240,7 +240,7 @@ def _torch_backend(detector: OpenVocabDetector) -> TorchBackend:
     if isinstance(detector.backend, TorchBackend):
         return detector.backend
     if detector.model_path.suffix == ".pt":  # runs converted (ovdet.models.CompiledBackend), but the .pt is at hand
-        return TorchBackend(detector.model_path, device="cpu")
+        return TorchBackend(detector.model_path, device="cpu", task=detector.backend.task)
     raise ModelError(
         f"{detector.model_path.name} is already an exported {detector.backend.name} model: "
         f"export from the YOLO-World .pt file it came from"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import pickletools
 import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+TEXT_MODEL_KEY = "text_model"  # YOLOEModel's attribute (and YAML key) naming its text encoder, i.e. its space
+DEFAULT_YOLOE_SPACE = "mobileclip:blt"  # what Ultralytics assumes where a YOLOE checkpoint names none
 
 for _name, _value in (("YOLO_AUTOINSTALL", "False"), ("YOLO_OFFLINE", "1"), ("YOLO_VERBOSE", "False")):
     os.environ.setdefault(_name, _value)  # Ultralytics must never reach for the network or pip
@@ -119,12 +124,22 @@ def _model_from(ckpt: Any, path: Path):
 
 
 def checkpoint_space(path: Path) -> str:
-    """The embedding space a YOLO-World or YOLOE ``.pt`` was trained in, read from the checkpoint."""
-    return _space_of(load_world_model(weights.read_weights(path)))
+    """The embedding space a YOLO-World or YOLOE ``.pt`` was trained in, read from its pickle's opcodes: nothing is
+    unpickled and no model is built (a damaged file reads as YOLO-World's; loading it says what is wrong)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickled = archive.read(next(name for name in archive.namelist() if name.endswith("/data.pkl")))
+        strings = [argument for _, argument, _ in pickletools.genops(pickled) if isinstance(argument, str)]
+    except Exception:  # not a zip, no pickle, truncated opcodes: whatever the file is, its loading reports it
+        return weights.CLIP_SPACE
+    if not any(text.startswith("ultralytics.nn.tasks YOLOE") for text in strings):
+        return weights.CLIP_SPACE
+    after_key = strings.index(TEXT_MODEL_KEY) + 1 if TEXT_MODEL_KEY in strings else len(strings)
+    return strings[after_key] if after_key < len(strings) else DEFAULT_YOLOE_SPACE
 
 
 def _space_of(model) -> str:
-    return str(getattr(model, "text_model", "mobileclip:blt")) if is_yoloe(model) else weights.CLIP_SPACE
+    return str(getattr(model, TEXT_MODEL_KEY, DEFAULT_YOLOE_SPACE)) if is_yoloe(model) else weights.CLIP_SPACE
 
 
 def inject_classes(world_model, vectors: np.ndarray, names: Sequence[str]) -> None:
