@@ -72,6 +72,7 @@ def calibrate_yoloe_model(
     from ultralytics.nn.modules.block import BNContrastiveHead
 
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    momenta = [norm.momentum for norm in norms]
     for norm in norms:
         norm.reset_running_stats()
         norm.momentum = None  # cumulative average over the calibration pass
@@ -79,8 +80,8 @@ def calibrate_yoloe_model(
     with torch.no_grad():
         model(letterbox_batch(frames, imgsz))
     model.eval()
-    for norm in norms:
-        norm.momentum = 0.1
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
     for head in model.modules():
         if isinstance(head, BNContrastiveHead):
             head.bias.data.fill_(head_bias)

@@ -166,6 +166,7 @@ def export_detector(
     num_classes = options.max_classes if embeddings is None else len(embeddings)
     stem = detector.model_path.stem
     folder = Path(output) if output is not None else DEFAULT_ROOT / f"{stem}-{format}-{options.vocabulary}{num_classes}"
+    _check_masks(options, backend)  # before the text tower is looked for: a refused export says nothing else
     text_encoder = _text_tower_encoder(detector, backend) if options.dynamic_vocab else None
     return export_backend(backend, detector.model_path, options, folder, embeddings, text_encoder)
 
