@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from ovdet import ConfigError, Embeddings, EmbeddingSpaceError, OpenVocabDetector
+from ovdet import ConfigError, Embeddings, EmbeddingSpaceError, OpenVocabDetector, WeightsError
 from ovdet.cli import main
 from ovdet.runtimes.artifact import Artifact
 from tests.conftest import BOTTLES, read_frames
@@ -164,3 +165,17 @@ def test_torch_free_cli_detects_new_classes(exports, yoloe_paths, frames, tmp_pa
     expected = torch_detector.detect(frames[0], conf=CONF)
     expected.mask = None
     assert_same(expected, found)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("family", "mystery", "family 'mystery'"), ("task", "pose", "task 'pose'"), ("end2end", "yes", "end2end 'yes'")],
+)
+def test_contradictory_yoloe_metadata_is_refused(field: str, value, message: str, exports, tmp_path: Path) -> None:
+    folder = tmp_path / "copy"
+    shutil.copytree(exports["yoloe-26n-seg-onnx"], folder)
+    metadata = json.loads((folder / "ovdet.json").read_text())
+    (folder / "ovdet.json").write_text(json.dumps({**metadata, field: value}))
+    with pytest.raises(WeightsError, match=rf"{message}.*re-export") as error:
+        OpenVocabDetector(folder, device="cpu")
+    assert "\n" not in str(error.value)
