@@ -12,11 +12,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 import supervision as sv
 
 from ovdet import ConfigError, Embeddings, EmbeddingSpaceError, OpenVocabDetector, WeightsError
 from ovdet.cli import main
+from ovdet.models import compiled_dir
 from ovdet.runtimes.artifact import Artifact
 from tests.conftest import BOTTLES, read_frames
 from tests.test_export import TORCH_FREE_CLI
@@ -179,3 +181,14 @@ def test_contradictory_yoloe_metadata_is_refused(field: str, value, message: str
     with pytest.raises(WeightsError, match=rf"{message}.*re-export") as error:
         OpenVocabDetector(folder, device="cpu")
     assert "\n" not in str(error.value)
+
+
+def test_detect_task_converts_a_seg_checkpoint_without_its_mask_branch(yoloe_paths, frames) -> None:
+    detector = OpenVocabDetector(yoloe_paths["yoloe-11n-seg"], device="cpu", runtime="onnxruntime", task="detect")
+    detector.set_classes(_embeddings("mobileclip:blt"))
+    assert detector.detect(frames[0], conf=CONF).mask is None
+    [folder] = compiled_dir().glob("yoloe-11n-seg-*-onnxruntime-k*-detect")  # cached apart from a segmenting one
+    converted = Artifact.open(folder, "onnx")
+    assert converted.metadata.task == "detect"
+    graph = onnx.load(str(converted.model_path), load_external_data=False)
+    assert [output.name for output in graph.graph.output] == ["output0"], "no mask prototypes are computed"
