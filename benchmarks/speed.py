@@ -9,6 +9,9 @@ Parts (``--only``, comma-separated; default all):
 - ``vocab``, ``imgsz``, ``batch`` (or ``sweeps`` for all three): frames/s of one configuration (``--sweep-config``)
   for K classes (with cold and warm ``set_classes``), input sizes and batch sizes.
 - ``memory``: RSS of one process streaming ``--memory-frames`` frames (the clip looped) at 100 frames and at the end.
+- ``models``: the model as a dimension: ``--models`` (default yolov8s-worldv2, yoloe-11s, yoloe-26s) side by side
+  on ``--model-runtimes`` (default openvino, torch), same clip, imgsz and classes (see ``benchmarks/families.py``).
+  ``python benchmarks/speed.py --only models --imgsz 640 --name speed-models``
 
 Writes ``benchmarks/results/<name>.json``, ``<name>.md`` and ``<name>_fps_vs_{k,imgsz,batch}.png``; prints the
 tables. The full default run took 22 minutes on a 2-core CPU (load average about 3); a quick check:
@@ -33,11 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import harness
 from benchmarks.common import RESULTS, SHARED_DATA, ensure_weights, machine, save, use_weights
 from benchmarks.configs import default_configs
+from benchmarks.families import compare_models, model_file, models_table
 from benchmarks.model_files import ModelFiles
 from benchmarks.tables import agreement_table, comparison_table, sweep_table
 from ovdet.bench import RunConfig
 
-PARTS = ("compare", "vocab", "imgsz", "batch", "memory")
+PARTS = ("compare", "vocab", "imgsz", "batch", "memory", "models")
 ALIASES = {"baseline": ("compare",), "sweeps": ("vocab", "imgsz", "batch"), "all": PARTS}
 PACKAGES = ("ultralytics", "torch", "openvino", "onnxruntime", "open-clip-torch", "supervision", "numpy")
 TARGETS = (
@@ -100,6 +104,8 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-sizes", default="1,2,4,8,16")
     parser.add_argument("--exports", type=Path, help="folder for the exports (default: a temporary folder)")
     parser.add_argument("--name", default="speed", help="result file names: benchmarks/results/<name>.*")
+    parser.add_argument("--models", default="yolov8s-worldv2,yoloe-11s,yoloe-26s", help="models of the models part")
+    parser.add_argument("--model-runtimes", default="openvino,torch", help="runtimes of the models part")
     args = parser.parse_args()
     args.parts = _parts(parser, args.only)
     return args
@@ -167,6 +173,14 @@ def _run_parts(args: argparse.Namespace, configs: list[RunConfig], sweep: RunCon
         results["memory"] = harness.long_run_memory(
             sweep, files, args.clip, classes, frames=args.memory_frames, imgsz=args.imgsz, max_classes=args.max_classes
         )
+    if "models" in args.parts:
+        weights_dir = Path(os.environ["OVDET_WEIGHTS_DIR"])
+        models = {name: model_file(name, weights_dir, Path(tempfile.gettempdir()) / "ovdet-bench-yoloe") for name in
+                  (word.strip() for word in args.models.split(",") if word.strip())}  # fmt: skip
+        results["models"] = compare_models(
+            models, args.clip, classes, runtimes=[word.strip() for word in args.model_runtimes.split(",")],
+            frames=args.frames, rounds=args.rounds, imgsz=args.imgsz, conf=args.conf,
+        )  # fmt: skip
     return results
 
 
@@ -202,6 +216,8 @@ def _markdown(payload: dict[str, Any], args: argparse.Namespace) -> str:
             lines += _sweep_section(results[part], f"{title} ({payload['sweep_config']})", extra)
     if "memory" in results:
         lines += _memory_section(results["memory"])
+    if "models" in results:
+        lines += ["", "## Models side by side", "", *models_table(results["models"])]
     lines += ["", f"Targets: {TARGETS}."]
     return "\n".join(lines)
 

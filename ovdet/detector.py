@@ -34,9 +34,7 @@ from .weights import resolve_weights
 from .zones import Geometry
 from .zones_yaml import ZonesFile, check_rule_classes
 
-__all__ = ["TASKS", "OpenVocabDetector"]
-
-TASKS = ("detect", "segment")
+__all__ = ["OpenVocabDetector"]
 
 
 class _NoProfiler:
@@ -49,10 +47,11 @@ _NO_PROFILER = _NoProfiler()
 
 
 class OpenVocabDetector:
-    """Detect objects named in words, with YOLO-World.
+    """Detect objects named in words, with YOLO-World or YOLOE.
 
     Args:
-        model: A registry name (``"yolov8s-worldv2"``, m, l, x) or a local ``.pt`` file.
+        model: A registry name (``"yolov8s-worldv2"``, m, l, x), a local YOLO-World or YOLOE ``.pt`` file, or an
+            ``ovdet export``.
         device: ``"auto"`` picks CUDA when present; else ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         runtime: For a ``.pt``: ``"auto"`` (OpenVINO on a CPU, converted once per weights file and cached;
             PyTorch on CUDA; ``$OVDET_RUNTIME`` overrides), ``"torch"``, ``"openvino"`` or ``"onnxruntime"``.
@@ -66,8 +65,8 @@ class OpenVocabDetector:
         vocabulary: Classes to set at once: a vocabulary file (``.yaml`` or ``.npz``), a
             :class:`~ovdet.vocabulary.Vocabulary` or :class:`~ovdet.embeddings.Embeddings`. A precision it records
             (written by ``ovdet eval --write-vocab``) is used for a ``.pt`` unless ``precision`` or ``half`` is given.
-        task: ``"detect"`` (boxes) or ``"segment"`` (boxes and ``Detections.mask``, for ``-seg`` checkpoints);
-            default: what the checkpoint does.
+        task: ``"detect"`` or ``"segment"``; ``None``: what the model does. A ``-seg`` YOLOE segments (each
+            detection gets a ``mask``); ``"detect"`` on it skips the mask branch.
         **settings: Defaults for :class:`InferenceSettings` (``conf``, ``iou``, ``imgsz``, ``max_det``, ``half``,
             ``agnostic_nms``, ``batch``). An exported model's ``imgsz`` defaults to the one it was exported at.
 
@@ -98,8 +97,6 @@ class OpenVocabDetector:
         task: str | None = None,
         **settings: Any,
     ) -> None:
-        if task not in (None, *TASKS):
-            raise ConfigError(f"task {task!r} is not one of {', '.join(TASKS)}: use task='detect' or task='segment'")
         self.model_path = resolve_weights(model)
         if isinstance(vocabulary, (str, os.PathLike)):
             vocabulary = load_vocabulary(vocabulary)
@@ -109,15 +106,8 @@ class OpenVocabDetector:
         self.settings = InferenceSettings().replace(**{**settings, "half": choice.half})
         self.backend: Backend = load_backend(
             self.model_path, device=device, half=choice.half, runtime=runtime, calibration=choice.calibration,
-            text_encoder=text_encoder,
+            text_encoder=text_encoder, task=task,
         )  # fmt: skip
-        model_task = getattr(self.backend, "task", "detect")
-        if task == "segment" and model_task != "segment":
-            raise ModelError(
-                f"{self.model_path.name} has no mask branch, so it cannot segment: use a -seg checkpoint "
-                f"(e.g. yoloe-11s-seg) or --task detect"
-            )
-        self.backend.task = task or model_task
         exported_imgsz = getattr(self.backend, "default_imgsz", None)
         if settings.get("imgsz") is None and exported_imgsz:
             self.settings = self.settings.replace(imgsz=exported_imgsz)
@@ -330,6 +320,7 @@ class OpenVocabDetector:
             )
         with profiler.stage("inference"):
             raw = self.backend.infer(batch)
+            raw, prototypes = raw if isinstance(raw, tuple) else (raw, None)
         with profiler.stage("postprocess"):
             thresholds = table.class_thresholds(settings.conf)
             results = postprocess(
@@ -340,6 +331,8 @@ class OpenVocabDetector:
                 iou=settings.iou,
                 max_det=settings.max_det,
                 agnostic=settings.agnostic_nms,
+                end2end=self.backend.end2end,
+                prototypes=prototypes,
             )
             if not all(table.reported) or (thresholds != settings.conf).any():
                 results = [self._reportable(detections, thresholds) for detections in results]

@@ -28,14 +28,14 @@ from .runtimes.backend import Backend
 from .runtimes.registry import RUNTIMES, pt_runtimes, runtime_for_format, runtime_named
 from .text import TextEncoder, text_encoder_for
 from .vocabulary import Vocabulary
-from .weights import CLIP_SPACE, cache_dir, file_sha256
+from .weights import cache_dir, file_sha256
 
 __all__ = ["CompiledBackend", "PrecisionChoice", "choose_precision", "compiled_dir", "load_backend"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SLOTS = 80
-_OPENED_ATTRIBUTES = ("name", "space", "stride", "device", "input_dtype", "precision")
+_OPENED_ATTRIBUTES = ("name", "space", "stride", "device", "input_dtype", "precision", "task", "end2end")
 
 
 def load_backend(
@@ -45,6 +45,7 @@ def load_backend(
     runtime: str = "auto",
     calibration: str | os.PathLike[str] | None = None,
     text_encoder: TextEncoder | None = None,
+    task: str | None = None,
 ) -> Backend:
     """Open a weights file or an exported model with the runtime its format needs.
 
@@ -57,8 +58,9 @@ def load_backend(
             ``"auto"`` (``$OVDET_RUNTIME`` if set; else OpenVINO on a CPU where it is installed, PyTorch otherwise).
         calibration: For a ``.pt`` run by OpenVINO: a video file or image folder of the user's own scenes; the
             cached conversion is then INT8 (see :mod:`ovdet.export.quantize`), cached per calibration source.
-        text_encoder: The encoder an INT8 conversion encodes its calibration classes with (default: CLIP, loaded
-            for it); pass the detector's own so that CLIP loads once.
+        text_encoder: The encoder an INT8 conversion encodes its calibration classes with (default: the model's
+            own, loaded for it); pass the detector's own so that it loads once.
+        task: ``"detect"`` or ``"segment"``; ``None``: what the model does (a ``-seg`` YOLOE segments).
 
     Example:
         >>> backend = load_backend("runs/export/yolov8s-worldv2-onnx-dynamic16/yolov8s-worldv2.onnx")  # doctest: +SKIP
@@ -67,7 +69,7 @@ def load_backend(
     """
     path = Path(model)
     if path.suffix in runtime_named("torch").suffixes:
-        return _load_weights(path, device, half, runtime, calibration, text_encoder)
+        return _load_weights(path, device, half, runtime, calibration, text_encoder, task)
     if calibration is not None:
         raise ConfigError(
             f"{path} is an export, and INT8 calibration applies to a .pt: export it with --precision int8 "
@@ -82,7 +84,9 @@ def load_backend(
         )
     entry = runtime_for_format(exported)
     backend_class = getattr(import_module(entry.module), entry.class_name)
-    return backend_class(path, device=device, half=half)
+    backend = backend_class(path, device=device, half=half)
+    backend.select_task(task)
+    return backend
 
 
 @dataclass(frozen=True)
@@ -163,7 +167,9 @@ def _recorded_choice(vocabulary: Vocabulary) -> PrecisionChoice:
     return PrecisionChoice("int8", source, origin)
 
 
-def _load_weights(path: Path, device: str, half: bool, runtime: str, calibration, text_encoder) -> Backend:
+def _load_weights(
+    path: Path, device: str, half: bool, runtime: str, calibration, text_encoder, task: str | None
+) -> Backend:
     from .runtimes.torch import TorchBackend, resolve_device
 
     if runtime not in ("auto", *pt_runtimes()):
@@ -177,10 +183,10 @@ def _load_weights(path: Path, device: str, half: bool, runtime: str, calibration
     if calibration is not None and runtime != "openvino":
         raise ConfigError(f"INT8 runs through OpenVINO, not {runtime}: drop --runtime (or use openvino) for INT8")
     if runtime == "torch":
-        return TorchBackend(path, device=device, half=half)
+        return TorchBackend(path, device=device, half=half, task=task)
     device = "cpu" if device == "auto" else device
     return CompiledBackend(
-        path, runtime, device=device, half=half, calibration=calibration, calibration_encoder=text_encoder
+        path, runtime, device=device, half=half, calibration=calibration, calibration_encoder=text_encoder, task=task
     )
 
 
@@ -197,7 +203,7 @@ def compiled_dir() -> Path:
 
 
 class CompiledBackend:
-    """A YOLO-World ``.pt`` run by OpenVINO or onnxruntime through a cached changeable-vocabulary export.
+    """A YOLO-World or YOLOE ``.pt`` run by OpenVINO or onnxruntime through a cached changeable-vocabulary export.
 
     The converted model is opened (and, the first time, converted) when first needed — usually when the classes
     are set — so a vocabulary or CLIP file that fails does so before a conversion of many seconds.
@@ -211,7 +217,10 @@ class CompiledBackend:
         calibration: INT8 (OpenVINO): convolutions quantized on frames of this video file or image folder; the
             conversion is cached per weights, calibration content and frame count.
         calibration_frames: How many frames of ``calibration``.
-        calibration_encoder: Encodes the classes an INT8 conversion is calibrated with; default: CLIP, loaded for it.
+        calibration_encoder: Encodes the classes an INT8 conversion is calibrated with; default: the model's own
+            text encoder, loaded for it.
+        task: ``"detect"`` or ``"segment"``; ``None``: what the checkpoint does. A ``-seg`` checkpoint converted
+            for ``"detect"`` has no mask branch, and is cached apart.
 
     Example:
         >>> backend = CompiledBackend(Path("weights/yolov8s-worldv2.pt"), "openvino")  # doctest: +SKIP
@@ -233,15 +242,20 @@ class CompiledBackend:
         calibration: str | os.PathLike[str] | None = None,
         calibration_frames: int = DEFAULT_CALIBRATION_FRAMES,
         calibration_encoder: TextEncoder | None = None,
+        task: str | None = None,
     ) -> None:
+        from .runtimes.torch import checkpoint_space
+
         self.weights, self.runtime, self.half, self._device = Path(weights), runtime, half, device
-        self.space = CLIP_SPACE  # known before the conversion, so the classes are encoded before it runs
+        self.space = checkpoint_space(self.weights)  # known before the conversion: classes are encoded before it
+        self._task = task
         self._digest = file_sha256(self.weights)
         self._first_slots = slots
         self.calibration = os.fspath(calibration) if calibration is not None else None
         self.calibration_frames = calibration_frames
         self.calibration_encoder = calibration_encoder
         self._variant = f"-int8-{_content_key(Path(calibration), calibration_frames)}" if calibration else ""
+        self._variant += "-detect" if task == "detect" else ""
 
     def __getattr__(self, name: str):
         """The converted model's attributes (and ``slots``) open it on first use."""
@@ -254,7 +268,7 @@ class CompiledBackend:
         folder = compiled_dir() / f"{self.weights.stem}-{self._digest[:16]}-{self.runtime}-k{slots}{self._variant}"
         if not (folder / "ovdet.json").is_file():
             self._convert(folder, slots)
-        self._inner = load_backend(folder, device=self._device, half=self.half)
+        self._inner = load_backend(folder, device=self._device, half=self.half, task=self._task)
         self.slots = slots
         for name in _OPENED_ATTRIBUTES:
             setattr(self, name, getattr(self._inner, name))
@@ -269,8 +283,8 @@ class CompiledBackend:
             runtime_named(self.runtime).format, dynamic_vocab=True, max_classes=slots, int8=bool(self.calibration),
             calibration=self.calibration, calibration_frames=self.calibration_frames,
         )  # fmt: skip
-        backend = TorchBackend(self.weights, device="cpu")
-        encoder = self.calibration_encoder or self.default_text_encoder()
+        backend = TorchBackend(self.weights, device="cpu", task=self._task)
+        encoder = (self.calibration_encoder or self.default_text_encoder()) if self.calibration else None
         export_backend(backend, self.weights, options, folder, calibration_encoder=encoder)
 
     def default_text_encoder(self) -> TextEncoder:

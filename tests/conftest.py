@@ -159,3 +159,15 @@ def mobileclip_paths(weights_dir: Path) -> dict[str, dict[str, Path]]:
     from tests import mobileclip_fixtures
 
     return mobileclip_fixtures.build_mobileclip_files(weights_dir)
+
+
+# --- YOLOE (issue 13): random-init checkpoints of each family, detection and -seg -------------------------------
+
+
+@pytest.fixture(scope="session")
+def yoloe_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """``{"yoloe-11n": Path, "yoloe-11n-seg": Path, ...}`` for yoloe-v8, yoloe-11 and yoloe-26: random-init,
+    recalibrated on real frames, saved as Ultralytics saves them."""
+    from tests import yoloe_fixtures
+
+    return yoloe_fixtures.build_yoloe_dir(tmp_path_factory.mktemp("yoloe"))

@@ -205,13 +205,14 @@ def build_plain_yolov8_checkpoint(path: Path, scale: str = "n", seed: int = 0) -
     return save_ultralytics_checkpoint(model, path, cfg=f"yolov8{scale}.yaml")
 
 
-def save_ultralytics_checkpoint(model: torch.nn.Module, path: Path, cfg: str) -> Path:
+def save_ultralytics_checkpoint(model: torch.nn.Module, path: Path, cfg: str, task: str = "detect") -> Path:
     """Save a model as the dict Ultralytics' ``Model.save`` and ``strip_optimizer`` write, in float32.
 
     Args:
         model: The Ultralytics ``nn.Module``.
         path: Destination ``.pt`` file; written under a temporary name, then renamed.
         cfg: The model YAML recorded as ``train_args["model"]``.
+        task: The task recorded as ``train_args["task"]`` (``"detect"`` or ``"segment"``).
 
     Returns:
         ``path``.
@@ -224,7 +225,7 @@ def save_ultralytics_checkpoint(model: torch.nn.Module, path: Path, cfg: str) ->
     module = copy.deepcopy(model).float().eval().to(memory_format=torch.contiguous_format)
     for param in module.parameters():
         param.requires_grad = False
-    train_args = {**DEFAULT_CFG_DICT, "model": cfg, "task": "detect", "mode": "train"}
+    train_args = {**DEFAULT_CFG_DICT, "model": cfg, "task": task, "mode": "train"}
     module.args = dict(train_args)
     ckpt: dict[str, Any] = {
         "date": datetime.now().astimezone().isoformat(),

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..config import check_sizes
-from ..errors import ConfigError, ModelError, OvdetError
-from ..runtimes.artifact import METADATA_FILE, Artifact, ArtifactMetadata
+from ..errors import ConfigError, ModelError
+from ..runtimes.artifact import METADATA_FILE, ArtifactMetadata
 from ..runtimes.registry import export_formats, format_suffix
 from .quantize import DEFAULT_CALIBRATION_FRAMES, Calibration
+from .staging import check_target, staging
 from .text_towers import tower_encoder, write_text_tower
 
 if TYPE_CHECKING:
@@ -40,6 +38,7 @@ FORMATS = export_formats()
 DEFAULT_MAX_CLASSES = 80
 DEFAULT_ROOT = Path("runs") / "export"
 HALF_NEEDS_CUDA = ("onnx", "torchscript")  # their FP16 graphs are traced from an FP16 model, which needs CUDA
+MASK_FORMATS = ("onnx", "openvino")  # the formats whose runtimes read the mask prototypes (a second output)
 
 
 @dataclass(frozen=True)
@@ -166,6 +165,7 @@ def export_detector(
     num_classes = options.max_classes if embeddings is None else len(embeddings)
     stem = detector.model_path.stem
     folder = Path(output) if output is not None else DEFAULT_ROOT / f"{stem}-{format}-{options.vocabulary}{num_classes}"
+    _check_masks(options, backend)  # before the text tower is looked for: a refused export says nothing else
     text_encoder = tower_encoder(detector, backend.space) if options.dynamic_vocab else None
     return export_backend(backend, detector.model_path, options, folder, embeddings, text_encoder)
 
@@ -200,14 +200,15 @@ def export_backend(
     """
     num_classes = options.max_classes if embeddings is None else len(embeddings)
     _check_half(options, backend)
-    _check_target(folder)
+    _check_masks(options, backend)
+    check_target(folder)
     encoder = calibration_encoder or text_encoder
     calibration = _calibration(options, backend, encoder, num_classes)  # a bad source fails before the export
-    with _staging(folder) as staging:
+    with staging(folder) as staged:
         model_file = _write_detector_graph(
-            backend, embeddings, num_classes, options, staging / weights.stem, calibration
+            backend, embeddings, num_classes, options, staged / weights.stem, calibration
         )
-        text_tower = write_text_tower(text_encoder, staging) if text_encoder is not None else None
+        text_tower = write_text_tower(text_encoder, staged) if text_encoder is not None else None
         metadata = ArtifactMetadata(
             format=options.format,
             model_file=model_file.name,
@@ -215,7 +216,7 @@ def export_backend(
             max_classes=num_classes,
             classes=embeddings.names if embeddings is not None else None,
             embedding_space=backend.space,
-            embedding_dim=int(backend.model.txt_feats.shape[-1]),
+            embedding_dim=backend.embedding_dim,
             imgsz=options.imgsz,
             stride=backend.stride,
             max_batch=options.batch if options.format == "engine" else None,
@@ -225,8 +226,11 @@ def export_backend(
             source_sha256=backend.sha256,
             ovdet_version=__version__,
             text_encoder=text_tower,
+            family=backend.family,
+            task=backend.task,
+            end2end=backend.end2end,
         )
-        (staging / METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
+        (staged / METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
     log.debug("exported %s to %s", weights.name, folder)
     return folder / model_file.name
 
@@ -237,7 +241,7 @@ def _torch_backend(detector: OpenVocabDetector) -> TorchBackend:
     if isinstance(detector.backend, TorchBackend):
         return detector.backend
     if detector.model_path.suffix == ".pt":  # runs converted (ovdet.models.CompiledBackend), but the .pt is at hand
-        return TorchBackend(detector.model_path, device="cpu")
+        return TorchBackend(detector.model_path, device="cpu", task=detector.backend.task)
     raise ModelError(
         f"{detector.model_path.name} is already an exported {detector.backend.name} model: "
         f"export from the YOLO-World .pt file it came from"
@@ -274,51 +278,12 @@ def _calibration(options: ExportOptions, backend: TorchBackend, encoder, num_cla
     return Calibration.prepare(options.calibration, options.calibration_frames, options.imgsz, backend, encoder, slots)
 
 
-def _check_target(folder: Path) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"export folder {folder} is a file: choose another -o folder")
-    if folder.is_dir() and any(folder.iterdir()) and not (folder / METADATA_FILE).is_file():
-        raise ConfigError(f"export folder {folder} exists and is not an ovdet export: choose another -o folder")
-
-
-@contextmanager
-def _staging(folder: Path) -> Iterator[Path]:
-    """A fresh hidden folder to write into; its files reach ``folder`` only if the block succeeds.
-
-    A new ``folder`` appears whole, by one rename. In an existing one, only the files of the earlier export
-    (those its ``ovdet.json`` names) are replaced or removed: whatever else the user keeps there stays.
-    """
-    folder = folder.resolve()
-    existing = folder.is_dir()
-    if not existing:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = (folder if existing else folder.parent) / f".{folder.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)  # left over by an export that was killed
-    staging.mkdir()
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if not existing:
-        os.replace(staging, folder)
-        return
-    earlier = _files_of_export(folder)
-    written = sorted(p.name for p in staging.iterdir())
-    for name in sorted(written, key=lambda name: name == METADATA_FILE):  # the metadata last: it names the rest
-        os.replace(staging / name, folder / name)
-    staging.rmdir()
-    for name in sorted(earlier - set(written)):
-        (folder / name).unlink(missing_ok=True)
-
-
-def _files_of_export(folder: Path) -> set[str]:
-    """The files an earlier export in ``folder`` wrote, as its ``ovdet.json`` names them."""
-    try:
-        metadata = ArtifactMetadata.from_json((folder / METADATA_FILE).read_text(encoding="utf-8"))
-    except (OSError, OvdetError):
-        return {METADATA_FILE}
-    return set(Artifact(folder, metadata).file_names())
+def _check_masks(options: ExportOptions, backend: TorchBackend) -> None:
+    if backend.task == "segment" and options.format not in MASK_FORMATS:
+        raise ConfigError(
+            f"a {options.format} export of a segmentation model has no mask output in ovdet: export to "
+            f"{' or '.join(MASK_FORMATS)}, or create the detector with task='detect' for boxes only"
+        )
 
 
 def _write_detector_graph(
@@ -331,25 +296,28 @@ def _write_detector_graph(
 ) -> Path:
     import torch
 
-    from .graphs import DynamicVocabularyGraph, FixedVocabularyGraph, prepare_for_export
+    from .graphs import DynamicVocabularyGraph, FixedVocabularyGraph, YoloeGraph, prepare_for_export
     from .writers import write_engine, write_onnx, write_openvino, write_torchscript
 
     device = torch.device(backend.device)
     dtype = torch.float16 if options.input_dtype == "float16" else torch.float32
     model = prepare_for_export(backend.model, num_classes).to(device, dtype)
     images = torch.zeros(options.batch, 3, options.imgsz, options.imgsz, device=device, dtype=dtype)
-    if embeddings is None:
-        graph = DynamicVocabularyGraph(model)
-        example: tuple[torch.Tensor, ...] = (images, _example_embeddings(num_classes, model, device, dtype))
+    baked = torch.from_numpy(embeddings.vectors).to(device, dtype) if embeddings is not None else None
+    masks = backend.task == "segment"
+    if backend.family == "yoloe":
+        graph: torch.nn.Module = YoloeGraph(model, masks, baked)
     else:
-        graph = FixedVocabularyGraph(model, torch.from_numpy(embeddings.vectors).to(device, dtype))
-        example = (images,)
+        graph = DynamicVocabularyGraph(model) if baked is None else FixedVocabularyGraph(model, baked)
+    example: tuple[torch.Tensor, ...] = (images,)
+    if baked is None:
+        example = (images, _example_embeddings(num_classes, backend.embedding_dim, device, dtype))
     suffix = format_suffix(options.format)
     if options.format == "onnx":
-        return write_onnx(graph, example, stem.with_suffix(suffix))
+        return write_onnx(graph, example, stem.with_suffix(suffix), prototypes=masks)
     if options.format == "torchscript":
         return write_torchscript(graph, example, stem.with_suffix(suffix))
-    onnx_path = write_onnx(graph, example, stem.with_name(f"{stem.name}.intermediate.onnx"))
+    onnx_path = write_onnx(graph, example, stem.with_name(f"{stem.name}.intermediate.onnx"), prototypes=masks)
     try:
         if options.format == "openvino":
             quantize = calibration.quantize if calibration is not None else None
@@ -361,10 +329,7 @@ def _write_detector_graph(
         onnx_path.unlink()
 
 
-def _example_embeddings(
-    num_classes: int, model: torch.nn.Module, device: torch.device, dtype: torch.dtype
-) -> torch.Tensor:
+def _example_embeddings(num_classes: int, dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     import torch
 
-    dim = int(model.txt_feats.shape[-1])
     return torch.nn.functional.normalize(torch.ones(num_classes, dim, device=device, dtype=dtype), dim=-1)

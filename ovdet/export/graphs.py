@@ -8,6 +8,9 @@ rows being empty slots. Two things keep empty slots from changing anything:
 - The head's class scores of empty slots are multiplied by zero, so they can never pass a confidence threshold.
 
 The result equals a fixed-vocabulary graph of the same classes, which is what the tests check.
+
+YOLOE has no text attention in its neck, so its graph (:class:`YoloeGraph`) only silences the empty slots; its
+RepRTA projection of the raw text embeddings runs inside the graph, as in the PyTorch runtime.
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ import copy
 
 import torch
 
-__all__ = ["DynamicVocabularyGraph", "FixedVocabularyGraph", "TextTowerGraph", "prepare_for_export"]
+from ..runtimes.yoloe import yoloe_forward
+
+__all__ = ["DynamicVocabularyGraph", "FixedVocabularyGraph", "TextTowerGraph", "YoloeGraph", "prepare_for_export"]
 
 
 def prepare_for_export(world_model: torch.nn.Module, num_classes: int) -> torch.nn.Module:
-    """A copy of a (fused) Ultralytics ``WorldModel`` whose head decodes boxes for any input size, ``K`` classes.
+    """A copy of a (fused) Ultralytics ``WorldModel`` or ``YOLOEModel`` whose head decodes boxes for any input size,
+    ``K`` classes.
 
     The live model of a detector is left untouched.
     """
@@ -80,6 +86,39 @@ class DynamicVocabularyGraph(torch.nn.Module):
         filled = torch.where(used, text_embeddings, text_embeddings[:1])
         output = self.world_model.predict(images, txt_feats=filled[None])
         return torch.cat([output[:, :4], output[:, 4:] * used.to(output.dtype)], dim=1)
+
+
+class YoloeGraph(torch.nn.Module):
+    """YOLOE: ``images`` [, raw ``text_embeddings`` ``(K, D)``] → ``(B, 4 + K + M, N)`` [, prototypes ``(B, M, h, w)``].
+
+    With ``embeddings`` the classes are baked in and ``images`` is the only input; without, all-zero embedding rows
+    are empty slots whose scores are zero.
+
+    Args:
+        yoloe_model: A model from :func:`prepare_for_export`.
+        masks: Output mask coefficients and prototypes (segmentation models).
+        embeddings: ``(K, D)`` raw text embeddings to bake in, for a fixed vocabulary.
+
+    Example:
+        >>> graph = YoloeGraph(prepare_for_export(model, 16), masks=True)  # doctest: +SKIP
+    """
+
+    def __init__(self, yoloe_model: torch.nn.Module, masks: bool, embeddings: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.yoloe_model = yoloe_model
+        self.masks = masks
+        self.register_buffer("embeddings", embeddings.clone() if embeddings is not None else None)
+
+    def forward(
+        self, images: torch.Tensor, text_embeddings: torch.Tensor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        text = self.embeddings if text_embeddings is None else text_embeddings
+        output, prototypes = yoloe_forward(self.yoloe_model, images, text, self.masks)
+        if text_embeddings is not None:
+            used = (text.abs().amax(dim=-1) > 0).to(output.dtype)[None, :, None]  # (1, K, 1)
+            slots = text.shape[0]
+            output = torch.cat([output[:, :4], output[:, 4 : 4 + slots] * used, output[:, 4 + slots :]], dim=1)
+        return output if prototypes is None else (output, prototypes)
 
 
 class TextTowerGraph(torch.nn.Module):

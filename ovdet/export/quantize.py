@@ -117,7 +117,7 @@ class Calibration:
         embeddings = None
         if slots is not None:
             names = list(backend.model.names.values())[:slots]
-            embeddings = np.zeros((slots, int(backend.model.txt_feats.shape[-1])), np.float32)
+            embeddings = np.zeros((slots, backend.embedding_dim), np.float32)
             embeddings[: len(names)] = encoder.encode(names)
         return cls(images, embeddings, head=len(backend.model.model) - 1)
 

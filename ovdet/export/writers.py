@@ -17,7 +17,7 @@ import torch
 
 from .._openvino import import_openvino
 from ..errors import ConfigError, ModelError, missing_dependency
-from ..runtimes.artifact import IMAGES_INPUT, OUTPUT, TEXT_INPUT
+from ..runtimes.artifact import IMAGES_INPUT, OUTPUT, PROTOTYPES, TEXT_INPUT
 
 __all__ = ["write_engine", "write_onnx", "write_openvino", "write_text_tower", "write_torchscript"]
 
@@ -27,18 +27,23 @@ OPSET = 18  # what Ultralytics exports with this torch; onnxruntime's CUDA provi
 ENGINE_WORKSPACE_BYTES = 4 << 30
 
 
-def write_onnx(graph: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> Path:
-    """Trace a detector graph (``images`` [, ``text_embeddings``] → ``output0``) into an ONNX file."""
+def write_onnx(graph: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path, prototypes: bool = False) -> Path:
+    """Trace a detector graph (``images`` [, ``text_embeddings``] → ``output0`` [, ``output1``: mask prototypes])
+    into an ONNX file."""
     names = [IMAGES_INPUT, TEXT_INPUT][: len(example)]
     axes = {IMAGES_INPUT: {0: "batch", 2: "height", 3: "width"}, OUTPUT: {0: "batch", 2: "anchors"}}
-    _trace_to_onnx(graph, example, path, names, axes)
+    outputs = [OUTPUT]
+    if prototypes:
+        axes[PROTOTYPES] = {0: "batch", 2: "mask_height", 3: "mask_width"}
+        outputs.append(PROTOTYPES)
+    _trace_to_onnx(graph, example, path, names, axes, outputs)
     return path
 
 
 def write_text_tower(graph: torch.nn.Module, example: torch.Tensor, path: Path) -> Path:
     """Trace CLIP's text tower (``input_ids`` → ``text_features``) into an ONNX file with a dynamic batch."""
     axes = {"input_ids": {0: "texts"}, "text_features": {0: "texts"}}
-    _trace_to_onnx(graph, (example,), path, ["input_ids"], axes, output_name="text_features")
+    _trace_to_onnx(graph, (example,), path, ["input_ids"], axes, ["text_features"])
     return path
 
 
@@ -48,7 +53,7 @@ def _trace_to_onnx(
     path: Path,
     input_names: list[str],
     dynamic_axes: dict[str, dict[int, str]],
-    output_name: str = OUTPUT,
+    output_names: list[str],
 ) -> None:
     try:
         import onnx  # noqa: F401  (torch's exporter needs it)
@@ -62,7 +67,7 @@ def _trace_to_onnx(
             str(path),
             opset_version=OPSET,
             input_names=input_names,
-            output_names=[output_name],
+            output_names=output_names,
             dynamic_axes=dynamic_axes,
             dynamo=False,  # the TorchScript-based exporter: it keeps shape arithmetic dynamic without onnxscript
         )

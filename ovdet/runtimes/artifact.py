@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import WeightsError
+from .backend import TASKS
 from .registry import export_formats, runtime_for_suffix
 
 __all__ = [
@@ -37,7 +38,9 @@ SCHEMA = 1
 VOCABULARY_MODES = ("fixed", "dynamic")
 PRECISIONS = ("fp32", "fp16", "int8")
 INPUT_DTYPES = ("float32", "float16")
-IMAGES_INPUT, TEXT_INPUT, OUTPUT = "images", "text_embeddings", "output0"
+IMAGES_INPUT, TEXT_INPUT, OUTPUT, PROTOTYPES = "images", "text_embeddings", "output0", "output1"
+FAMILIES = ("yolo-world", "yoloe")
+_OPTIONAL = {"family": "yolo-world", "task": "detect", "end2end": False}  # absent from exports of earlier ovdet
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,9 @@ class ArtifactMetadata:
         source_sha256: SHA-256 of those weights.
         ovdet_version: The ovdet that wrote it.
         text_encoder: The exported text tower (dynamic), else ``None``.
+        family: ``"yolo-world"`` or ``"yoloe"``.
+        task: ``"detect"``, or ``"segment"``: the graph then also outputs mask prototypes (``output1``).
+        end2end: A one-to-one head (YOLOE-26): its output is top-k selected, never NMS'd.
         schema: Version of this layout.
 
     Example:
@@ -103,6 +109,9 @@ class ArtifactMetadata:
     source_sha256: str
     ovdet_version: str
     text_encoder: TextTowerInfo | None = None
+    family: str = "yolo-world"
+    task: str = "detect"
+    end2end: bool = False
     schema: int = field(default=SCHEMA)
 
     @property
@@ -131,11 +140,11 @@ class ArtifactMetadata:
                 f"{where} has layout version {schema!r}, this ovdet reads version {SCHEMA}: "
                 f"re-export the model with this ovdet (written by ovdet {data.get('ovdet_version', '?')})"
             )
-        expected = {name for name in cls.__dataclass_fields__ if name not in ("text_encoder", "schema")}
+        expected = {name for name in cls.__dataclass_fields__ if name not in ("text_encoder", "schema", *_OPTIONAL)}
         missing = sorted(expected - set(data))
         if missing:
             raise WeightsError(f"{where} lacks {', '.join(missing)}: re-export the model with ovdet export")
-        fields = {name: data[name] for name in expected}
+        fields = {name: data[name] for name in expected} | {name: data.get(name, _OPTIONAL[name]) for name in _OPTIONAL}
         if fields["classes"] is not None:
             fields["classes"] = tuple(fields["classes"])
         text_tower = data.get("text_encoder")
@@ -155,6 +164,12 @@ class ArtifactMetadata:
             problems.append(f"vocabulary {self.vocabulary!r} is not fixed or dynamic")
         if self.precision not in PRECISIONS:
             problems.append(f"precision {self.precision!r} is not fp32, fp16 or int8")
+        if self.family not in FAMILIES:
+            problems.append(f"family {self.family!r} is not one of {', '.join(FAMILIES)}")
+        if self.task not in TASKS:
+            problems.append(f"task {self.task!r} is not detect or segment")
+        if not isinstance(self.end2end, bool):
+            problems.append(f"end2end {self.end2end!r} is not true or false")
         if self.input_dtype not in INPUT_DTYPES:
             problems.append(f"input_dtype {self.input_dtype!r} is not float32 or float16")
         if self.max_classes < 1 or self.embedding_dim < 1 or self.imgsz < 1 or self.stride < 1:

@@ -6,10 +6,14 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from ..errors import ConfigError
+
 if TYPE_CHECKING:
     from ..text import TextEncoder
 
-__all__ = ["Backend"]
+__all__ = ["TASKS", "Backend", "check_task"]
+
+TASKS = ("detect", "segment")
 
 
 class Backend(Protocol):
@@ -24,6 +28,8 @@ class Backend(Protocol):
         input_dtype: numpy dtype the input batch must have.
         fixed_classes: Class names baked into an exported graph, or ``None`` where the vocabulary can change.
         max_classes: Most classes one call accepts, or ``None`` for no limit.
+        task: ``"detect"``, or ``"segment"`` where :meth:`infer` also returns mask prototypes.
+        end2end: Whether the head is one-to-one (YOLOE-26): its output is top-k selected, never NMS'd.
     """
 
     name: str
@@ -34,6 +40,8 @@ class Backend(Protocol):
     input_dtype: type
     fixed_classes: tuple[str, ...] | None
     max_classes: int | None
+    task: str
+    end2end: bool
 
     def default_text_encoder(self) -> TextEncoder:
         """The text encoder that matches this runtime (e.g. CLIP in torch, or an exported ONNX text tower)."""
@@ -43,6 +51,28 @@ class Backend(Protocol):
         """Use these ``(K, D)`` L2-normalised text embeddings for every following :meth:`infer`."""
         ...
 
-    def infer(self, images: np.ndarray) -> np.ndarray:
-        """Run ``(B, 3, H, W)`` RGB images in [0, 1]; return the raw ``(B, 4 + K, N)`` head output."""
+    def infer(self, images: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Run ``(B, 3, H, W)`` RGB images in [0, 1]; return the raw ``(B, 4 + K + M, N)`` head output (boxes, class
+        scores, ``M`` mask coefficients), and with ``task == "segment"`` the ``(B, M, h, w)`` mask prototypes too."""
         ...
+
+
+def check_task(task: str | None, available: str, model_name: str) -> str:
+    """The task to run: ``task``, or what the model does (``available``) when ``None``.
+
+    A segmentation model can also just detect; a detection model cannot segment.
+
+    Example:
+        >>> check_task(None, "segment", "yoloe-11s-seg.pt"), check_task("detect", "segment", "yoloe-11s-seg.pt")
+        ('segment', 'detect')
+    """
+    if task is None:
+        return available
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}: use detect or segment")
+    if task == "segment" and available != "segment":
+        raise ConfigError(
+            f"{model_name} is a detection model and has no masks: drop --task segment, or use a -seg model such "
+            f"as yoloe-11s-seg.pt"
+        )
+    return task

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError, ModelError, missing_dependency
 from .artifact import Artifact
+from .backend import check_task
 from .registry import runtime_named
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ class ExportedBackend(ABC):
         self.input_dtype: type = np.dtype(metadata.input_dtype).type
         self.precision = metadata.precision
         self.default_imgsz = metadata.imgsz  # what it was exported for: the detector's imgsz unless one is given
+        self.task = metadata.task
+        self.end2end = metadata.end2end
         # (text slots or None, classes in use): replaced as one value, so a concurrent infer sees one vocabulary
         self._vocabulary: tuple[np.ndarray | None, int] = (None, 0 if metadata.dynamic else metadata.max_classes)
 
@@ -59,6 +62,11 @@ class ExportedBackend(ABC):
         from .text_tower import OnnxTextEncoder
 
         metadata = self.artifact.metadata
+        if metadata.text_encoder is None and metadata.dynamic:
+            raise ModelError(
+                f"{self.artifact.model_path.name} ships no text encoder: set its classes with embeddings made for "
+                f"{metadata.embedding_space} (--vocab vocab.npz)"
+            )
         if metadata.text_encoder is None:
             raise ModelError(
                 f"{self.artifact.model_path.name} has no text encoder (its classes are fixed): "
@@ -91,12 +99,24 @@ class ExportedBackend(ABC):
         slots[:count] = vectors
         self._vocabulary = (slots, count)
 
-    def infer(self, images: np.ndarray) -> np.ndarray:
-        """Run a ``(B, 3, H, W)`` batch; returns ``(B, 4 + k, N)`` for the ``k`` classes set."""
+    def select_task(self, task: str | None) -> None:
+        """Run ``"detect"`` or ``"segment"`` (``None``: what the graph does); a segmentation graph can just detect."""
+        self.task = check_task(task, self.artifact.metadata.task, self.artifact.model_path.name)
+
+    def infer(self, images: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Run a ``(B, 3, H, W)`` batch; returns ``(B, 4 + k + M, N)`` for the ``k`` classes set and ``M`` mask
+        coefficients, and the mask prototypes when segmenting."""
         slots, count = self._vocabulary
-        if self.artifact.metadata.dynamic and slots is None:
+        metadata = self.artifact.metadata
+        if metadata.dynamic and slots is None:
             raise ModelError('no classes set: call set_classes(["person", ...]) before detect')
-        return self._forward(images, slots)[:, : 4 + count]
+        outputs = self._forward(images, slots)
+        output, prototypes = outputs if isinstance(outputs, tuple) else (outputs, None)
+        if count < metadata.max_classes:  # the empty slots' scores go; the mask coefficients after them stay
+            output = np.concatenate([output[:, : 4 + count], output[:, 4 + metadata.max_classes :]], axis=1)
+        if prototypes is not None and self.task == "segment":
+            return output, prototypes
+        return output[:, : 4 + count]  # without the mask coefficients, which only masks need
 
     def _missing(self, package: str) -> MissingDependencyError:
         """The error for a package this runtime needs and lacks; it names the extra the registry gives."""
@@ -113,5 +133,8 @@ class ExportedBackend(ABC):
             )
 
     @abstractmethod
-    def _forward(self, images: np.ndarray, text_embeddings: np.ndarray | None) -> np.ndarray:
-        """Run the graph on one batch; ``text_embeddings`` is ``None`` for fixed-vocabulary graphs."""
+    def _forward(
+        self, images: np.ndarray, text_embeddings: np.ndarray | None
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Run the graph on one batch; ``text_embeddings`` is ``None`` for fixed-vocabulary graphs. A segmentation
+        graph also returns its mask prototypes."""

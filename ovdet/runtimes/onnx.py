@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .artifact import IMAGES_INPUT, OUTPUT, TEXT_INPUT
+from .artifact import IMAGES_INPUT, TEXT_INPUT
 from .devices import parse_device
 from .exported import ExportedBackend
 
@@ -79,8 +79,11 @@ class OnnxBackend(ExportedBackend):
         self.session = onnxruntime.InferenceSession(str(self.artifact.model_path), providers=providers)
         self.artifact.check_inputs({node.name: node.shape for node in self.session.get_inputs()})
 
-    def _forward(self, images: np.ndarray, text_embeddings: np.ndarray | None) -> np.ndarray:
+    def _forward(
+        self, images: np.ndarray, text_embeddings: np.ndarray | None
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         feeds = {IMAGES_INPUT: images}
         if text_embeddings is not None:
             feeds[TEXT_INPUT] = text_embeddings
-        return self.session.run([OUTPUT], feeds)[0]
+        outputs = self.session.run(None, feeds)
+        return outputs[0] if len(outputs) == 1 else (outputs[0], outputs[1])

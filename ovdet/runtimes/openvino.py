@@ -76,8 +76,11 @@ class OpenVinoBackend(ExportedBackend):
         self.precision = "int8" if self.artifact.metadata.precision == "int8" else computed
         self._request = self.compiled.create_infer_request()
 
-    def _forward(self, images: np.ndarray, text_embeddings: np.ndarray | None) -> np.ndarray:
+    def _forward(
+        self, images: np.ndarray, text_embeddings: np.ndarray | None
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         feeds = {IMAGES_INPUT: images}
         if text_embeddings is not None:
             feeds[TEXT_INPUT] = text_embeddings
-        return self._request.infer(feeds, share_inputs=True)[0]
+        results = self._request.infer(feeds, share_inputs=True)
+        return results[0] if len(results) == 1 else (results[0], results[1])

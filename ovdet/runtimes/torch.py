@@ -1,14 +1,17 @@
-"""PyTorch runtime: an Ultralytics ``WorldModel`` whose text embeddings are injected directly.
+"""PyTorch runtime: an Ultralytics ``WorldModel`` or ``YOLOEModel`` whose text embeddings are injected directly.
 
 Ultralytics' own ``set_classes`` imports the git-only ``clip`` package and tries to pip-install it at run time;
-ovdet never calls it. The embeddings go straight into ``WorldModel.predict(x, txt_feats=...)``.
+ovdet never calls it. The embeddings go straight into ``WorldModel.predict(x, txt_feats=...)``, or, for YOLOE,
+through the head's RepRTA projection inside :func:`ovdet.runtimes.yoloe.yoloe_forward`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import pickletools
 import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,12 +21,23 @@ import numpy as np
 from .. import checkpoint, weights
 from ..errors import ConfigError, WeightsError, missing_dependency
 from ..text import TextEncoder, text_encoder_for
+from .backend import check_task
 from .devices import parse_device
 from .registry import runtime_named
+from .yoloe import checkpoint_task, is_yoloe, select_head, yoloe_forward
 
-__all__ = ["TorchBackend", "inject_classes", "load_world_model", "resolve_device"]
+__all__ = [
+    "TorchBackend",
+    "checkpoint_space",
+    "inject_classes",
+    "load_world_model",
+    "resolve_device",
+]
 
 log = logging.getLogger(__name__)
+
+TEXT_MODEL_KEY = "text_model"  # YOLOEModel's attribute (and YAML key) naming its text encoder, i.e. its space
+DEFAULT_YOLOE_SPACE = "mobileclip:blt"  # what Ultralytics assumes where a YOLOE checkpoint names none
 
 for _name, _value in (("YOLO_AUTOINSTALL", "False"), ("YOLO_OFFLINE", "1"), ("YOLO_VERBOSE", "False")):
     os.environ.setdefault(_name, _value)  # Ultralytics must never reach for the network or pip
@@ -46,7 +60,8 @@ def resolve_device(device: str) -> str:
 
 
 def load_world_model(file: weights.WeightsFile):
-    """Load a YOLO-World checkpoint from its checked bytes, building only what an Ultralytics checkpoint holds.
+    """Load a YOLO-World or YOLOE checkpoint from its checked bytes, building only what an Ultralytics checkpoint
+    holds.
 
     The restricted load uses Ultralytics' own allowlist (its model and layer classes, the data types its
     releases pickle), which also keeps a file from building layers through ``eval``; other models and unreadable
@@ -54,7 +69,7 @@ def load_world_model(file: weights.WeightsFile):
     """
     try:
         import torch
-        from ultralytics.nn.tasks import WorldModel, _SafeLoad
+        from ultralytics.nn.tasks import WorldModel, YOLOEModel, _SafeLoad
     except ImportError as exc:
         extra = runtime_named("torch").extra
         raise missing_dependency(exc.name or "torch", extra, f"loading {file.path.name}") from exc
@@ -66,18 +81,18 @@ def load_world_model(file: weights.WeightsFile):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = _model_from(checkpoint.load(file, "YOLO-World", allowlist=_SafeLoad.loading), file.path)
+            model = _model_from(checkpoint.load(file, "YOLO-World or YOLOE", allowlist=_SafeLoad.loading), file.path)
     except WeightsError:
         raise
     except Exception as exc:  # torch.load and Ultralytics raise many types for a damaged file
         raise WeightsError(
             f"{file.path} is not a readable Ultralytics checkpoint ({type(exc).__name__}): "
-            f"re-download it or pass a YOLO-World .pt file"
+            f"re-download it or pass a YOLO-World or YOLOE .pt file"
         ) from exc
-    if not isinstance(model, WorldModel):
+    if not isinstance(model, (WorldModel, YOLOEModel)):
         raise WeightsError(
-            f"{file.path} is a {type(model).__name__}, not a YOLO-World model: ovdet needs open-vocabulary weights "
-            f"such as yolov8s-worldv2.pt"
+            f"{file.path} is a {type(model).__name__}, not a YOLO-World model or YOLOE model: ovdet needs "
+            f"open-vocabulary weights such as yolov8s-worldv2.pt or yoloe-11s-seg.pt"
         )
     return model
 
@@ -90,7 +105,9 @@ def _model_from(ckpt: Any, path: Path):
 
     model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
     if not isinstance(model, torch.nn.Module):
-        raise WeightsError(f"{path} holds no Ultralytics model: pass a YOLO-World .pt file such as yolov8s-worldv2.pt")
+        raise WeightsError(
+            f"{path} holds no Ultralytics model: pass a YOLO-World or YOLOE .pt file such as yolov8s-worldv2.pt"
+        )
     model = model.float()
     model.args = {**DEFAULT_CFG_DICT, **ckpt.get("train_args", {})}
     model.pt_path = str(path)
@@ -103,6 +120,25 @@ def _model_from(ckpt: Any, path: Path):
         elif isinstance(module, torch.nn.Upsample) and not hasattr(module, "recompute_scale_factor"):
             module.recompute_scale_factor = None
     return model.eval()
+
+
+def checkpoint_space(path: Path) -> str:
+    """The embedding space a YOLO-World or YOLOE ``.pt`` was trained in, read from its pickle's opcodes: nothing is
+    unpickled and no model is built (a damaged file reads as YOLO-World's; loading it says what is wrong)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickled = archive.read(next(name for name in archive.namelist() if name.endswith("/data.pkl")))
+        strings = [argument for _, argument, _ in pickletools.genops(pickled) if isinstance(argument, str)]
+    except Exception:  # not a zip, no pickle, truncated opcodes: whatever the file is, its loading reports it
+        return weights.CLIP_SPACE
+    if not any(text.startswith("ultralytics.nn.tasks YOLOE") for text in strings):
+        return weights.CLIP_SPACE
+    after_key = strings.index(TEXT_MODEL_KEY) + 1 if TEXT_MODEL_KEY in strings else len(strings)
+    return strings[after_key] if after_key < len(strings) else DEFAULT_YOLOE_SPACE
+
+
+def _space_of(model) -> str:
+    return str(getattr(model, TEXT_MODEL_KEY, DEFAULT_YOLOE_SPACE)) if is_yoloe(model) else weights.CLIP_SPACE
 
 
 def inject_classes(world_model, vectors: np.ndarray, names: Sequence[str]) -> None:
@@ -123,12 +159,18 @@ def inject_classes(world_model, vectors: np.ndarray, names: Sequence[str]) -> No
 
 
 class TorchBackend:
-    """YOLO-World in PyTorch.
+    """YOLO-World or YOLOE in PyTorch.
 
     Args:
-        path: YOLO-World ``.pt`` checkpoint.
+        path: YOLO-World or YOLOE ``.pt`` checkpoint.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         half: FP16 on CUDA; ignored with a warning on CPU.
+        task: ``"detect"`` or ``"segment"`` (a ``-seg`` YOLOE); ``None``: what the checkpoint does.
+
+    Attributes:
+        family: ``"yolo-world"`` or ``"yoloe"``.
+        task: ``"detect"`` or ``"segment"``: with ``"segment"``, :meth:`infer` also returns mask prototypes.
+        end2end: Whether the head is one-to-one (YOLOE-26): its output is top-k selected, never NMS'd.
 
     Example:
         >>> backend = TorchBackend(Path("weights/yolov8s-worldv2.pt"))  # doctest: +SKIP
@@ -136,11 +178,10 @@ class TorchBackend:
 
     name = "torch"
     rect = True
-    space = weights.CLIP_SPACE
     fixed_classes = None
     max_classes = None
 
-    def __init__(self, path: Path, device: str = "auto", half: bool = False) -> None:
+    def __init__(self, path: Path, device: str = "auto", half: bool = False, task: str | None = None) -> None:
         import torch
 
         self.device = resolve_device(device)
@@ -151,6 +192,16 @@ class TorchBackend:
         model = load_world_model(file)
         weights.pin_first_use(file)
         self.sha256 = file.sha256
+        self.family = "yoloe" if is_yoloe(model) else "yolo-world"
+        self.space = _space_of(model)
+        if self.family == "yoloe":
+            self.task = check_task(task, checkpoint_task(model), Path(path).name)
+            self.end2end = select_head(model)
+            self.embedding_dim = int(model.model[-1].embed)
+        else:
+            self.task = check_task(task, "detect", Path(path).name)
+            self.end2end = False
+            self.embedding_dim = int(model.txt_feats.shape[-1])
         model = model.fuse(verbose=False).to(self.device)
         self.model = model.half() if self.half else model.float()
         self.stride = int(self.model.stride.max())
@@ -164,17 +215,23 @@ class TorchBackend:
         return text_encoder_for(self.space, device=self.device if self.device.startswith("cuda") else "cpu")
 
     def set_vocabulary(self, vectors: np.ndarray) -> None:
-        """Inject ``(K, 512)`` embeddings into the head."""
+        """Inject ``(K, D)`` embeddings into the head (YOLOE: the raw text features, before RepRTA)."""
         dtype = self._torch.float16 if self.half else self._torch.float32
-        self._text = self._torch.from_numpy(np.ascontiguousarray(vectors))[None].to(self.device, dtype)
+        self._text = self._torch.from_numpy(np.ascontiguousarray(vectors)).to(self.device, dtype)
         self.model.model[-1].nc = vectors.shape[0]
 
-    def infer(self, images: np.ndarray) -> np.ndarray:
-        """Forward a ``(B, 3, H, W)`` batch; returns ``(B, 4 + K, N)`` float32."""
+    def infer(self, images: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Forward a ``(B, 3, H, W)`` batch; returns ``(B, 4 + K [+ M], N)`` float32, and with ``task="segment"``
+        the ``(B, M, h, w)`` mask prototypes too."""
         if self._text is None:
             raise RuntimeError("set_vocabulary must be called before infer")
         with self._torch.inference_mode():
             batch = self._torch.from_numpy(images).to(self.device)
-            output = self.model.predict(batch, txt_feats=self._text)
+            if self.family == "yoloe":
+                output, prototypes = yoloe_forward(self.model, batch, self._text, self.task == "segment")
+            else:
+                output, prototypes = self.model.predict(batch, txt_feats=self._text[None]), None
         output = output[0] if isinstance(output, (list, tuple)) else output
-        return output.float().cpu().numpy()
+        if prototypes is None:
+            return output.float().cpu().numpy()
+        return output.float().cpu().numpy(), prototypes.float().cpu().numpy()
