@@ -19,7 +19,7 @@ from ovdet.errors import SourceError
 from ovdet.evaluation import coco_metrics, evaluate, load_dataset
 from ovdet.evaluation.datasets import LabelledDataset
 from ovdet.vocabulary import Vocabulary
-from tests.hostile.harness import assert_error, run_cli
+from tests.hostile.harness import assert_clean_stderr, assert_error, run_cli
 
 NAMES = ("cat", "dog")
 WIDTH, HEIGHT = 80, 60
@@ -194,3 +194,16 @@ def test_console_and_report_give_mask_map_beside_box_map(data: Path, tmp_path: P
 
 def test_the_detector_says_what_it_does(session_detector) -> None:
     assert session_detector.task == "detect"  # YOLO-World has no mask branch
+
+
+def test_eval_scores_a_yoloe_seg_model_s_masks(
+    data: Path, yoloe_paths: dict, mobileclip_paths: dict, tmp_path: Path, capfd
+) -> None:
+    result = run_cli(
+        ["eval", "--task", "segment", "--data", data / "yolo", "--model", yoloe_paths["yoloe-26n-seg"], "--classes",
+         "cat,dog", "--imgsz", "160", "--report", tmp_path / "report", "--quiet"],
+        capfd,
+    )  # fmt: skip
+    assert_clean_stderr(result)
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())["as_written"]
+    assert 0.0 <= metrics["mask_map50_95"] <= metrics["mask_map50"] <= 1.0
