@@ -165,9 +165,10 @@ def mobileclip_paths(weights_dir: Path) -> dict[str, dict[str, Path]]:
 
 
 @pytest.fixture(scope="session")
-def yoloe_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def yoloe_paths(tmp_path_factory: pytest.TempPathFactory, mobileclip_paths: dict) -> dict[str, Path]:
     """``{"yoloe-11n": Path, "yoloe-11n-seg": Path, ...}`` for yoloe-v8, yoloe-11 and yoloe-26: random-init,
-    recalibrated on real frames, saved as Ultralytics saves them."""
+    recalibrated on real frames, saved as Ultralytics saves them; their MobileCLIP text towers are in the session's
+    weights folder, as they would be in a user's."""
     from tests import yoloe_fixtures
 
     return yoloe_fixtures.build_yoloe_dir(tmp_path_factory.mktemp("yoloe"))

@@ -175,7 +175,7 @@ def test_cli_bench_live_counts_every_paced_frame(tiny_clip: Path, capsys: pytest
 
 
 def test_cli_bench_live_is_not_compared_with_ultralytics(tiny_clip: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["bench", str(tiny_clip), "--live", "--compare-ultralytics"]) == 1
+    assert main(["bench", str(tiny_clip), "--live", "--compare-ultralytics"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("ovdet: error: --live") and "\n" not in error
 

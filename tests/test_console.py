@@ -84,5 +84,5 @@ def test_detect_help_is_true(capsys) -> None:
         build_parser().parse_args(["detect", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "CUDA only" not in text
-    assert "FP16 on CUDA; BF16 on a CPU with OpenVINO, the default there" in text
+    assert "(BF16 on a CPU with OpenVINO, FP16 on CUDA)" in text and "--half reduced precision: the same as" in text
     assert "bus.jpg and zidane.jpg" in text and "--no-save" in text and "--exist-ok" in text

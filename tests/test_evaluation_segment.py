@@ -168,10 +168,10 @@ def test_cli_segment_on_box_only_labels_is_one_line_naming_the_line(data: Path, 
 def test_cli_segment_with_a_model_without_masks_is_one_line(data: Path, model_path: Path, capfd) -> None:
     args = ["--model", model_path, "--classes", ",".join(NAMES), "--imgsz", 160]
     evaluated = run_cli(["eval", "--task", "segment", "--data", data / "coco.json", *args], capfd)
-    assert_error(evaluated, 1, model_path.name, "mask", "-seg")
+    assert_error(evaluated, 2, model_path.name, "mask", "-seg")
     image = data / "yolo" / "images" / "image_1.png"
     detected = run_cli(["detect", image, "--task", "segment", "--output", "out.jsonl", *args], capfd)
-    assert_error(detected, 1, model_path.name, "mask", "-seg")
+    assert_error(detected, 2, model_path.name, "mask", "-seg")
 
 
 def test_console_and_report_give_mask_map_beside_box_map(data: Path, tmp_path: Path, capsys) -> None:

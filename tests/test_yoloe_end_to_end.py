@@ -84,7 +84,7 @@ def test_a_torch_free_export_detects_new_words_as_pytorch(
     command = ["export", "--model", str(yoloe_paths["yoloe-11n-seg"]), "--format", "onnx", "--dynamic-vocab",
                "--max-classes", "8", "--imgsz", str(IMGSZ), "-o", str(folder)]  # fmt: skip
     assert main(command) == 0
-    assert json.loads((folder / "ovdet.json").read_text())["text_tower"] is not None, "no text tower was shipped"
+    assert json.loads((folder / "ovdet.json").read_text())["text_encoder"] is not None, "no text tower was shipped"
     image = tmp_path / "frame.png"
     frame = read_frames(BOTTLES, 1)[0]
     cv2.imwrite(str(image), frame)

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import WeightsError
 from .backend import TASKS
-from .registry import export_formats, runtime_for_suffix
+from .registry import export_formats, runtime_for_suffix, runtime_named
 
 __all__ = [
     "METADATA_FILE",
@@ -303,5 +303,7 @@ def exported_metadata(path: str | os.PathLike[str]) -> ArtifactMetadata | None:
     """The metadata of the export at ``path`` (its folder or its model file); ``None`` for anything else, such as a
     ``.pt`` file or a registry name."""
     path = Path(path)
+    if path.suffix in runtime_named("torch").suffixes:  # weights, even a folder so named: their loading says what
+        return None
     exported = artifact_format(path) if path.exists() else None
     return Artifact.open(path, exported).metadata if exported is not None else None
