@@ -5,15 +5,10 @@ export ships its family's text tower, so a torch-free deployment detects new wor
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-import supervision as sv
 from pycocotools import mask as mask_utils
 
 from ovdet import OpenVocabDetector
@@ -23,11 +18,8 @@ from ovdet.text import text_encoder_for
 from tests.conftest import BOTTLES, read_frames
 from tests.hostile.harness import assert_clean_stderr, decoded_frames, run_cli, unchanged
 from tests.media import write_clip
-from tests.test_export import TORCH_FREE_CLI
-from tests.test_yoloe_export import assert_same
+from tests.test_yoloe_export import CONF, IMGSZ, assert_same, detect_without_torch
 
-IMGSZ = 320
-CONF = 0.05
 FRAMES = 4
 CLASSES = "bottle,hand holding a bottle"
 NEW_WORDS = ["cap", "label", "shelf"]
@@ -85,21 +77,8 @@ def test_a_torch_free_export_detects_new_words_as_pytorch(
                "--max-classes", "8", "--imgsz", str(IMGSZ), "-o", str(folder)]  # fmt: skip
     assert main(command) == 0
     assert json.loads((folder / "ovdet.json").read_text())["text_encoder"] is not None, "no text tower was shipped"
-    image = tmp_path / "frame.png"
     frame = read_frames(BOTTLES, 1)[0]
-    cv2.imwrite(str(image), frame)
-    output = tmp_path / "out.jsonl"
-    command = [sys.executable, "-c", TORCH_FREE_CLI, "detect", str(image), "--model", str(folder), "--classes",
-               ",".join(NEW_WORDS), "--conf", str(CONF), "--imgsz", str(IMGSZ), "--output", str(output),
-               "--quiet"]  # fmt: skip
-    result = subprocess.run(command, env=dict(os.environ), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    rows = json.loads(output.read_text())["detections"]
-    found = sv.Detections(
-        xyxy=np.array([row["xyxy"] for row in rows], np.float32).reshape(-1, 4),
-        confidence=np.array([row["confidence"] for row in rows], np.float32),
-        class_id=np.array([row["class_id"] for row in rows], int),
-    )
+    found = detect_without_torch(folder, frame, ["--classes", ",".join(NEW_WORDS)], tmp_path)
     torch_detector = OpenVocabDetector(yoloe_paths["yoloe-11n-seg"], device="cpu", runtime="torch", imgsz=IMGSZ)
     torch_detector.set_classes(NEW_WORDS)
     expected = torch_detector.detect(frame, conf=CONF)

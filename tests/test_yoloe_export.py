@@ -146,23 +146,28 @@ def test_masks_export_only_to_runtimes_that_read_them(yoloe_paths, tmp_path: Pat
     assert not (tmp_path / "ts").exists()
 
 
-def test_torch_free_cli_detects_new_classes(exports, yoloe_paths, frames, tmp_path: Path) -> None:
-    image = tmp_path / "frame.png"
-    cv2.imwrite(str(image), frames[0])
-    vocabulary = _embeddings("mobileclip:blt")
-    vocabulary.save(tmp_path / "vocab.npz")
-    output = tmp_path / "out.jsonl"
-    command = [sys.executable, "-c", TORCH_FREE_CLI, "detect", str(image), "--model",
-               str(exports["yoloe-11n-seg-onnx"]), "--vocab", str(tmp_path / "vocab.npz"), "--conf", str(CONF),
-               "--imgsz", str(IMGSZ), "--output", str(output), "--quiet"]  # fmt: skip
+def detect_without_torch(model: Path, frame: np.ndarray, vocabulary: list[str], folder: Path) -> sv.Detections:
+    """``ovdet detect`` of one frame in a process where torch, Ultralytics and open_clip cannot be imported;
+    ``vocabulary`` are its flags (``--vocab FILE`` or ``--classes …``)."""
+    image, output = folder / "frame.png", folder / "out.jsonl"
+    cv2.imwrite(str(image), frame)
+    command = [sys.executable, "-c", TORCH_FREE_CLI, "detect", str(image), "--model", str(model), *vocabulary,
+               "--conf", str(CONF), "--imgsz", str(IMGSZ), "--output", str(output), "--quiet"]  # fmt: skip
     result = subprocess.run(command, env=dict(os.environ), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     rows = json.loads(output.read_text())["detections"]
-    found = sv.Detections(
+    return sv.Detections(
         xyxy=np.array([row["xyxy"] for row in rows], np.float32).reshape(-1, 4),
         confidence=np.array([row["confidence"] for row in rows], np.float32),
         class_id=np.array([row["class_id"] for row in rows], int),
     )
+
+
+def test_torch_free_cli_detects_new_classes(exports, yoloe_paths, frames, tmp_path: Path) -> None:
+    vocabulary = _embeddings("mobileclip:blt")
+    vocabulary.save(tmp_path / "vocab.npz")
+    found = detect_without_torch(exports["yoloe-11n-seg-onnx"], frames[0], ["--vocab", str(tmp_path / "vocab.npz")],
+                                 tmp_path)  # fmt: skip
     torch_detector = _torch_detector(yoloe_paths["yoloe-11n-seg"])
     torch_detector.set_classes(vocabulary)
     expected = torch_detector.detect(frames[0], conf=CONF)
