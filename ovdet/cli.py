@@ -80,12 +80,13 @@ def _to_stderr(text: str) -> None:
 
 
 class _LogFormatter(logging.Formatter):
-    """``ovdet: <message>`` for information (a conversion, a download), ``ovdet: WARNING: …`` and up as before."""
+    """``ovdet: <message>`` for information (a conversion, a download), ``ovdet: warning: …`` and up, as Python's
+    warnings and the error line read."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         if record.levelno <= logging.INFO:
             return f"ovdet: {record.message}"
-        return f"ovdet: {record.levelname}: {record.message}"
+        return f"ovdet: {record.levelname.lower()}: {record.message}"
 
 
 class _LogHandler(logging.Handler):

@@ -144,6 +144,11 @@ def choose_precision(
         )
     if asked is None:
         return PrecisionChoice("int8", None, os.fspath(model)) if int8_export else PrecisionChoice("fp32")
+    if int8_export and asked == "fp32":
+        log.warning(
+            "%s was exported in INT8, so its convolutions run in INT8 (the rest in FP32): export it again without "
+            "--precision int8 for FP32 throughout", Path(model).name,
+        )  # fmt: skip
     return PrecisionChoice(asked, None, "asked")
 
 
@@ -244,7 +249,7 @@ class CompiledBackend:
         calibration_encoder: TextEncoder | None = None,
         task: str | None = None,
     ) -> None:
-        from .runtimes.torch import checkpoint_space
+        from .runtimes.torch import checkpoint_segments, checkpoint_space
 
         self.weights, self.runtime, self.half, self._device = Path(weights), runtime, half, device
         self.space = checkpoint_space(self.weights)  # known before the conversion: classes are encoded before it
@@ -255,7 +260,7 @@ class CompiledBackend:
         self.calibration_frames = calibration_frames
         self.calibration_encoder = calibration_encoder
         self._variant = f"-int8-{_content_key(Path(calibration), calibration_frames)}" if calibration else ""
-        self._variant += "-detect" if task == "detect" else ""
+        self._variant += "-detect" if task == "detect" and checkpoint_segments(self.weights) else ""
 
     def __getattr__(self, name: str):
         """The converted model's attributes (and ``slots``) open it on first use."""

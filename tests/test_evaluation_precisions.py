@@ -14,6 +14,7 @@ from ovdet import OpenVocabDetector
 from ovdet.cli import main
 from ovdet.evaluation.precisions import recommend
 from ovdet.export.quantize import calibration_digest
+from ovdet.models import compiled_dir
 from ovdet.vocabulary import load_vocabulary, parse_classes
 from tests.hostile.harness import assert_error, run_cli
 from tests.labelled_data import make_labelled_set, write_coco
@@ -48,7 +49,9 @@ def compared(
         patch.setenv("OVDET_CACHE_DIR", str(_module_cache_dir))
         code = main([str(arg) for arg in args])
     metrics = json.loads((out / "report" / "metrics.json").read_text())
-    return {"code": code, "metrics": metrics, "vocabulary": out / "tuned.yaml", "report": out / "report"}
+    converted = sorted(path.name for path in compiled_dir().glob(f"{model_path.stem}-*"))
+    return {"code": code, "metrics": metrics, "vocabulary": out / "tuned.yaml", "report": out / "report",
+            "converted": converted}  # fmt: skip
 
 
 def test_each_precision_is_measured_against_fp32(compared: dict) -> None:
@@ -65,6 +68,12 @@ def test_each_precision_is_measured_against_fp32(compared: dict) -> None:
     table = {name: (run["map50_95"], run["fps"]) for name, run in runs.items()}
     assert comparison["recommended"] == recommend(table, comparison["max_map_drop"]) and comparison["max_map_drop"] == 1
     assert "## Numeric precision" in (compared["report"] / "report.md").read_text()
+
+
+def test_eval_s_detect_task_on_a_detection_model_converts_nothing_apart(compared: dict) -> None:
+    """eval asks for task detect, which a detection model does anyway: its conversions are the ones ovdet detect
+    uses, not copies cached under another name."""
+    assert compared["converted"] and not any(name.endswith("-detect") for name in compared["converted"])
 
 
 def test_the_recommendation_is_written_into_the_vocabulary(compared: dict, scenes: Path) -> None:

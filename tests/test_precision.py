@@ -187,3 +187,18 @@ def test_python_refuses_a_bad_precision_in_one_line(model_path: Path, options: d
     with pytest.raises(ConfigError, match=mentions) as raised:
         OpenVocabDetector(model_path, **options)
     assert "\n" not in str(raised.value)
+
+
+def test_fp32_asked_of_an_int8_export_says_what_runs(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    from types import SimpleNamespace
+
+    from ovdet import models
+
+    monkeypatch.setattr(models, "exported_metadata", lambda path: SimpleNamespace(precision="int8"))
+    with caplog.at_level(logging.WARNING, logger="ovdet.models"):
+        assert choose_precision("export-int8/model.xml", "fp32").precision == "fp32"
+        assert choose_precision("export-int8/model.xml", "bf16").precision == "bf16"  # INT8, its rest in BF16
+    assert [record.getMessage() for record in caplog.records] == [
+        "model.xml was exported in INT8, so its convolutions run in INT8 (the rest in FP32): export it again without "
+        "--precision int8 for FP32 throughout"
+    ]

@@ -30,7 +30,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_clip(tmp_path_factory.mktemp("yoloe-clip") / "bottles.mp4", read_frames(BOTTLES, FRAMES, step=40))
 
 
-@pytest.mark.parametrize("name", ["yoloe-11n-seg", "yoloe-26n-seg"])
+@pytest.mark.parametrize("name", ["yoloe-v8n-seg", "yoloe-11n-seg", "yoloe-26n-seg"])
 def test_words_to_jsonl_coco_and_video_with_masks(
     name: str, clip: Path, yoloe_paths: dict, mobileclip_paths: dict, tmp_path: Path, capfd
 ) -> None:

@@ -198,3 +198,11 @@ def test_detect_task_converts_a_seg_checkpoint_without_its_mask_branch(yoloe_pat
     assert converted.metadata.task == "detect"
     graph = onnx.load(str(converted.model_path), load_external_data=False)
     assert [output.name for output in graph.graph.output] == ["output0"], "no mask prototypes are computed"
+
+
+def test_detect_task_on_a_detection_checkpoint_shares_its_default_conversion(yoloe_paths, model_path: Path) -> None:
+    from ovdet.models import CompiledBackend
+
+    for path in (yoloe_paths["yoloe-11n"], model_path):  # no mask branch to skip: one conversion serves both
+        assert CompiledBackend(path, "onnxruntime", task="detect")._variant == ""
+    assert CompiledBackend(yoloe_paths["yoloe-11n-seg"], "onnxruntime", task="detect")._variant == "-detect"

@@ -214,7 +214,8 @@ def _check_paths(args: argparse.Namespace, source) -> list:
         check_suffix("--events", args.events, list(JSONL_SUFFIXES))
     read = getattr(source, "paths", None) or ([Path(source.name)] if Path(source.name).is_file() else [])
     inputs = [Target("the input", Path(path)) for path in read]
-    inputs += [Target(role, Path(path)) for role, path in (("--vocab", args.vocab), ("--model", args.model)) if path]
+    named = (("--vocab", args.vocab), ("--model", args.model), ("--calibration", args.calibration))
+    inputs += [Target(role, Path(path)) for role, path in named if path]
     outputs = [Target("--output", Path(path)) for path in args.output]
     if args.coco:
         outputs += [Target("--coco", Path(args.coco)), Target("--coco's categories", coco_categories_path(args.coco))]

@@ -82,6 +82,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(run=run)
 
 
+def _check_paths(args: argparse.Namespace) -> None:
+    """Usage errors before any work: ``--write-vocab`` or ``--report`` on the data, the vocabulary, the model or the
+    calibration scenes (eval would overwrite what it reads)."""
+    from ..io.targets import Target, check_targets
+
+    data = Path(args.data)
+    read = [("--data", data), ("--vocab", args.vocab), ("--model", args.model), ("--images", args.images),
+            ("--calibration", args.calibration)]  # fmt: skip
+    if data.is_dir():
+        read.append(("--data's data.yaml", data / "data.yaml"))
+    written = [Target("--write-vocab", Path(args.write_vocab))] if args.write_vocab else []
+    if args.report:
+        written.append(Target("--report", Path(args.report), folder=True))
+    check_targets([Target(role, Path(path)) for role, path in read if path], written)
+
+
 def run(args: argparse.Namespace) -> int:
     """Check every input and output first (bad data fails before the model loads), then evaluate."""
     from ..config import InferenceSettings
@@ -95,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.vocab} is an .npz of embeddings: evaluate the YAML vocabulary it came from")
     if args.write_vocab and Path(args.write_vocab).suffix.lower() not in (".yaml", ".yml"):
         raise ConfigError(f"--write-vocab {args.write_vocab} must end in .yaml (a vocabulary file)")
+    _check_paths(args)
     for output, directory in ((args.report, True), (args.write_vocab, False)):
         if output:
             check_writable(output, directory=directory)
@@ -155,7 +172,7 @@ def _compare_precisions(
             return fp32_detector
         calibration = args.calibration if precision == "int8" else None
         return OpenVocabDetector(
-            args.model, device=args.device, precision=precision, calibration=calibration,
+            args.model, device=args.device, precision=precision, calibration=calibration, task=fp32_detector.task,
             text_encoder=fp32_detector.text_encoder, imgsz=settings.imgsz, iou=settings.iou, batch=settings.batch,
         )  # fmt: skip
 

@@ -19,8 +19,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "export",
         help="export a detector for deployment runtimes, with fixed or changeable classes",
         description=(
-            "Export a YOLO-World detector, e.g. ovdet export --format openvino --dynamic-vocab --max-classes 16, "
-            "then run it with ovdet detect --model <exported file or folder>"
+            "Export a YOLO-World or YOLOE detector, e.g. ovdet export --format openvino --dynamic-vocab "
+            "--max-classes 16, then run it with ovdet detect --model <exported file or folder>"
         ),
     )
     export.add_argument("--model", default="yolov8s-worldv2", help="registry name or .pt file (default %(default)s)")

@@ -28,6 +28,7 @@ from .yoloe import checkpoint_task, is_yoloe, select_head, yoloe_forward
 
 __all__ = [
     "TorchBackend",
+    "checkpoint_segments",
     "checkpoint_space",
     "inject_classes",
     "load_world_model",
@@ -125,16 +126,28 @@ def _model_from(ckpt: Any, path: Path):
 def checkpoint_space(path: Path) -> str:
     """The embedding space a YOLO-World or YOLOE ``.pt`` was trained in, read from its pickle's opcodes: nothing is
     unpickled and no model is built (a damaged file reads as YOLO-World's; loading it says what is wrong)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            pickled = archive.read(next(name for name in archive.namelist() if name.endswith("/data.pkl")))
-        strings = [argument for _, argument, _ in pickletools.genops(pickled) if isinstance(argument, str)]
-    except Exception:  # not a zip, no pickle, truncated opcodes: whatever the file is, its loading reports it
-        return weights.CLIP_SPACE
+    strings = _pickled_strings(path)
     if not any(text.startswith("ultralytics.nn.tasks YOLOE") for text in strings):
         return weights.CLIP_SPACE
     after_key = strings.index(TEXT_MODEL_KEY) + 1 if TEXT_MODEL_KEY in strings else len(strings)
     return strings[after_key] if after_key < len(strings) else DEFAULT_YOLOE_SPACE
+
+
+def checkpoint_segments(path: Path) -> bool:
+    """Whether a ``.pt`` holds a segmentation model (a mask branch), read as :func:`checkpoint_space` reads."""
+    strings = _pickled_strings(path)
+    return any(text.startswith("ultralytics.nn.tasks ") and text.endswith("SegModel") for text in strings)
+
+
+def _pickled_strings(path: Path) -> list[str]:
+    """The strings of a ``torch.save`` archive's pickle opcodes (class names, attribute names, values); none for a
+    file that is not one — whatever it is, its loading reports it."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickled = archive.read(next(name for name in archive.namelist() if name.endswith("/data.pkl")))
+        return [argument for _, argument, _ in pickletools.genops(pickled) if isinstance(argument, str)]
+    except Exception:  # not a zip, no pickle, truncated opcodes
+        return []
 
 
 def _space_of(model) -> str:

@@ -61,6 +61,11 @@ REFUSED = {
         ["--save-annotated", "{d}/photos-link"],
         ["folder of the input"],
     ),
+    "annotated-into-the-calibration-scenes": (
+        "clip.mp4",
+        ["--save-annotated", "{d}/photos", "--precision", "int8", "--calibration", "{d}/photos"],
+        ["--calibration"],
+    ),
     "crops-into-the-source-folder": ("photos", ["--save-crops", "{d}/photos"], ["--save-crops", "folder of the input"]),
     "annotated-into-the-folder-of-one-image": ("photos/a.jpg", ["--save-annotated", "{d}/photos/."], ["replace"]),
     "output-on-an-input-image": ("photos/b.png", ["--output", "{d}/photos/b.png"], ["overwritten"]),

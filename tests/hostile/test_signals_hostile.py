@@ -77,7 +77,7 @@ def test_signals_mid_run_leave_every_output_valid(
             process.send_signal(signum)
         result = _finish(process, tmp_path / "stderr")
     lines = assert_clean_stderr(result, code)
-    assert lines == [f"ovdet: WARNING: stopped by {signal.Signals(signals[0]).name} after {_lines(out / 'o.jsonl')} "
+    assert lines == [f"ovdet: warning: stopped by {signal.Signals(signals[0]).name} after {_lines(out / 'o.jsonl')} "
                      "frame(s); every output holds those frames and is complete"]  # fmt: skip
     for name in ("o.jsonl", "o.mp4", "o.csv", "coco.json", "coco.categories.json", "ev.jsonl"):
         assert_valid_output(out / name)
@@ -102,7 +102,7 @@ def test_sigterm_while_a_stream_reconnects_ends_at_once(model_path: Path, tmp_pa
     result = _finish(process, tmp_path / "stderr", timeout=60)  # ignoring it would take the full 600 s
     lines = assert_clean_stderr(result, 143)
     assert all("reconnecting" in line for line in lines[:-1])
-    assert lines[-1].startswith("ovdet: WARNING: stopped by SIGTERM after 0 frame(s)")
+    assert lines[-1].startswith("ovdet: warning: stopped by SIGTERM after 0 frame(s)")
     assert_valid_output(out)
 
 
