@@ -55,7 +55,8 @@ class OpenVocabDetector:
         device: ``"auto"`` picks CUDA when present; else ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
         runtime: For a ``.pt``: ``"auto"`` (OpenVINO on a CPU, converted once per weights file and cached;
             PyTorch on CUDA; ``$OVDET_RUNTIME`` overrides), ``"torch"``, ``"openvino"`` or ``"onnxruntime"``.
-        text_encoder: Encoder for prompts; default CLIP ViT-B/32, loaded only when a prompt is not cached.
+        text_encoder: Encoder for prompts; default: the model's own (CLIP ViT-B/32 for YOLO-World, MobileCLIP-B or
+            MobileCLIP2-B for YOLOE), loaded only when a prompt is not cached.
         cache_dir: Folder of the embedding cache; default ``$OVDET_CACHE_DIR/embeddings``.
         precision: ``"fp32"`` (the default), ``"bf16"`` or ``"fp16"`` (both the device's reduced floating point,
             as ``half=True``: BF16 on a CPU with OpenVINO, FP16 on CUDA), or ``"int8"``.
