@@ -177,17 +177,18 @@ def process_memory() -> dict[str, float | None]:
         >>> process_memory()["peak_rss_mb"] > 0
         True
     """
-    peak = _proc_status_mb("VmHWM")
+    fields = _proc_status_mb("VmRSS", "VmHWM")  # one read: the peak is never below the current RSS
+    peak = fields["VmHWM"]
     if peak is None:
         maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         peak = maxrss / 2**20 if sys.platform == "darwin" else maxrss / 2**10  # bytes on macOS, KiB elsewhere
-    return {"rss_mb": _proc_status_mb("VmRSS"), "peak_rss_mb": peak}
+    return {"rss_mb": fields["VmRSS"], "peak_rss_mb": peak}
 
 
-def _proc_status_mb(name: str) -> float | None:
-    """A memory field of ``/proc/self/status`` (given in KiB) in MB; ``None`` without /proc."""
+def _proc_status_mb(*names: str) -> dict[str, float | None]:
+    """Memory fields of one read of ``/proc/self/status`` (given in KiB) in MB; ``None`` each without /proc."""
     status = Path("/proc/self/status")
     if not status.is_file():
-        return None
-    line = next(line for line in status.read_text().splitlines() if line.startswith(f"{name}:"))
-    return int(line.split()[1]) / 2**10
+        return dict.fromkeys(names)
+    lines = status.read_text().splitlines()
+    return {name: int(next(line for line in lines if line.startswith(f"{name}:")).split()[1]) / 2**10 for name in names}
