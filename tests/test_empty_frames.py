@@ -116,3 +116,15 @@ def test_readme_python_snippets_on_files_that_start_empty(readme_files: Path) ->
     for snippet in (_readme_block("python", "detector.detect("), _readme_block("python", "detector.stream(")):
         exec(compile(snippet, str(README), "exec"), namespace)
     assert namespace["frame"].index == 18  # the last of the clip's 20 frames at vid_stride=2
+
+
+def test_readme_ward_python_snippet_runs_as_written(clips: dict[str, Path], tmp_path: Path, monkeypatch) -> None:
+    """The zones section's Python runs as printed, with the section's own vocabulary and zones files."""
+    for name in ("ward-vocab.yaml", "ward-zones.yaml"):
+        (tmp_path / name).write_text(_readme_block("yaml", f"# {name}"))
+    (tmp_path / "ward.mp4").write_bytes(clips["found-later"].read_bytes())
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(_readme_block("python", "Analytics("), str(README), "exec"), namespace)
+    assert namespace["frame"].index == LEAD_IN + 11, "both loops read the whole clip"
+    assert "zones" in namespace["detections"].data and isinstance(namespace["alerts"], list)
