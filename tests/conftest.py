@@ -13,16 +13,12 @@ import pytest
 
 from ovdet.weights import SUMS_FILE
 from tests import network_guard, weights_fixtures
+from tests.footage import BOTTLES, PEOPLE, PEOPLE_GIF, SHARED_DATA  # noqa: F401 (tests import them from here)
 
 # No network beyond loopback for the whole run, in this process and in every interpreter it starts.
 network_guard.install()
 _GUARD_SITE = str(Path(network_guard.__file__).parent)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (_GUARD_SITE, os.environ.get("PYTHONPATH"))))
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-BOTTLES = SHARED_DATA / "bottle-detection.mp4"
-PEOPLE = SHARED_DATA / "one-by-one-person-detection.mp4"
-PEOPLE_GIF = SHARED_DATA / "people-detection.gif"
 
 
 def read_frames(path: Path, count: int, step: int = 1) -> list[np.ndarray]:
@@ -38,6 +34,21 @@ def read_frames(path: Path, count: int, step: int = 1) -> list[np.ndarray]:
         index += 1
     capture.release()
     return frames
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Says how the tests that need the full sample clips (marked ``shared_media``) fared, e.g. how many skipped."""
+    outcomes = {
+        outcome: sum(
+            "shared_media" in getattr(report, "keywords", {}) for report in terminalreporter.stats.get(outcome, [])
+        )
+        for outcome in ("passed", "failed", "skipped", "error")
+    }
+    outcomes = {outcome: count for outcome, count in outcomes.items() if count}
+    if outcomes:
+        counts = ", ".join(f"{count} {outcome}" for outcome, count in outcomes.items())
+        where = "found" if SHARED_DATA.is_dir() else "absent"
+        terminalreporter.write_line(f"tests that need the full clips of {SHARED_DATA} ({where}): {counts}")
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """A small labelled dataset the tests make themselves: crops of a real bottle and a real person pasted at known
-boxes onto views of the empty room at the start of the shared people clip, written in COCO and in YOLO format.
+boxes onto views of the empty room at the start of the people clip (tests/data), written in COCO and in YOLO format.
 """
 
 from __future__ import annotations

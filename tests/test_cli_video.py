@@ -15,6 +15,7 @@ import pytest
 
 from ovdet.cli import main
 from tests.conftest import PEOPLE
+from tests.footage import PEOPLE_CLIP, PEOPLE_FRAMES, SOURCE_FRAMES, shared_clip, shared_media
 from tests.media import small_frames, write_clip
 
 CLASSES = "red backpack,person wearing sunglasses"
@@ -84,20 +85,23 @@ def test_interrupted_run_leaves_valid_outputs(tmp_path: Path, signum: int, code:
     _, err = process.communicate(timeout=60)
     assert process.returncode == code, err.decode()
     frames = _check_outputs(tmp_path, 768, 432, 10)
-    assert 10 <= frames < 1394
+    assert 10 <= frames < PEOPLE_FRAMES
 
 
 @pytest.mark.slow
-def test_whole_people_clip_one_line_per_frame(tmp_path: Path) -> None:
-    """The issue's acceptance run, at imgsz 320 to keep CI short (the size is not the point here)."""
-    command = [sys.executable, "-m", "ovdet", "detect", str(PEOPLE), "--classes", CLASSES, "--output",
+@pytest.mark.parametrize("whole", [False, pytest.param(True, marks=shared_media)], ids=["excerpt", "whole-clip"])
+def test_people_clip_one_line_per_frame(tmp_path: Path, whole: bool) -> None:
+    """The issue's acceptance run, at imgsz 320 to keep CI short (the size is not the point here): on the clip's
+    first 16 s in the repository, and on the whole clip of ../shared/data where it is."""
+    clip, total = (shared_clip(PEOPLE_CLIP), SOURCE_FRAMES[PEOPLE_CLIP]) if whole else (PEOPLE, PEOPLE_FRAMES)
+    command = [sys.executable, "-m", "ovdet", "detect", str(clip), "--classes", CLASSES, "--output",
                str(tmp_path / "out.jsonl"), "--output", str(tmp_path / "out.mp4"), "--track", "--events",
                str(tmp_path / "ev.jsonl"), "--imgsz", "320", "--batch", "4", "--quiet"]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert [r["frame"] for r in records] == list(range(1394))
+    assert [r["frame"] for r in records] == list(range(total))
     with av.open(str(tmp_path / "out.mp4")) as container:
         stream = container.streams.video[0]
         assert (stream.width, stream.height, stream.average_rate) == (768, 432, 10)
-        assert sum(1 for _ in container.decode(stream)) == 1394
+        assert sum(1 for _ in container.decode(stream)) == total

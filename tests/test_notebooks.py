@@ -1,5 +1,6 @@
-"""The notebooks run top to bottom against the random-init test weights, on the shared clips behind 40 frames in
-which nothing is found (``OVDET_DATA``), so every notebook also meets frames without a detection."""
+"""The notebooks run top to bottom against the random-init test weights, on the start of the sample clips (from
+tests/data) behind 40 frames in which nothing is found (``OVDET_DATA``), so every notebook also meets frames
+without a detection."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from nbclient import NotebookClient
 
 from tests.conftest import BOTTLES, PEOPLE, read_frames
+from tests.footage import BOTTLES_CLIP, PEOPLE_CLIP
 from tests.media import empty_frames, write_clip
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
@@ -18,11 +20,12 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 
 @pytest.fixture(scope="module")
 def data_that_starts_empty(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shared clips the notebooks read, each behind 40 gray frames (frames 0 and 30 hold nothing)."""
+    """The clips the notebooks read, under their shared names: the first 100 frames of each (from tests/data) behind
+    40 gray frames (frames 0 and 30 hold nothing)."""
     folder = tmp_path_factory.mktemp("data")
-    for clip in (BOTTLES, PEOPLE):
+    for clip, name in ((BOTTLES, BOTTLES_CLIP), (PEOPLE, PEOPLE_CLIP)):
         frames = read_frames(clip, 100)
-        write_clip(folder / clip.name, empty_frames(40, frames[0]) + frames)
+        write_clip(folder / name, empty_frames(40, frames[0]) + frames)
     return folder
 
 

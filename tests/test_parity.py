@@ -12,7 +12,8 @@ from ultralytics import YOLOWorld
 from ultralytics.utils import ASSETS
 
 from ovdet.runtimes.torch import inject_classes
-from tests.conftest import BOTTLES, PEOPLE, read_frames
+from tests.conftest import BOTTLES, read_frames
+from tests.footage import PEOPLE_CLIP, read_source_frames
 
 CLASSES = ["bottle", "person", "red backpack", "person wearing sunglasses"]
 CONF = 0.01
@@ -36,7 +37,7 @@ def detector_with_classes(session_detector):
 
 def _images() -> list[tuple[str, np.ndarray]]:
     frames = [(f"bottles#{i}", f) for i, f in enumerate(read_frames(BOTTLES, 3, step=200))]
-    frames += [(f"people#{i}", f) for i, f in enumerate(read_frames(PEOPLE, 2, step=400))]
+    frames += [(f"people#{i}", f) for i, f in enumerate(read_source_frames(PEOPLE_CLIP, [0, 400]))]
     frames += [(path.name, cv2.imread(str(path))) for path in sorted(Path(ASSETS).glob("*.jpg"))]
     return frames
 

@@ -19,20 +19,21 @@ import cv2
 import numpy as np
 import torch
 
+from tests.footage import BOTTLES_CLIP, PEOPLE_CLIP, SOURCE_FRAMES, read_source_frames
+
 # Ultralytics reads these when first imported, which happens lazily inside the builders below.
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "False")
 os.environ.setdefault("YOLO_VERBOSE", "False")
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-CALIBRATION_CLIPS = ("bottle-detection.mp4", "one-by-one-person-detection.mp4")
+CALIBRATION_CLIPS = (BOTTLES_CLIP, PEOPLE_CLIP)
 TEXT_EMBED_DIM = 512
 CLIP_ARCH = "ViT-B-32-quickgelu"
 CLIP_IMAGE_SIZE = 224
 
 
 def read_calibration_frames(n: int = 16) -> list[np.ndarray]:
-    """Read BGR frames spread evenly over the shared sample clips.
+    """Read BGR frames spread evenly over the sample clips, from their excerpts in ``tests/data``.
 
     Args:
         n: Total number of frames, split between the clips.
@@ -43,33 +44,10 @@ def read_calibration_frames(n: int = 16) -> list[np.ndarray]:
     clips = len(CALIBRATION_CLIPS)
     frames: list[np.ndarray] = []
     for i, name in enumerate(CALIBRATION_CLIPS):
-        frames.extend(_read_evenly(SHARED_DATA / name, n // clips + (i < n % clips)))
-    return frames
-
-
-def _read_evenly(path: Path, count: int) -> list[np.ndarray]:
-    """Read ``count`` frames at evenly spaced indices of one video."""
-    if count <= 0:
-        return []
-    if not path.is_file():
-        raise FileNotFoundError(f"calibration clip not found: {path}")
-    cap = cv2.VideoCapture(str(path))
-    try:
-        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        wanted = set(np.linspace(0, max(total - 1, 0), count).round().astype(int).tolist())
-        frames: list[np.ndarray] = []
-        index = 0
-        # Sequential grab() is exact and fast here; seeking in mp4 can land on the wrong frame.
-        while len(frames) < len(wanted) and cap.grab():
-            if index in wanted:
-                ok, frame = cap.retrieve()
-                if ok:
-                    frames.append(frame)
-            index += 1
-    finally:
-        cap.release()
-    if not frames:
-        raise RuntimeError(f"could not read any frame from {path}")
+        count = n // clips + (i < n % clips)
+        if count > 0:
+            indices = np.linspace(0, SOURCE_FRAMES[name] - 1, count).round().astype(int).tolist()
+            frames.extend(read_source_frames(name, sorted(set(indices))))
     return frames
 
 
