@@ -1,9 +1,10 @@
 """The manifest (``out/manifest.json``): what a batch run was asked to do, and what became of each source.
 
 It records the run's settings (their fingerprint decides whether a re-run may continue in the same folder), and
-per source its status (``done``, ``failed``, ``stopped``), digest, size and time stamp, error, outputs and counts.
-It is replaced atomically, so it is always a whole JSON document; a re-run skips the sources it lists as done
-whose files are unchanged.
+per source its status (``done``, ``failed``, ``stopped``), digest, stamp (the names, sizes and times of its
+files), error, outputs and counts. It is replaced atomically, so it is always a whole JSON document; a re-run skips
+the sources it lists as done whose files are unchanged. A file of another shape (edited by hand) is refused in one
+line naming it.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConfigError, SourceError, VocabularyError
+from ..io.images import pillow_open
 from .segments import coco_segmentation, missing_segment
 
 __all__ = [
@@ -335,7 +336,7 @@ def checked_dataset(dataset: LabelledDataset) -> LabelledDataset:
 def image_size(path: Path) -> tuple[int, int]:
     """Width and height as decoded (EXIF rotation applied, as ``cv2.imread`` does), read from the header."""
     try:
-        with Image.open(path) as image:
+        with pillow_open(path) as image:
             width, height = image.size
             if image.getexif().get(EXIF_ORIENTATION) in EXIF_TRANSPOSED:
                 width, height = height, width

@@ -107,7 +107,8 @@ def _names_from_yaml(file: Path) -> list[str]:
     try:
         data = yaml.safe_load(_read_text(file))
     except (yaml.YAMLError, RecursionError) as exc:
-        raise SourceError(f"{file}: not valid YAML ({getattr(exc, 'problem', None) or exc}): fix the file") from exc
+        reason = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise SourceError(f"{file}: not valid YAML ({reason}): fix the file") from exc
     names = data.get("names") if isinstance(data, dict) else None
     if isinstance(names, dict) and set(names) == set(range(len(names))):
         names = [names[index] for index in range(len(names))]

@@ -75,11 +75,11 @@ def test_a_report_into_the_labelled_data_is_one_usage_line(case: str, data: Path
     assert_error(result, 2, "--report", mention, "outside the dataset")
 
 
-def test_a_report_into_a_coco_images_folder_given_by_images_is_refused(data: Path, capfd) -> None:
+def test_a_report_into_the_coco_images_folder_given_by_images_is_refused(data: Path, capfd) -> None:
     (data / "elsewhere.json").write_text(json.dumps(_coco()))
     with unchanged(data):
         result = _eval(data, "elsewhere.json", capfd, "--images", data / "coco", "--report", data / "coco")
-    assert_error(result, 2, "--report", "images of --data")
+    assert_error(result, 2, "--report", "--images")
 
 
 FOREIGN = ["report.md", "metrics.json", "mistakes.png", "predictions.json", "predictions-chosen.json",
