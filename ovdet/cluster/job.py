@@ -23,8 +23,9 @@ from ..config import InferenceSettings
 from ..embeddings import Embeddings
 from ..io.files import check_writable
 from ..vocabulary import Vocabulary
+from .lock import output_dir_lock
 from .manifest import Manifest
-from .plan import check_collisions, expand_sources, plan_tasks
+from .plan import SourceTask, check_collisions, expand_sources, plan_tasks
 from .pools import LocalPool, RayPool, check_reachable
 from .worker import SourceResult, WorkerSpec
 
@@ -94,15 +95,22 @@ class BatchReport:
 
 
 def run_batch(request: BatchRequest, stop: threading.Event) -> BatchReport:
-    """Run every source not already done; each result is recorded in the manifest as it arrives."""
-    from ..detector import OpenVocabDetector
-
+    """Run every source not already done; each result is recorded in the manifest as it arrives. A second run on
+    the same output folder is refused while this one runs."""
     if request.ray is not None:
         check_reachable(request.ray)  # before the model loads: a wrong address is a quick one-line error
     check_writable(request.output_dir, directory=True)
     sources = expand_sources(request.sources, skip=request.output_dir)
     tasks = plan_tasks(sources, request.output_dir, request.kinds)
     check_collisions(tasks, [*request.inputs, request.model])
+    with output_dir_lock(request.output_dir):
+        return _run_locked(request, tasks, stop)
+
+
+def _run_locked(request: BatchRequest, tasks: list[SourceTask], stop: threading.Event) -> BatchReport:
+    """:func:`run_batch` while this run alone holds the output folder."""
+    from ..detector import OpenVocabDetector
+
     manifest = Manifest.open(request.output_dir, _fingerprinted(request), overwrite=request.overwrite)
     todo = [task for task in tasks if not manifest.is_done(task)]
     report = BatchReport(sources=len(tasks), skipped=len(tasks) - len(todo))

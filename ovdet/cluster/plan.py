@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SourceError, UsageError
+from ..io.files import check_name_length
 from ..io.images import IMAGE_SUFFIXES
 from ..io.sources import VIDEO_SUFFIXES
 
@@ -28,6 +29,8 @@ OUTPUT_KINDS = {
     "video": ".annotated.mp4",
 }
 DATASET_FOLDER = "detections"
+MAX_LIST_BYTES = 16 << 20  # a list file of sources: 16 MiB is some 100,000 paths
+MAX_LIST_DEPTH = 16  # lists naming lists
 MANIFEST_NAME = "manifest.json"
 
 
@@ -55,21 +58,31 @@ def expand_sources(items: Iterable[str], skip: Path | None = None) -> list[str]:
 
     An item is a video file, or a folder: each folder at or below it that holds images is one source (of its
     images), and each video below it is one; or ``@list.txt``: a file naming one source per line (blank lines and
-    ``#`` comments skipped).
+    ``#`` comments skipped), at most :data:`MAX_LIST_BYTES` long; a list may name other lists, but not itself
+    (directly or through others).
     Nothing under ``skip`` (the output folder) is taken.
     """
     found: dict[str, None] = {}
     for item in items:
-        for source in _expand(item, skip):
+        for source in _expand(item, skip, ()):
             found.setdefault(source, None)
     if not found:
         raise UsageError("no sources given: pass videos, image folders or @list.txt")
     return list(found)
 
 
-def _expand(item: str, skip: Path | None) -> list[str]:
+def _expand(item: str, skip: Path | None, lists: tuple[tuple[str, tuple], ...]) -> list[str]:
+    """``lists``: the list files being expanded, outermost first, as (name, identity)."""
     if item.startswith("@"):
-        return [source for line in _list_lines(item[1:]) for source in _expand(line, skip)]
+        name = item[1:]
+        chain = (*lists, (name, _identity(Path(name))))
+        if chain[-1][1] in {identity for _, identity in lists}:
+            names = " → ".join(entry for entry, _ in chain)
+            raise UsageError(f"list file {name} names itself ({names}): remove the line that names a list already read")
+        if len(chain) > MAX_LIST_DEPTH:
+            raise UsageError(f"list file {name} is nested {len(chain)} lists deep (at most {MAX_LIST_DEPTH}): "
+                             f"name the sources in fewer lists")  # fmt: skip
+        return [source for line in _list_lines(name) for source in _expand(line, skip, chain)]
     path = Path(item)
     if path.is_file():
         if path.suffix.lower() not in VIDEO_SUFFIXES:
@@ -82,10 +95,17 @@ def _expand(item: str, skip: Path | None) -> list[str]:
 
 def _list_lines(name: str) -> list[str]:
     try:
-        text = Path(name).read_text(encoding="utf-8")
+        with open(name, "rb") as handle:
+            data = handle.read(MAX_LIST_BYTES + 1)
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
         raise UsageError(f"list file {name} could not be read ({reason}): pass a text file, one source a line") from exc
+    if len(data) > MAX_LIST_BYTES:
+        raise UsageError(f"list file {name} is over {MAX_LIST_BYTES >> 20} MiB: pass a text file, one source a line, "
+                         f"or split it into several @lists")  # fmt: skip
+    if "\0" in text:
+        raise UsageError(f"list file {name} holds NUL bytes, so it is not a text file: pass one source a line")
     lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
@@ -123,8 +143,11 @@ def plan_tasks(sources: Sequence[str], output_dir: Path, kinds: Sequence[str]) -
 
 
 def check_collisions(tasks: Sequence[SourceTask], inputs: Sequence[str]) -> None:
-    """Refuse before any work an output that is an input (a source, its images, the model, the vocabulary), or
-    that two sources would write (``a.mp4``'s events and the JSONL of an image folder named ``a.mp4.events``)."""
+    """Refuse before any work an output that is an input (a source, its images, the model, the vocabulary), that
+    two sources would write (``a.mp4``'s events and the JSONL of an image folder named ``a.mp4.events``), or whose
+    name is too long for a file system (a long source name with ``.annotated.mp4`` added)."""
+    from ..io.sinks import coco_categories_path
+
     read = {_identity(Path(path)): path for path in inputs}
     for task in tasks:
         folder = Path(task.source)
@@ -135,6 +158,9 @@ def check_collisions(tasks: Sequence[SourceTask], inputs: Sequence[str]) -> None
     written: dict[tuple, str] = {}
     for task in tasks:
         for output in task.files:
+            check_name_length(output)
+            if output == task.outputs.get("coco"):
+                check_name_length(coco_categories_path(output))  # written beside it
             if (key := _identity(Path(output))) in read:
                 raise UsageError(f"output {output} is the input {read[key]}: it would be overwritten; "
                                  f"choose another --output-dir")  # fmt: skip
@@ -144,15 +170,19 @@ def check_collisions(tasks: Sequence[SourceTask], inputs: Sequence[str]) -> None
             written[key] = task.source
 
 
-def stamp(source: str) -> list[int]:
-    """Size and modification time (ns) of a video, or summed over an image folder's files: a change means a re-hash."""
+def stamp(source: str) -> str:
+    """A digest of a video's size and modification time (ns), or of every name, size and time in an image folder:
+    cheap to take, and any change (a file renamed, added, removed, rewritten) means a re-hash."""
     path = Path(source)
     try:
         files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
-        stats = [file.stat() for file in files]
+        stats = [(file.name, file.stat()) for file in files]
     except OSError as exc:
         raise SourceError(f"{source} could not be read ({exc.strerror or exc}): check that it exists") from exc
-    return [len(stats), sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)]
+    combined = hashlib.sha256()
+    for name, stat in stats:
+        combined.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+    return combined.hexdigest()
 
 
 def digest(source: str) -> str:
@@ -163,7 +193,7 @@ def digest(source: str) -> str:
             return _file_sha256(path)
         combined = hashlib.sha256()
         for image in sorted(p for p in path.iterdir() if p.is_file()):
-            combined.update(f"{image.name}\0{_file_sha256(image)}\n".encode())
+            combined.update(f"{image.name}\0{_file_sha256(image)}\n".encode("utf-8", "surrogateescape"))
         return combined.hexdigest()
     except OSError as exc:
         raise SourceError(f"{source} could not be read ({exc.strerror or exc}): check that it exists") from exc

@@ -55,7 +55,7 @@ class SourceResult:
     detections: int = 0
     seconds: float = 0.0
     sha256: str | None = None
-    stamp: list[int] | None = None
+    stamp: str | None = None
     warnings: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
 

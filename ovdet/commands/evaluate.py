@@ -85,6 +85,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def _check_paths(args: argparse.Namespace) -> None:
     """Usage errors before any work: ``--write-vocab`` or ``--report`` on the data, the vocabulary, the model or the
     calibration scenes (eval would overwrite what it reads)."""
+    from ..evaluation.report_files import check_report_files, check_report_location
     from ..io.targets import Target, check_targets
 
     data = Path(args.data)
@@ -96,6 +97,9 @@ def _check_paths(args: argparse.Namespace) -> None:
     if args.report:
         written.append(Target("--report", Path(args.report), folder=True))
     check_targets([Target(role, Path(path)) for role, path in read if path], written)
+    if args.report:
+        check_report_location(args.report, data, args.images)
+        check_report_files(Path(args.report))
 
 
 def run(args: argparse.Namespace) -> int:

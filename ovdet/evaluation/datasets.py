@@ -18,6 +18,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ConfigError, SourceError, VocabularyError
+from ..io.images import pillow_open
 from .segments import coco_segmentation, missing_segment
 
 __all__ = [
@@ -180,10 +181,16 @@ def _read_json(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SourceError(f"annotations {path} cannot be read ({exc.strerror or exc}): check the path") from exc
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"annotations {path} is not UTF-8 text ({exc.reason}): pass a COCO .json file") from exc
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SourceError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}): fix or re-export the file") from exc
+    except RecursionError:
+        raise SourceError(f"{path}: JSON nested too deep to be a COCO file: fix or re-export the file") from None
+    except ValueError as exc:  # a number of over 4,300 digits
+        raise SourceError(f"{path}: not a COCO file ({exc}): fix or re-export the file") from None
 
 
 class _CocoFile:
@@ -329,11 +336,11 @@ def checked_dataset(dataset: LabelledDataset) -> LabelledDataset:
 def image_size(path: Path) -> tuple[int, int]:
     """Width and height as decoded (EXIF rotation applied, as ``cv2.imread`` does), read from the header."""
     try:
-        with Image.open(path) as image:
+        with pillow_open(path) as image:
             width, height = image.size
             if image.getexif().get(EXIF_ORIENTATION) in EXIF_TRANSPOSED:
                 width, height = height, width
-    except (OSError, UnidentifiedImageError) as exc:
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
         raise SourceError(f"image {path} cannot be read ({exc}): the file is corrupt or not an image") from exc
     return width, height
 

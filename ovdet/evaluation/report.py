@@ -18,15 +18,18 @@ from ..io.sinks import check_writable
 from .figures import Curve, mistakes_sheet, precision_recall_figure, worst_mistakes
 from .metrics import OperatingPoint, RunMetrics
 from .prompts import ALL_PHRASINGS, ALL_TEMPLATES, RankedVariant, describe_prompts
+from .report_files import (
+    METRICS_FILE,
+    MISTAKES_FILE,
+    PREDICTIONS_FILES,
+    REPORT_FILE,
+    check_report_files,
+    record_report_files,
+)
 from .runner import AP_CONF, Evaluation
 from .verdicts import MIN_OBJECTS, MIN_PRECISION, MIN_RECALL
 
 __all__ = ["REPORT_FILE", "metrics_record", "write_report"]
-
-REPORT_FILE = "report.md"
-METRICS_FILE = "metrics.json"
-MISTAKES_FILE = "mistakes.png"
-PREDICTIONS_FILES = {"as_written": "predictions.json", "chosen": "predictions-chosen.json"}
 
 GLOSSARY = """\
 ## How to read this
@@ -44,7 +47,8 @@ GLOSSARY = """\
 
 
 def write_report(evaluation: Evaluation, folder: str | os.PathLike[str], fps: float | None = None) -> Path:
-    """Write ``report.md``, a precision-recall PNG per class, ``mistakes.png``, ``metrics.json`` and the detections.
+    """Write ``report.md``, a precision-recall PNG per class, ``mistakes.png``, ``metrics.json`` and the detections;
+    a file of one of those names that no earlier report wrote is never replaced.
 
     Args:
         evaluation: The result of :func:`~ovdet.evaluation.evaluate`.
@@ -54,10 +58,15 @@ def write_report(evaluation: Evaluation, folder: str | os.PathLike[str], fps: fl
     Returns:
         The path of ``report.md``.
 
+    Raises:
+        UsageError: The folder holds a file named like a report file that no earlier report wrote.
+
     Example:
         >>> write_report(evaluation, "report/")  # doctest: +SKIP
         PosixPath('report/report.md')
     """
+    folder = Path(folder)
+    check_report_files(folder)
     folder = check_writable(folder, directory=True)
     predictions = _write_predictions(evaluation, folder)
     figures = _write_curves(evaluation, folder)
@@ -65,6 +74,8 @@ def write_report(evaluation: Evaluation, folder: str | os.PathLike[str], fps: fl
     _write_json(folder / METRICS_FILE, metrics_record(evaluation, predictions, fps))
     report = folder / REPORT_FILE
     report.write_text(_markdown(evaluation, figures, mistakes, fps), encoding="utf-8")
+    written = [*predictions.values(), *figures.values(), *([mistakes] if mistakes else []), METRICS_FILE, REPORT_FILE]
+    record_report_files(folder, written)
     return report
 
 

@@ -19,6 +19,7 @@ __all__ = ["load_yolo"]
 log = logging.getLogger(__name__)
 
 YOLO_NAME_FILES = ("data.yaml", "data.yml", "classes.txt")
+MAX_TEXT_BYTES = 16 << 20  # a label or names file: 16 MiB is some 400,000 boxes
 
 
 def load_yolo(path: str | os.PathLike[str], task: str = "detect") -> LabelledDataset:
@@ -84,19 +85,34 @@ def _yolo_names(path: Path) -> list[str]:
     )
 
 
+def _read_text(file: Path) -> str:
+    """A label or names file's text: UTF-8, at most :data:`MAX_TEXT_BYTES`."""
+    try:
+        with open(file, "rb") as handle:
+            data = handle.read(MAX_TEXT_BYTES + 1)
+        if len(data) > MAX_TEXT_BYTES:
+            raise SourceError(f"{file} is over {MAX_TEXT_BYTES >> 20} MiB: a YOLO label or names file is short text")
+        return data.decode("utf-8")
+    except OSError as exc:
+        raise SourceError(f"{file} cannot be read ({exc.strerror or exc}): check the file") from exc
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"{file} is not UTF-8 text ({exc.reason}): save it as UTF-8") from exc
+
+
 def _names_from_txt(file: Path) -> list[str]:
-    return [" ".join(line.split()) for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [" ".join(line.split()) for line in _read_text(file).splitlines() if line.strip()]
 
 
 def _names_from_yaml(file: Path) -> list[str]:
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise SourceError(f"{file}: not valid YAML ({getattr(exc, 'problem', exc)}): fix the file") from exc
+        data = yaml.safe_load(_read_text(file))
+    except (yaml.YAMLError, RecursionError) as exc:
+        reason = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise SourceError(f"{file}: not valid YAML ({reason}): fix the file") from exc
     names = data.get("names") if isinstance(data, dict) else None
-    if isinstance(names, dict) and sorted(names) == list(range(len(names))):
-        return [" ".join(str(names[index]).split()) for index in range(len(names))]
-    if isinstance(names, list):
+    if isinstance(names, dict) and set(names) == set(range(len(names))):
+        names = [names[index] for index in range(len(names))]
+    if isinstance(names, list) and all(isinstance(name, (str, int, float)) for name in names):
         return [" ".join(str(name).split()) for name in names]
     raise SourceError(f"{file}: 'names' must be a list of class names or a mapping 0: name, 1: name, …")
 
@@ -110,7 +126,7 @@ def _yolo_objects(label: Path, image: LabelledImage, classes: int, needs_outline
     if not label.is_file():
         return []
     objects = []
-    for number, line in enumerate(label.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(_read_text(label).splitlines(), start=1):
         if line.strip():
             objects.append(_yolo_object(line, f"{label}:{number}", image, classes, needs_outlines))
     return objects

@@ -15,7 +15,17 @@ from typing import Any
 
 from ..errors import OutputError
 
-__all__ = ["AppendFile", "check_writable", "output_error", "write_atomically", "write_json_atomically"]
+__all__ = [
+    "AppendFile",
+    "check_name_length",
+    "check_writable",
+    "output_error",
+    "write_atomically",
+    "write_json_atomically",
+]
+
+NAME_MAX = 255  # bytes in one file or folder name (ext4, XFS, Btrfs, APFS, NTFS in UTF-16 units)
+PATH_MAX = 4095  # bytes in a whole path (Linux)
 
 
 def output_error(path: str | os.PathLike[str], exc: BaseException) -> OutputError:
@@ -34,9 +44,32 @@ def output_error(path: str | os.PathLike[str], exc: BaseException) -> OutputErro
     return OutputError(f"could not write {path} ({reason}): check the disk and the permissions of its folder")
 
 
+def check_name_length(path: str | os.PathLike[str]) -> None:
+    """Refuse an output whose file name (or a folder's) is longer than a file system allows.
+
+    Example:
+        >>> check_name_length("results.jsonl")  # fits: nothing happens
+    """
+    for part in Path(path).parts:
+        size = len(os.fsencode(part))
+        if size > NAME_MAX:
+            raise OutputError(f"output {_shortened(part)}: its name is {size} bytes, over the {NAME_MAX} a file name "
+                              f"may have: choose a shorter name (or rename the input it is named after)")  # fmt: skip
+    size = len(os.fsencode(os.path.abspath(path)))
+    if size > PATH_MAX:
+        raise OutputError(f"output {_shortened(str(path))}: its path is {size} bytes, over the {PATH_MAX} a path may "
+                          f"have: write it in a folder nearer the root")  # fmt: skip
+
+
+def _shortened(name: str, keep: int = 24) -> str:
+    return name if len(name) <= 2 * keep + 1 else f"{name[:keep]}…{name[-keep:]}"
+
+
 def check_writable(path: str | os.PathLike[str], *, directory: bool = False) -> Path:
-    """Fail before any work starts if an output cannot be created: create its folder, probe a write."""
+    """Fail before any work starts if an output cannot be created: its name fits, its folder can be made, a probe
+    file can be written there."""
     path = Path(path)
+    check_name_length(path)
     folder = path if directory else path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -106,7 +139,7 @@ def write_atomically(documents: Sequence[tuple[Path, bytes]], *, sync: bool = Tr
     written: list[tuple[Path, Path]] = []
     try:
         for path, data in documents:
-            temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            temporary = _temporary(path)
             written.append((temporary, path))
             with open(temporary, "wb") as handle:
                 handle.write(data)
@@ -121,6 +154,13 @@ def write_atomically(documents: Sequence[tuple[Path, bytes]], *, sync: bool = Tr
         raise
     for temporary, path in written:
         os.replace(temporary, path)
+
+
+def _temporary(path: Path) -> Path:
+    """``.NAME.PID.tmp`` beside ``path``, NAME cut short where the whole would be longer than a name may be."""
+    suffix = f".{os.getpid()}.tmp"
+    name = os.fsencode(path.name)[: NAME_MAX - 1 - len(suffix)]
+    return path.with_name(f".{os.fsdecode(name)}{suffix}")
 
 
 def write_json_atomically(documents: Sequence[tuple[Path, Any]]) -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "decode_image_bytes",
     "expand_image_source",
     "load_image",
+    "pillow_open",
     "to_bgr8",
 ]
 
@@ -138,6 +139,11 @@ def _pillow_open() -> Callable[..., Image.Image]:
     """
     original = getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", None)
     return original if getattr(original, "__module__", None) == Image.__name__ else Image.open
+
+
+def pillow_open(file: Path | str | io.BytesIO) -> Image.Image:
+    """Open an image with Pillow's own ``Image.open`` (never Ultralytics' replacement, which pip-installs)."""
+    return _pillow_open()(file)
 
 
 def _check_size(path: Path | str, size: tuple[int, int], max_pixels: int) -> None:
