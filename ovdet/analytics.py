@@ -79,6 +79,12 @@ class Analytics:
                         f"not among the zones file's {place}s ({', '.join(sorted(known)) or 'none'}); add it there"
                     )
 
+    def check_source(self, source: FrameSource) -> None:
+        """Refuse zones and lines that do not fit ``source``'s frames, where their size is known before reading (a
+        video file, images); a live source's frames are checked as they come."""
+        if self.counter is not None and source.size is not None:
+            self.counter.geometry.fit(*source.size)
+
     def follow_tracks_of(self, source: FrameSource) -> None:
         """Keep a stay in a zone through a gap as long as the tracker keeps a lost track at ``source``'s rate."""
         fps = source.fps / getattr(source, "vid_stride", 1) if source.fps else None

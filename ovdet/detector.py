@@ -292,6 +292,7 @@ class OpenVocabDetector:
         check_rule_classes(analytics.engine.rules, self.classes, analytics.origin)
         if not isinstance(source, FrameSource):
             source = open_source(source, vid_stride=vid_stride, reconnect_timeout=reconnect_timeout)
+        analytics.check_source(source)
         analytics.follow_tracks_of(source)
         stream = detect_stream(self, source, settings, track=track or analytics.needs_tracks, stop=stop)
         return analyse_stream(stream, analytics)

@@ -95,7 +95,7 @@ def read_plain_text(path: Path, limit: int, error: type[OvdetError], document: s
         raise error(f"{document} {path} cannot be read ({exc.strerror or exc}): check the path") from exc
     if len(data) > limit:
         raise error(
-            f"{document} {path} is over {limit >> 20} MiB, the most a {document} may hold: check that this is the "
+            f"{document} {path} is over {_size(limit)}, the most a {document} may hold: check that this is the "
             f"right file"
         )
     try:
@@ -103,6 +103,11 @@ def read_plain_text(path: Path, limit: int, error: type[OvdetError], document: s
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise error(f"{path}:{line}: byte {data[exc.start]:#04x} is not UTF-8: save the file as UTF-8") from None
+
+
+def _size(limit: int) -> str:
+    """``1 MiB``, ``128 KiB``: a byte limit as the message shows it."""
+    return f"{limit >> 20} MiB" if limit % (1 << 20) == 0 else f"{limit >> 10} KiB"
 
 
 class NodeReader:

@@ -76,6 +76,23 @@ class Geometry:
             )
         return np.round(scaled).astype(int)
 
+    def fit(self, width: int, height: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Zone name → polygon and line name → its two ends, in whole pixels of a ``width``×``height`` frame.
+
+        Raises:
+            ZonesError: a pixel point is outside the frame, or a line's two ends fall on one pixel.
+        """
+        zones = {zone.name: self.pixels(zone.points, width, height, zone) for zone in self.zones}
+        lines = {line.name: self.pixels((line.start, line.end), width, height, line) for line in self.lines}
+        for line in self.lines:
+            start, end = lines[line.name]
+            if (start == end).all():
+                raise ZonesError(
+                    f"{self.origin}:{line.line}: line {line.name!r} is shorter than a pixel in the {width}x{height} "
+                    f"frame: move its two points apart"
+                )
+        return zones, lines
+
 
 @dataclass
 class Observation:
@@ -116,14 +133,9 @@ class ZoneCounter:
         self._lines: dict[str, sv.LineZone] = {}
 
     def _build(self, width: int, height: int) -> None:
-        geometry = self.geometry
-        self._zones = {
-            zone.name: sv.PolygonZone(geometry.pixels(zone.points, width, height, zone)) for zone in geometry.zones
-        }
-        self._lines = {}
-        for line in geometry.lines:
-            (x1, y1), (x2, y2) = geometry.pixels((line.start, line.end), width, height, line)
-            self._lines[line.name] = sv.LineZone(sv.Point(x1, y1), sv.Point(x2, y2))
+        zones, lines = self.geometry.fit(width, height)
+        self._zones = {name: sv.PolygonZone(polygon) for name, polygon in zones.items()}
+        self._lines = {name: sv.LineZone(sv.Point(*start), sv.Point(*end)) for name, (start, end) in lines.items()}
         self._size = (width, height)
 
     def observe(self, detections: sv.Detections, width: int, height: int) -> Observation:

@@ -31,9 +31,20 @@ from .plain_yaml import NodeReader, compose_plain_yaml, plain_value, read_plain_
 from .rules import DIRECTIONS, RULE_KINDS, Rule
 from .zones import Geometry, LineSpec, Point, ZoneSpec
 
-__all__ = ["ZonesFile", "check_rule_classes", "parse_zones_yaml", "read_zones_yaml"]
+__all__ = [
+    "MAX_ZONES_BYTES",
+    "MAX_ZONE_POINTS",
+    "ZonesFile",
+    "check_rule_classes",
+    "parse_zones_yaml",
+    "read_zones_yaml",
+]
 
-MAX_ZONES_BYTES = 1 << 20
+# A zones file is read whole before it is checked: 128 KiB bounds that to a couple of seconds whatever it holds.
+MAX_ZONES_BYTES = 128 << 10
+# Each zone is rasterised once per frame size and drawn on every annotated frame; a self-crossing polygon of
+# 100,000 points takes minutes. Nobody traces a room's corners with more than 1,000 points.
+MAX_ZONE_POINTS = 1000
 _FILE_KEYS = ("units", "zones", "lines", "rules")
 _RULE_KEYS = {
     "appears": ("zone", "after_absence", "cooldown"),
@@ -41,6 +52,7 @@ _RULE_KEYS = {
     "count": ("zone", "at_least", "seconds", "cooldown"),
     "crosses": ("line", "direction", "cooldown"),
 }
+_KIND_OF_NODE = {yaml.SequenceNode: "a list", yaml.MappingNode: "a mapping"}
 _REQUIRED = {"dwell": ("zone", "seconds"), "count": ("at_least",), "crosses": ("line",)}
 
 
@@ -113,11 +125,21 @@ class _ZonesReader(NodeReader):
         points = self._points(node, f"line {name!r}")
         if len(points) != 2 or points[0] == points[1]:
             raise ZonesError(f"{self._at(node)}: line {name!r} needs two different points: [[x1, y1], [x2, y2]]")
+        if not self.fractions and [round(v) for v in points[0]] == [round(v) for v in points[1]]:
+            raise ZonesError(
+                f"{self._at(node)}: line {name!r} is shorter than a pixel: its points round to the same pixel; move "
+                f"them apart"
+            )
         return LineSpec(name, points[0], points[1], key.start_mark.line + 1)
 
     def _points(self, node: yaml.Node, what: str) -> tuple[Point, ...]:
         if not isinstance(node, yaml.SequenceNode):
             raise ZonesError(f"{self._at(node)}: {what} must be a list of [x, y] points")
+        if len(node.value) > MAX_ZONE_POINTS:
+            raise ZonesError(
+                f"{self._at(node)}: {what} has {len(node.value):,} points, more than the {MAX_ZONE_POINTS:,} a zone "
+                f"may have: simplify the outline"
+            )
         points = []
         for point in node.value:
             if not isinstance(point, yaml.SequenceNode) or len(point.value) != 2:
@@ -133,7 +155,8 @@ class _ZonesReader(NodeReader):
     def _number(self, node: yaml.Node, what: str) -> float:
         value = plain_value(node) if isinstance(node, yaml.ScalarNode) else None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ZonesError(f"{self._at(node)}: {what} must be a number, not {getattr(node, 'value', 'a list')!r}")
+            shown = repr(node.value) if isinstance(node, yaml.ScalarNode) else _KIND_OF_NODE[type(node)]
+            raise ZonesError(f"{self._at(node)}: {what} must be a number, not {shown}")
         return float(value)
 
     def _rule(self, name: str, key: yaml.Node, node: yaml.Node, geometry: Geometry) -> Rule:

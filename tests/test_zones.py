@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import supervision as sv
 
+from ovdet.errors import ZonesError
 from ovdet.zones import Geometry, ZoneCounter, ZoneSpec
-from ovdet.zones_yaml import parse_zones_yaml
+from ovdet.zones_yaml import MAX_ZONE_POINTS, parse_zones_yaml
 from tests.conftest import BOTTLES, read_frames
 from tests.hostile.harness import assert_clean_stderr, assert_valid_output, decoded_frames, run_cli
 from tests.media import write_clip
@@ -237,3 +238,49 @@ def test_line_counts_in_the_jsonl_equal_supervision_for_known_tracks(tmp_path: P
     last = json.loads((tmp_path / "known.jsonl").read_text().splitlines()[-1])
     assert door.in_count == 1 and door.out_count == 1
     assert last["lines"]["door"] == {"in": door.in_count, "out": door.out_count}
+
+
+def test_a_zone_may_have_1000_points_and_no_more() -> None:
+    def polygon(count: int) -> str:
+        return "zones:\n  bay: [" + ",".join(f"[{i % 50},{(i * 7) % 50}]" for i in range(count)) + "]\n"
+
+    assert len(parse_zones_yaml(polygon(MAX_ZONE_POINTS), "z.yaml").geometry.zones[0].points) == MAX_ZONE_POINTS
+    with pytest.raises(ZonesError, match=r"z.yaml:2: zone 'bay' has 1,001 points, more than the 1,000"):
+        parse_zones_yaml(polygon(MAX_ZONE_POINTS + 1), "z.yaml")
+
+
+def test_a_line_is_checked_in_whole_pixels() -> None:
+    with pytest.raises(ZonesError, match=r"z.yaml:2: line 'door' is shorter than a pixel"):
+        parse_zones_yaml("lines:\n  door: [[10.2, 5], [10.4, 5]]\n", "z.yaml")
+    fractions = parse_zones_yaml("units: fractions\nlines:\n  door: [[0.5, 0.5], [0.501, 0.5]]\n", "z.yaml")
+    assert fractions.geometry.fit(2000, 1000)[1]["door"].tolist() == [[1000, 500], [1002, 500]]
+    with pytest.raises(ZonesError, match=r"z.yaml:3: line 'door' is shorter than a pixel in the 192x112 frame"):
+        fractions.geometry.fit(192, 112)
+    with pytest.raises(ZonesError, match="shorter than a pixel"):  # supervision's LineZone would raise ValueError
+        ZoneCounter(fractions.geometry).observe(sv.Detections.empty(), 192, 112)
+
+
+def test_sources_know_their_frame_size_before_reading(tmp_path: Path) -> None:
+    from ovdet.io.sources import open_source
+    from tests.media import small_frames
+
+    frames = small_frames(2)
+    write_clip(tmp_path / "clip.mp4", frames)
+    for index, frame in enumerate(frames):
+        cv2.imwrite(str(tmp_path / f"frame{index}.png"), frame)
+    for name in ("clip.mp4", "frame0.png", "*.png"):
+        assert open_source(str(tmp_path / name)).size == (192, 112), name
+
+
+def test_stream_refuses_zones_that_do_not_fit_before_the_first_frame(detector, tmp_path: Path) -> None:
+    from ovdet.io.sources import FrameSource
+
+    class Unread(FrameSource):
+        size = (192, 112)
+
+        def __iter__(self):
+            raise AssertionError("the source was read")
+
+    zones = parse_zones_yaml("zones:\n  bay: [[0, 0], [300, 0], [0, 50]]\n", "z.yaml")
+    with pytest.raises(ZonesError, match=r"z.yaml:2: 'bay' has point \(300, 0\) outside the 192x112 frame"):
+        detector.stream(Unread(), zones=zones)

@@ -32,7 +32,7 @@ def targets(args: argparse.Namespace) -> tuple[list, list]:
         check_suffix("--alerts", args.alerts, JSONL_SUFFIXES)
     if args.summary:
         check_suffix("--summary", args.summary, [".json"])
-    if args.webhook:
+    if args.webhook is not None:  # an empty URL too
         check_webhook_url(args.webhook)
     inputs = [Target("--zones", Path(args.zones))] if args.zones else []
     outputs = [
@@ -62,6 +62,11 @@ class AnalyticsRun:
         check_rule_classes(rules, class_names, args.zones or "")
         self.analytics = Analytics(zones)
         self.summary = None
+
+    def check_source(self, source) -> None:
+        """Zones that do not fit the source's frames are refused before any output is opened."""
+        if self.enabled:
+            self.analytics.check_source(source)
 
     @property
     def needs_tracks(self) -> bool:

@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(args.source, vid_stride=args.vid_stride, reconnect_timeout=args.reconnect_timeout)
     args, results_folder = run_dir.with_default_outputs(args, source)
     outputs = _check_paths(args, source)
+    analytics.check_source(source)
     with _removed_if_nothing_written(results_folder, summary), _stop_on_signals() as stop:
         for output in outputs:  # fail fast, but truncate no earlier result until the model is ready
             check_writable(output.path, directory=output.folder)

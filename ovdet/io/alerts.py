@@ -3,11 +3,17 @@
 The file is the record: every alert lands there first, whole. The webhook is best effort and never holds up the
 pipeline: alerts wait in a bounded queue for a background thread that retries with backoff; an alert that finds
 the queue full, or that fails every try, is logged (it is still in the file).
+
+A redirect is not followed (urllib would turn the POST into a body-less GET to wherever it points): it is a
+failed delivery. At most :data:`MAX_RESPONSE_BYTES` of a response are read. The URL is printed with its
+user-info and query values masked (:func:`masked_url`); user-info is sent as HTTP basic authentication.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import http.client
 import json
 import logging
 import os
@@ -17,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import supervision as sv
 
@@ -25,24 +31,69 @@ from ..errors import UsageError
 from .files import AppendFile
 from .sources import Frame
 
-__all__ = ["AlertsSink", "WebhookSender", "check_webhook_url"]
+__all__ = ["MAX_RESPONSE_BYTES", "AlertsSink", "WebhookSender", "check_webhook_url", "masked_url"]
 
 log = logging.getLogger(__name__)
 
+MAX_RESPONSE_BYTES = 64 << 10  # a webhook answers "ok"; the rest of a longer answer is never read
 _END = object()
 
 
 def check_webhook_url(url: str) -> str:
-    """Refuse a webhook that is not an http(s) URL with a host.
+    """Refuse a webhook that is not an http(s) URL with a host (and a port, if any, from 1 to 65535).
 
     Example:
         >>> check_webhook_url("http://127.0.0.1:8080/alerts")
         'http://127.0.0.1:8080/alerts'
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--webhook {url}: expected an http:// or https:// URL with a host, e.g. http://host/alerts")
+    fix = "expected an http:// or https:// URL with a host, e.g. http://host/alerts"
+    if not url.isprintable() or any(character.isspace() for character in url):
+        raise UsageError(f"--webhook: the URL holds a blank or a control character; {fix}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # an unclosed [IPv6 address, a port that is no number or out of range
+        raise UsageError(f"--webhook {masked_url(url)}: {exc}; {fix}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or port == 0:
+        raise UsageError(f"--webhook {masked_url(url)}: {fix}")
     return url
+
+
+def masked_url(url: str) -> str:
+    """``url`` as ovdet prints it: user-info, every query value and the fragment replaced by ``***``.
+
+    Example:
+        >>> masked_url("https://bot:s3cret@hooks.example/ward?token=abc&room=3")
+        'https://***@hooks.example/ward?token=***&room=***'
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an invalid URL)"
+    _, at, host = parts.netloc.rpartition("@")
+    query = "&".join(f"{field.partition('=')[0]}=***" if "=" in field else "***" for field in parts.query.split("&"))
+    return urlunsplit(
+        (parts.scheme, "***@" + host if at else host, parts.path, query if parts.query else "",
+         "***" if parts.fragment else "")
+    )  # fmt: skip
+
+
+def _without_user_info(url: str) -> tuple[str, dict[str, str]]:
+    """``url`` without its user-info, and the basic-authentication header that carries it instead."""
+    parts = urlsplit(url)
+    user_info, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url, {}
+    user, _, password = user_info.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode("ascii")
+    return urlunsplit(parts._replace(netloc=host)), {"Authorization": f"Basic {token}"}
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx answer is an error (``HTTPError``), not a new request to somewhere else."""
+
+    def redirect_request(self, *args, **kwargs) -> None:
+        return None
 
 
 class WebhookSender:
@@ -71,6 +122,9 @@ class WebhookSender:
         drain_seconds: float = 2.0,
     ) -> None:
         self.url = check_webhook_url(url)
+        self.shown = masked_url(url)
+        self._target, self._headers = _without_user_info(url)
+        self._opener = urllib.request.build_opener(_NoRedirects)
         self.retries, self.backoff, self.timeout, self.drain_seconds = retries, backoff, timeout, drain_seconds
         self.delivered = self.failed = self.dropped = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
@@ -86,7 +140,7 @@ class WebhookSender:
             self.dropped += 1
             _first_warning(
                 self.dropped, "webhook %s is not keeping up: alert %r dropped (%d queued); it is in the alerts file",
-                self.url, document.get("rule"), self._queue.qsize(),
+                self.shown, document.get("rule"), self._queue.qsize(),
             )  # fmt: skip
 
     def _run(self) -> None:
@@ -97,27 +151,31 @@ class WebhookSender:
             else:
                 self.failed += 1
                 _first_warning(
-                    self.failed, "webhook %s: alert %r not delivered (%s)", self.url, document.get("rule"), error
+                    self.failed, "webhook %s: alert %r not delivered (%s)", self.shown, document.get("rule"), error
                 )
 
     def _deliver(self, document: dict[str, Any]) -> str | None:
         """Post with retries; the reason of the last failure, or ``None`` once delivered."""
         body = json.dumps(document, ensure_ascii=False).encode("utf-8")
-        request = urllib.request.Request(
-            self.url, data=body, method="POST", headers={"Content-Type": "application/json"}
-        )
+        headers = {"Content-Type": "application/json", **self._headers}
+        request = urllib.request.Request(self._target, data=body, method="POST", headers=headers)
         reason = "not tried"
         for attempt in range(self.retries + 1):
             if attempt and self._closing.wait(self.backoff * 2 ** (attempt - 1)):
                 break  # closing: no more backoff, the next alerts get their one try
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    response.read()
+                with self._opener.open(request, timeout=self.timeout) as response:
+                    response.read(MAX_RESPONSE_BYTES)
                 return None
             except urllib.error.HTTPError as exc:
+                exc.close()
+                if 300 <= exc.code < 400:  # the same answer every time: no retry
+                    return f"HTTP {exc.code}, a redirect, not followed: give the URL it points to"
                 reason = f"HTTP {exc.code}"
             except (urllib.error.URLError, OSError) as exc:
                 reason = str(getattr(exc, "reason", exc))
+            except (http.client.HTTPException, ValueError) as exc:  # not an HTTP answer
+                reason = f"not an HTTP response ({type(exc).__name__})"
         return reason
 
     def close(self) -> None:
@@ -132,7 +190,7 @@ class WebhookSender:
             log.warning(
                 "webhook %s: %d alert(s) not delivered, %d dropped while it was not keeping up, %d still queued "
                 "after waiting %.0f s; every alert is in the alerts file",
-                self.url, self.failed, self.dropped, left, self.drain_seconds,
+                self.shown, self.failed, self.dropped, left, self.drain_seconds,
             )  # fmt: skip
 
 

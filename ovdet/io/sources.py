@@ -6,6 +6,7 @@ Every frame keeps its source, its index in the source and its timestamp in secon
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -71,12 +72,14 @@ class FrameSource:
         live: Frames arrive in real time (webcam, network stream); there is no known end.
         fps: Frames per second of the source, where known.
         total: Frames the iteration will yield (after ``vid_stride``), where known.
+        size: (width, height) of the first frame, where known before reading (a video's header, the first image).
     """
 
     name: str = ""
     live: bool = False
     fps: Fraction | None = None
     total: int | None = None
+    size: tuple[int, int] | None = None
 
     def warn(self, message: str) -> None:
         """Report a problem with the input; a reader thread replaces this to pass warnings on in frame order."""
@@ -127,6 +130,15 @@ class ImageSequence(FrameSource):
         # A lone image that cannot be read is the user's error, reported before any work starts.
         self._first = load_image(self.paths[0]) if len(self.paths) == 1 else None
 
+    @functools.cached_property
+    def size(self) -> tuple[int, int] | None:  # type: ignore[override]
+        """The first image's; ``None`` if it cannot be read (it is then skipped with a warning, as it comes)."""
+        try:
+            first = self._first if self._first is not None else load_image(self.paths[0])
+        except OvdetError:
+            return None
+        return first.shape[1], first.shape[0]
+
     def __iter__(self) -> Iterator[Frame]:
         if self._first is not None:
             yield Frame(self._first, 0, None, str(self.paths[0]))
@@ -173,6 +185,8 @@ class VideoFile(FrameSource):
         declared = self._stream.frames or None
         self.declared_frames = declared
         self.total = -(-declared // vid_stride) if declared else None
+        width, height = self._stream.codec_context.width, self._stream.codec_context.height
+        self.size = (width, height) if width and height else None
         self.decoded = 0
         self.numbering = SourceIndex(self.fps, self._stream.time_base, self._stream.start_time)
         self._corrupt: list[int] = []  # frames the decoder concealed damage in

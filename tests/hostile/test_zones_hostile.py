@@ -1,14 +1,19 @@
 """Hostile zones files through the CLI: malformed zones, lines and rules are refused in one line naming the file, the
-line and the fix, before any work (a pixel point outside the frame: at the first frame, with every output valid).
+line and the fix, before any work: the inputs byte-identical, an earlier run's outputs untouched. A zone or line that
+does not fit the frames is refused as soon as the source is opened, before any output (see also
+test_zones_generated_hostile.py for generated files and the rules family in test_rules_hostile.py).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import cv2
 import pytest
 
-from tests.hostile.harness import assert_error, assert_no_temporaries, assert_valid_output, run_cli, unchanged
+from tests.hostile.harness import assert_error, assert_no_temporaries, run_cli, unchanged
+from tests.media import small_frames, write_clip
 
 ZONE = "zones:\n  bay: [[0, 0], [50, 0], [50, 50]]\n"
 LINE = "lines:\n  door: [[10, 0], [10, 100]]\n"
@@ -68,21 +73,6 @@ def test_malformed_zones_file_is_one_line_naming_file_and_line(
     assert_no_temporaries(tmp_path)
 
 
-def test_pixel_point_outside_the_frame_is_refused_at_the_first_frame(
-    tmp_path: Path, image: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
-    zones = image.parent / "ward.yaml"
-    zones.write_text("zones:\n  bay: [[0, 0], [100, 0], [100, 100]]\nlines:\n  door:\n    - [0, 0]\n    - [150, 500]\n")
-    out = tmp_path / "out"
-    with unchanged(image.parent):
-        result = run_cli(
-            ["detect", image, "--classes", "pump", "--zones", zones, "--output", out / "o.jsonl", "--imgsz", 160],
-            capfd,
-        )
-    assert_error(result, 1, "ward.yaml:4:", "'door'", "(150, 500)", "192x112", "fractions")
-    assert_valid_output(out / "o.jsonl")
-
-
 @pytest.mark.parametrize(
     ("flags", "mentions"),
     [
@@ -102,3 +92,138 @@ def test_analytics_flags_are_checked_before_work(
     with unchanged(image.parent):
         result = run_cli(["detect", image, "--classes", "pump", "--zones", zones, *flags, "--quiet"], capfd)
     assert_error(result, 2, *mentions)
+
+
+EARLIER = '{"earlier": "run"}\n'
+
+
+def refused(
+    tmp_path: Path, source: Path, capfd: pytest.CaptureFixture[str], zones_text: str | bytes, *flags, codes=(1,)
+) -> str:
+    """Run detect on ``source`` with a zones file and an earlier run's outputs; expects one error line (exit 1, or
+    one of ``codes``), every input and every earlier output byte-identical; returns the line."""
+    zones = tmp_path / "inputs" / "ward.yaml"
+    zones.parent.mkdir(exist_ok=True)
+    zones.write_bytes(zones_text.encode() if isinstance(zones_text, str) else zones_text)
+    outputs = tmp_path / "outputs"
+    outputs.mkdir(exist_ok=True)
+    for name in ("o.jsonl", "a.jsonl", "s.json"):
+        (outputs / name).write_text(EARLIER if name.endswith("jsonl") else "{}\n")
+    with unchanged(zones.parent, source.parent, outputs):
+        result = run_cli(
+            ["detect", source, "--classes", "pump,person", "--zones", zones, "--output", outputs / "o.jsonl",
+             "--summary", outputs / "s.json", "--imgsz", 160, "--quiet", *flags],
+            capfd,
+        )  # fmt: skip
+    assert_no_temporaries(tmp_path)
+    return assert_error(result, result.code if result.code in codes else codes[0])
+
+
+def _points(count: int) -> str:
+    """A self-crossing polygon of ``count`` points inside a 192x112 frame (the slowest kind to rasterise)."""
+    return "[" + ",".join(f"[{(7 * i) % 190},{(13 * i) % 110}]" for i in range(count)) + "]"
+
+
+BAY = "[[0, 0], [50, 0], [50, 50]]"
+# (zones file, words the error line must mention): each is refused when the file is read
+ZONE_CASES = [
+    pytest.param("zones:\n  bay: [[.nan, 0], [5, 0], [5, 5]]\n", ["ward.yaml:2:", "number", ".nan"], id="nan"),
+    pytest.param("zones:\n  bay: [[.inf, 0], [5, 0], [5, 5]]\n", ["ward.yaml:2:", "number"], id="inf"),
+    pytest.param("zones:\n  bay: [[0, -.inf], [5, 0], [5, 5]]\n", ["ward.yaml:2:", "number"], id="minus-inf"),
+    pytest.param("zones:\n  bay: [[true, 0], [5, 0], [5, 5]]\n", ["number", "true"], id="bool"),
+    pytest.param("zones:\n  bay: [[~, 0], [5, 0], [5, 5]]\n", ["number"], id="null"),
+    pytest.param("zones:\n  bay: [['5', 0], [5, 0], [5, 5]]\n", ["number"], id="quoted-number"),
+    pytest.param("zones:\n  bay: [[2024-01-01, 0], [5, 0], [5, 5]]\n", ["number"], id="date"),
+    pytest.param("zones:\n  bay: [[[1, 2], 0], [5, 0], [5, 5]]\n", ["number", "a list"], id="list-as-coordinate"),
+    pytest.param("zones:\n  bay: [{x: 1, y: 2}, [5, 0], [5, 5]]\n", ["[x, y]"], id="mapping-as-point"),
+    pytest.param("zones:\n  bay: [[1, 2, 3], [5, 0], [5, 5]]\n", ["[x, y]"], id="three-coordinates"),
+    pytest.param("zones:\n  bay: [[1], [5, 0], [5, 5]]\n", ["[x, y]"], id="one-coordinate"),
+    pytest.param("zones:\n  bay: [[], [5, 0], [5, 5]]\n", ["[x, y]"], id="empty-point"),
+    pytest.param("zones:\n  bay: [1, 2, 3]\n", ["[x, y]"], id="flat-numbers"),
+    pytest.param("zones:\n  bay: {a: 1}\n", ["list of [x, y] points"], id="zone-mapping"),
+    pytest.param("zones:\n  bay: 5\n", ["list of [x, y] points"], id="zone-scalar"),
+    pytest.param("zones:\n  bay:\n", ["list of [x, y] points"], id="zone-null"),
+    pytest.param("zones:\n  bay: []\n", ["0 point(s)"], id="zone-empty"),
+    pytest.param("units: fractions\nzones:\n  bay: [[0, 0], [50, 0], [50, 50]]\n", ["outside", "0 to 1"],
+                 id="pixels-given-as-fractions"),
+    pytest.param("units: fractions\nzones:\n  bay: [[0, 0], [-0.1, 0], [1, 1]]\n", ["outside"], id="negative-fraction"),
+    pytest.param(f"zones:\n  bay: {_points(1001)}\n", ["1,001 points", "1,000"], id="1001-points"),
+    pytest.param(f"zones:\n  bay: {BAY}\n  Bay: {BAY}\n", ["ward.yaml:3:", "duplicate"], id="duplicate-by-case"),
+    pytest.param(f"zones:\n  bay: {BAY}\n  bay: {BAY}\n", ["duplicate", "line 2"], id="duplicate-name"),
+    pytest.param(f"zones:\n  '  ': {BAY}\n", ["blank"], id="blank-name"),
+    pytest.param(f"zones:\n  [a, b]: {BAY}\n", ["list or mapping"], id="list-as-name"),
+    pytest.param(f"zones:\n  \"\\e[31mbay\": {BAY}\n  \"\\e[31mBAY\": {BAY}\n", ["duplicate"], id="escape-in-name"),
+    pytest.param(f"zone:\n  bay: {BAY}\n", ["unknown key 'zone'", "did you mean 'zones'"], id="misspelt-zones"),
+    pytest.param(f"zones:\n  bay: {BAY}\ncolour: red\n", ["unknown key 'colour'"], id="unknown-top-key"),
+    pytest.param(f"zones: {BAY}\n", ["zones must be a mapping"], id="zones-a-list"),
+    pytest.param("zones: bay\n", ["zones must be a mapping"], id="zones-a-scalar"),
+    pytest.param("- bay\n- door\n", ["the file must be a mapping"], id="file-a-list"),
+    pytest.param("just some text\n", ["the file must be a mapping"], id="file-a-scalar"),
+    pytest.param("# only a comment\n", ["empty"], id="only-comments"),
+    pytest.param(f"units: [pixels]\nzones:\n  bay: {BAY}\n", ["units"], id="units-a-list"),
+    pytest.param(f"units: Pixels\nzones:\n  bay: {BAY}\n", ["units"], id="units-capitalised"),
+    pytest.param("lines:\n  door: [[0, 0], [5, 5], [9, 9]]\n", ["two different points"], id="line-of-three"),
+    pytest.param("lines:\n  door: [[0, 0]]\n", ["two different points"], id="line-of-one"),
+    pytest.param("lines:\n  door: [[10.2, 5], [10.4, 5]]\n", ["ward.yaml:2:", "'door'", "shorter than a pixel"],
+                 id="line-rounds-to-one-pixel"),
+    pytest.param("lines:\n  door: [[0.6, 0.6], [1.4, 1.4]]\n", ["shorter than a pixel"], id="one-pixel-diagonal"),
+    pytest.param("zones:\n  bay: [&p [0, 0], *p, [5, 5]]\n", ["alias"], id="alias"),
+    pytest.param("zones:\n  bay: [[!!float 1, 0], [5, 0], [5, 5]]\n", ["tag"], id="float-tag"),
+    pytest.param("zones:\n  bay: !!set {a, b}\n", ["tag"], id="set-tag"),
+    pytest.param("zones:\n  bay: [[0, 0], [5, 0], [5, 5]]\x07\n", ["not valid yaml"], id="control-character"),
+    pytest.param(b"zones:\n  b\xffy: [[0, 0], [5, 0], [5, 5]]\n", ["ward.yaml:2:", "not utf-8"], id="not-utf8"),
+    pytest.param("zones:\n  bay: " + "[" * 12 + "0" + "]" * 12 + "\n", ["nested deeper"], id="deep-nesting"),
+    pytest.param("# padding\n" * 15000 + f"zones:\n  bay: {BAY}\n", ["over 128 KiB"], id="over-128-KiB"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("content", "mentions"), ZONE_CASES)
+def test_hostile_zones_file_is_refused_and_touches_nothing(
+    tmp_path: Path, image: Path, capfd: pytest.CaptureFixture[str], content: str | bytes, mentions: list[str]
+) -> None:
+    line = refused(tmp_path, image, capfd, content, "--alerts", tmp_path / "outputs" / "a.jsonl")
+    for mention in mentions:
+        assert mention.lower() in line.lower(), f"{mention!r} not in {line!r}"
+    assert "\x1b" not in line
+
+
+def test_a_100000_point_polygon_is_refused_in_seconds(
+    tmp_path: Path, image: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    started = time.monotonic()
+    line = refused(tmp_path, image, capfd, f"zones:\n  bay: {_points(100_000)}\n")
+    assert "over 128 KiB" in line and time.monotonic() - started < 10
+
+
+@pytest.fixture(params=["image", "folder", "video"])
+def source(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """192x112 frames as one image, a folder of three, or a three-frame video."""
+    folder = tmp_path / "media"
+    folder.mkdir()
+    frames = small_frames(3)
+    if request.param == "video":
+        return write_clip(folder / "clip.mp4", frames)
+    for index, frame in enumerate(frames[: 1 if request.param == "image" else 3]):
+        cv2.imwrite(str(folder / f"frame{index}.png"), frame)
+    return folder / "frame0.png" if request.param == "image" else folder
+
+
+# (zones file that does not fit a 192x112 frame, words the error must mention)
+MISFITS = [
+    pytest.param("zones:\n  bay: [[0, 0], [100, 0], [100, 100]]\nlines:\n  door:\n    - [0, 0]\n    - [150, 500]\n",
+                 ["ward.yaml:4:", "'door'", "(150, 500)", "192x112", "fractions"], id="line-point-below"),
+    pytest.param("zones:\n  bay: [[0, 0], [193, 0], [100, 100]]\n", ["ward.yaml:2:", "(193, 0)", "192x112"],
+                 id="zone-point-right"),
+    pytest.param("zones:\n  bay: [[0, 0], [1.0e+300, 0], [100, 100]]\n", ["ward.yaml:2:", "outside"], id="huge"),
+    pytest.param("units: fractions\nlines:\n  door: [[0.5, 0.5], [0.501, 0.5]]\n",
+                 ["ward.yaml:3:", "'door'", "shorter than a pixel", "192x112"], id="fraction-line-under-a-pixel"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("content", "mentions"), MISFITS)
+def test_zones_that_do_not_fit_the_frames_are_refused_before_any_output(
+    tmp_path: Path, source: Path, capfd: pytest.CaptureFixture[str], content: str, mentions: list[str]
+) -> None:
+    line = refused(tmp_path, source, capfd, content)
+    for mention in mentions:
+        assert mention.lower() in line.lower(), f"{mention!r} not in {line!r}"
