@@ -8,7 +8,8 @@ An archive is a zip (``<name>/data.pkl``, ``<name>/data/<n>``, ``<name>/code/…
   over storages read from ``data/``), ordered dicts, and inert stand-ins for the archive's own classes, which
   keep the state they were pickled with and run no code; any other reference is refused, naming it;
 - the code files are read as text, never compiled, for each module class's ``__parameters__`` and
-  ``__buffers__`` lists, so that the names returned are exactly those of the module's ``state_dict()``.
+  ``__buffers__`` lists, so that the names returned are exactly those of the module's ``state_dict()`` (a class
+  that declares none keeps all its tensors).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from .weights import WeightsFile
 __all__ = ["is_torchscript", "read_tensors"]
 
 _SCRIPT_MODULE = "__torch__"
-_DECLARATION = re.compile(
-    r"^class (\w+)\(Module\):\n\s+__parameters__ = \[([^\]]*)\]\n\s+__buffers__ = \[([^\]]*)\]", re.MULTILINE
-)
+_CLASS = re.compile(r"^class (\w+)\(", re.MULTILINE)
+_DECLARED = re.compile(r"^\s+__(?:parameters|buffers)__ = \[([^\]]*)\]", re.MULTILINE)
 _QUOTED = re.compile(r"""["']([^"']*)["']""")
+_STORAGE_DTYPES = {f"{kind}Storage": dtype for kind, dtype in (
+    ("Float", "float32"), ("Double", "float64"), ("Half", "float16"), ("BFloat16", "bfloat16"), ("Long", "int64"),
+    ("Int", "int32"), ("Short", "int16"), ("Char", "int8"), ("Byte", "uint8"), ("Bool", "bool"))}  # fmt: skip
 _TYPE_TAGS = {"restore_type_tag": lambda value, tag: value, **dict.fromkeys(
     ("build_intlist", "build_doublelist", "build_boollist", "build_tensorlist"), list)}  # fmt: skip
 
@@ -103,9 +106,11 @@ def _declared_tensors(archive: zipfile.ZipFile, prefix: str, names: list[str]) -
             continue
         module = name[len(code) : -len(".py")].replace("/", ".")
         text = archive.read(name).decode("utf-8", errors="replace")
-        for match in _DECLARATION.finditer(text):
-            tensors = _QUOTED.findall(match.group(2)) + _QUOTED.findall(match.group(3))
-            declared[f"{module}.{match.group(1)}"] = set(tensors)
+        starts = list(_CLASS.finditer(text))
+        for match, end in zip(starts, [*(later.start() for later in starts[1:]), len(text)], strict=True):
+            lists = _DECLARED.findall(text, match.end(), end)
+            if lists:
+                declared[f"{module}.{match.group(1)}"] = {item for items in lists for item in _QUOTED.findall(items)}
     return declared
 
 
@@ -148,9 +153,8 @@ class _Unpickler(pickle.Unpickler):
             return OrderedDict
         if module == "torch.jit._pickle" and name in _TYPE_TAGS:
             return _TYPE_TAGS[name]
-        storage = getattr(torch, name, None) if module == "torch" and name.endswith("Storage") else None
-        if isinstance(storage, type) and issubclass(storage, torch.storage._LegacyStorage):
-            return _Storage(storage.dtype)
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return _Storage(getattr(torch, _STORAGE_DTYPES[name]))
         raise WeightsError(f"{self._file.path} was not loaded: it refers to {qualified}, which {self._refusal}")
 
     def persistent_load(self, pid: Any) -> Any:
@@ -188,9 +192,9 @@ def _named_tensors(root: Any, declared: dict[str, set[str]]) -> Iterator[tuple[s
         if id(node) in seen or not isinstance(state, dict):
             continue
         seen.add(id(node))
-        tensors = declared.get(node.qualified_name, set())
+        tensors = declared.get(node.qualified_name)  # None: a class whose code declares none, all its tensors
         for name, value in state.items():
-            if isinstance(value, torch.Tensor) and name in tensors:
+            if isinstance(value, torch.Tensor) and (tensors is None or name in tensors):
                 yield f"{path}{name}", value
             elif isinstance(value, _ScriptObject):
                 stack.append((f"{path}{name}.", value))

@@ -30,18 +30,25 @@ DETECT = ["--classes", "bottle", "--device", "cpu", "--imgsz", "160", "--quiet"]
 class Place:
     """Where a hostile file is read from: ``file`` is its path under the inputs folder, ``env`` the variables that
     point there (``{inputs}`` is replaced), ``args`` the ovdet command (``{file}``, ``{inputs}``, ``{out}``), and
-    ``tower`` whether it is read as a text tower (else as a detector checkpoint)."""
+    ``tower`` whether it is read as a text tower (else as a detector checkpoint); ``says``: what the error names
+    where the file is refused for its name, whatever it holds."""
 
     file: str
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
     tower: bool = False
+    says: str | None = None
 
 
 _EMBED = ("embed", "--classes", "bottle", "-o", "{out}/vocab.npz")
 PLACES = {
     "detect-model": Place("weights.pt", ("detect", "{inputs}/frame.png", "--model", "{file}", *DETECT)),
-    "detect-model-ts-suffix": Place("model.ts", ("detect", "{inputs}/frame.png", "--model", "{file}", *DETECT)),
+    "detect-model-ts-suffix": Place(
+        "model.ts", ("detect", "{inputs}/frame.png", "--model", "{file}", *DETECT), says="unsupported format .ts"
+    ),
+    "detect-bare-torchscript-file": Place(
+        "model.torchscript", ("detect", "{inputs}/frame.png", "--model", "{file}", *DETECT), says="no ovdet.json"
+    ),
     "registry-detector-first-use": Place(
         "weights/yoloe-11s-seg.pt",
         ("detect", "{inputs}/frame.png", "--model", "yoloe-11s-seg", *DETECT),
@@ -123,6 +130,8 @@ def _place(place: Place, inputs: Path, out: Path, model: Path, monkeypatch: pyte
 def _mention(payload: str, place: Place) -> tuple[str, ...]:
     """What the error line names: the pickle's reference where it was refused for it."""
     _, reference = PAYLOADS[payload]
+    if place.says is not None:
+        return (place.says,)
     if reference is None:
         return ()
     if payload.startswith("script-") and not place.tower:

@@ -167,7 +167,7 @@ def test_another_model_under_a_registry_name_is_refused_then_the_genuine_one_is_
     shutil.copy(_checkpoint(real, yoloe_paths, model_path), folder / f"{registry}.pt")
     with unchanged(folder, image.parent):
         result = run_cli(command, capfd)
-    assert_error(result, 1, registry, "another model saved under its name", "not pinned")
+    assert_error(result, 1, registry, "another model saved under its name", "nor its SHA-256 pinned")
     assert not (folder / weights.SUMS_FILE).exists(), "the impostor's digest was pinned"
     shutil.copy(_checkpoint(genuine, yoloe_paths, model_path), folder / f"{registry}.pt")
     assert_clean_stderr(run_cli(command, capfd))
