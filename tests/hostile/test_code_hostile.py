@@ -195,3 +195,27 @@ def test_a_real_tower_carrying_a_payload_loads_its_tensors_only(
     assert not marker.exists(), "the file's code ran"
     assert_clean_stderr(result)
     assert (out / "vocab.npz").is_file()
+
+
+@pytest.mark.parametrize("payload", [name for name in PAYLOADS if not name.startswith("script-")])
+def test_the_ultralytics_baseline_of_bench_never_runs_a_weights_file(
+    payload: str, inputs: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """``ovdet bench --compare-ultralytics`` loads the ``.pt`` through Ultralytics in a worker process, and
+    Ultralytics unpickles freely unless told; its runner tells it, whatever the environment said (what the worker
+    does, done here in-process)."""
+    from ultralytics.nn import tasks
+
+    from ovdet.bench import ULTRALYTICS, RunConfig, Subject, open_runner
+
+    # as where ULTRALYTICS_SAFE_LOAD=0 is set or Ultralytics was imported before ovdet (restored after the test)
+    monkeypatch.setattr(tasks, "SAFE_LOAD", False)
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    marker, target = tmp_path / "PAYLOAD-RAN", inputs / "weights.pt"
+    PAYLOADS[payload][0](target, marker)
+    config = RunConfig("ultralytics torch", ULTRALYTICS)
+    subject = Subject("ultralytics torch", config, str(target), ("bottle",), str(inputs / "data" / "images"),
+                      imgsz=160, vectors=np.zeros((1, 512), np.float32))  # fmt: skip
+    with pytest.raises(TypeError, match="outside the supported Ultralytics checkpoint format"):
+        open_runner(subject, tmp_path / "scratch")
+    assert not marker.exists(), "the file's code ran"
