@@ -3,7 +3,8 @@
 A ``.pt`` file is a pickle, and a pickle can call any function while it loads. ovdet loads weights with PyTorch's
 restricted unpickler (``weights_only=True``), which only builds tensors, plain containers and the types on an
 allowlist; a file that refers to anything else is refused, naming it, before that reference is looked up.
-``OVDET_TRUST_WEIGHTS=1`` lifts the restriction for files one made oneself.
+``OVDET_TRUST_WEIGHTS=1`` lifts the restriction for files one made oneself. A TorchScript archive is never loaded
+here, trusted or not: ``torch.load`` would pass it to ``torch.jit.load``, which runs its code.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from .errors import WeightsError
+from .script_archive import is_torchscript
 from .weights import WeightsFile
 
 __all__ = ["TRUST_VARIABLE", "load", "trusted"]
@@ -49,6 +51,11 @@ def load(file: WeightsFile, kind: str, allowlist: Allowlist | None = None) -> An
     """
     import torch
 
+    if is_torchscript(file.data):  # torch.load would hand it to torch.jit.load, which runs its code, trusted or not
+        raise WeightsError(
+            f"{file.path} is a TorchScript archive, not a {kind} checkpoint: loading TorchScript runs its code, so "
+            f"ovdet never loads it as weights; pass the {kind} .pt file saved with torch.save"
+        )
     if trusted():
         return torch.load(io.BytesIO(file.data), map_location="cpu", weights_only=False)
     with _LOCK, (allowlist or _only_torch_types)(io.BytesIO(file.data)):

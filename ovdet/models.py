@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, SourceError, WeightsError
+from .errors import ConfigError, MissingDependencyError, SourceError, WeightsError
 from .export.quantize import DEFAULT_CALIBRATION_FRAMES, calibration_digest
 from .precision import REDUCED, requested_precision
 from .runtimes.artifact import artifact_format, exported_metadata
@@ -175,8 +175,14 @@ def _recorded_choice(vocabulary: Vocabulary) -> PrecisionChoice:
 def _load_weights(
     path: Path, device: str, half: bool, runtime: str, calibration, text_encoder, task: str | None
 ) -> Backend:
-    from .runtimes.torch import TorchBackend, resolve_device
-
+    try:
+        from .runtimes.torch import TorchBackend, resolve_device
+    except ImportError as exc:  # a torch-free install, which runs exported models only
+        raise MissingDependencyError(
+            f"{exc.name or 'torch'} is not installed, and running the PyTorch checkpoint {path.name} needs it: "
+            f"install it with pip install 'ovdet[torch]', or run a model exported with ovdet export (ONNX or "
+            f"OpenVINO) instead"
+        ) from exc
     if runtime not in ("auto", *pt_runtimes()):
         raise ConfigError(f"unknown runtime {runtime!r}: use one of {', '.join(('auto', *pt_runtimes()))}")
     if runtime == "auto":  # INT8 runs through OpenVINO only

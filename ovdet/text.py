@@ -7,7 +7,6 @@ state dict; MobileCLIP-B and MobileCLIP2-B (YOLOE) in :mod:`ovdet.text_mobilecli
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import threading
@@ -18,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from . import checkpoint, weights
+from . import checkpoint, script_archive, weights
 from .embeddings import normalize
 from .errors import EmbeddingSpaceError, WeightsError, missing_dependency
 
@@ -27,6 +26,7 @@ __all__ = ["ClipTextEncoder", "TextEncoder", "clip_tokens", "text_encoder_for"]
 log = logging.getLogger(__name__)
 
 CONTEXT_LENGTH = 77
+CLIP_ADVICE = "use OpenAI's ViT-B-32.pt or an open_clip ViT-B-32-quickgelu state dict"
 
 
 @runtime_checkable
@@ -131,9 +131,9 @@ class ClipTextEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode prompts; prompts longer than CLIP's 77 tokens are truncated with a warning."""
+        model = self.load()  # first: it says what to install where torch is missing
         import torch
 
-        model = self.load()
         tokens = self._tokenize(list(texts))
         rows = []
         with torch.inference_mode():
@@ -169,7 +169,8 @@ class ClipTextEncoder:
 def _load_clip(file: weights.WeightsFile):
     """CLIP from OpenAI's TorchScript release or an open_clip state dict, read from checked bytes.
 
-    Reads both as ``open_clip.load_openai_model`` does, except that a state dict is unpickled restricted to tensors.
+    Reads both as ``open_clip.load_openai_model`` does, except that neither can run code: the archive's tensors are
+    read without loading it (``torch.jit.load`` would run its code), a state dict is unpickled restricted to tensors.
     """
     from open_clip.model import build_model_from_openai_state_dict
 
@@ -184,18 +185,13 @@ def _load_clip(file: weights.WeightsFile):
         raise
     except Exception as exc:  # TorchScript, torch.load and open_clip raise many unrelated types for a foreign file
         raise WeightsError(
-            f"{file.path} is not a CLIP ViT-B/32 checkpoint ({type(exc).__name__}): use OpenAI's ViT-B-32.pt "
-            f"or an open_clip ViT-B-32-quickgelu state dict"
+            f"{file.path} is not a CLIP ViT-B/32 checkpoint ({type(exc).__name__}): {CLIP_ADVICE}"
         ) from exc
     return model.float()
 
 
 def _clip_state_dict(file: weights.WeightsFile):
-    import torch
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation note
-            return torch.jit.load(io.BytesIO(file.data), map_location="cpu").state_dict()
-    except RuntimeError:  # not TorchScript: a state dict
-        return checkpoint.load(file, "CLIP")
+    """OpenAI's TorchScript archive is read for its tensors only (:mod:`ovdet.script_archive`), never loaded."""
+    if script_archive.is_torchscript(file.data):
+        return script_archive.read_tensors(file, "CLIP ViT-B/32 checkpoint", CLIP_ADVICE)
+    return checkpoint.load(file, "CLIP")

@@ -12,12 +12,15 @@ Two file formats fill that tower:
 Tensor names may follow open_clip (``token_embedding``, ``transformer.resblocks.N``) under any prefix, or Apple's
 ``mobileclip`` package (``embedding_layer``, ``pre_norm_mha``), renamed as open_clip's own converter renames them.
 
-What runs is never the file's code. ``torch.jit.load`` compiles a ``.ts`` archive's TorchScript: while loading it
-may run the ``__setstate__`` code of scripted classes, and its methods, once called, may run any operator PyTorch
-has registered, including ones that read or write files (``aten::from_file``); it cannot import Python modules or
-call Python functions. ovdet keeps only the archive's tensors (its state dict) and never calls the module, and it
-loads only bytes it has hashed: a registry file must match the SHA-256 pinned on its first use, a file named by
-the variables above is the user's own choice. A state dict is unpickled restricted to tensors (``checkpoint``).
+No code of the file ever runs. A ``.ts`` archive is never given to ``torch.jit.load``, which would run the
+``__setstate__`` code of its scripted classes while loading: its tensors are read from the zip without it
+(:mod:`ovdet.script_archive`), and a state dict is unpickled restricted to tensors (``checkpoint``). ovdet loads
+only bytes it has hashed: a registry file must match the SHA-256 pinned on its first use (pinned only once its
+tensors loaded as this tower), a file named by the variables above is the user's own choice.
+
+A file that holds OpenAI's CLIP ViT-B/32 (its vision tower or its TorchScript buffers show it) is refused for a
+MobileCLIP space. MobileCLIP-B and MobileCLIP2-B text towers cannot be told apart: same configuration, same tensor
+names and shapes; only their values differ. Which space a file is for is what its place or variable says.
 
 Tokens are CLIP's byte-pair tokens framed by start and end tokens and zero-padded to 77, as Ultralytics'
 ``clip.clip.tokenize`` gives them for the ``.ts`` and open_clip's tokenizer for these configs (the tests check both
@@ -27,19 +30,17 @@ Ultralytics' ``.ts`` L2-normalises inside the graph, ovdet right after it: the o
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
 import threading
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import checkpoint, weights
+from . import checkpoint, script_archive, weights
 from .embeddings import normalize
 from .errors import ConfigError, WeightsError, missing_dependency
 from .text import clip_tokens
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 
 _OPEN_CLIP_MARKER = "token_embedding.weight"
 _APPLE_MARKER = "embedding_layer.weight"
+_CLIP_MARKERS = ("visual.conv1.weight", "visual.class_embedding", "input_resolution")  # OpenAI's ViT-B/32
 _APPLE_RENAMES = (  # Apple's mobileclip text encoder → open_clip's TextTransformer, as open_clip/convert.py
     ("projection_layer", "text_projection"),
     ("embedding_layer", "token_embedding"),
@@ -145,9 +147,9 @@ class MobileClipTextEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode prompts; prompts longer than 77 tokens are truncated with a warning."""
+        tower = self.load()  # first: it says what to install where torch is missing
         import torch
 
-        tower = self.load()
         tokens = clip_tokens(self.model.config, list(texts), stacklevel=3)
         rows = []
         with torch.inference_mode():
@@ -182,39 +184,48 @@ def _load_tower(file: weights.WeightsFile, model: MobileClipModel):
     import open_clip
     from open_clip.model import _build_text_tower  # the builder open_clip's own CLIP classes use
 
-    spec = weights.WEIGHTS[model.registry]
     config = open_clip.get_model_config(model.config)
     tower = _build_text_tower(config["embed_dim"], config["text_cfg"])
     try:
-        result = tower.load_state_dict(_text_tower_tensors(_tensors(file), file, model), strict=False)
+        state = _tensors(file, model)
+        _refuse_clip(state, file, model)
+        result = tower.load_state_dict(_text_tower_tensors(state, file, model), strict=False)
     except WeightsError:
         raise
-    except Exception as exc:  # TorchScript, torch.load and load_state_dict raise many types for a foreign file
+    except Exception as exc:  # torch.load and load_state_dict raise many types for a foreign file
         raise WeightsError(
-            f"{file.path} is not a {model.config} text encoder ({type(exc).__name__}): use Ultralytics' "
-            f"{Path(spec.filename).name} or an open_clip {model.config} checkpoint"
+            f"{file.path} is not a {model.config} text encoder ({type(exc).__name__}): {_advice(model)}"
         ) from exc
     if result.missing_keys:
         raise WeightsError(
-            f"{file.path} lacks {result.missing_keys[0]} of the {model.config} text tower: use Ultralytics' "
-            f"{Path(spec.filename).name} or an open_clip {model.config} checkpoint"
+            f"{file.path} lacks {result.missing_keys[0]} of the {model.config} text tower: {_advice(model)}"
         )
     return tower.float()
 
 
-def _tensors(file: weights.WeightsFile) -> dict:
-    import torch
+def _advice(model: MobileClipModel) -> str:
+    script = Path(weights.WEIGHTS[model.registry].filename).name
+    return f"use Ultralytics' {script} or an open_clip {model.config} checkpoint"
 
+
+def _refuse_clip(state: dict, file: weights.WeightsFile, model: MobileClipModel) -> None:
+    """OpenAI's CLIP ViT-B/32 has a text tower of MobileCLIP's very shapes; its vision tower or its TorchScript
+    buffers give it away (MobileCLIP's vision tower is timm's, named ``visual.trunk.*``)."""
+    if any(isinstance(name, str) and name.endswith(_CLIP_MARKERS) for name in state):
+        raise WeightsError(
+            f"{file.path} is OpenAI's CLIP ViT-B/32 (space {weights.CLIP_SPACE}), not a {model.config} text encoder "
+            f"(space {model.space}): its embeddings would mean nothing to this model; {_advice(model)}"
+        )
+
+
+def _tensors(file: weights.WeightsFile, model: MobileClipModel) -> dict:
     if _is_safetensors(file.data):
         from safetensors.torch import load  # open_clip's own dependency
 
         return load(file.data)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation note
-            return torch.jit.load(io.BytesIO(file.data), map_location="cpu").state_dict()
-    except RuntimeError:  # not TorchScript: a state dict
-        state = checkpoint.load(file, "MobileCLIP")
+    if script_archive.is_torchscript(file.data):
+        return script_archive.read_tensors(file, f"{model.config} text encoder", _advice(model))
+    state = checkpoint.load(file, "MobileCLIP")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a training checkpoint
         state = state["state_dict"]
     return state if isinstance(state, dict) else {}
@@ -233,10 +244,7 @@ def _text_tower_tensors(state: dict, file: weights.WeightsFile, model: MobileCli
             prefix = key[: -len(marker)]
             tower = {name[len(prefix) :]: value for name, value in state.items() if name.startswith(prefix)}
             return _from_apple_names(tower) if apple else tower
-    raise WeightsError(
-        f"{file.path} holds no text tower (no tensor named *{_OPEN_CLIP_MARKER}): pass Ultralytics' "
-        f"{Path(weights.WEIGHTS[model.registry].filename).name} or an open_clip {model.config} checkpoint"
-    )
+    raise WeightsError(f"{file.path} holds no text tower (no tensor named *{_OPEN_CLIP_MARKER}): {_advice(model)}")
 
 
 def _from_apple_names(tower: dict) -> dict:

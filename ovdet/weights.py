@@ -33,6 +33,7 @@ __all__ = [
     "known_sha256",
     "pin_first_use",
     "read_weights",
+    "registry_entry",
     "resolve_weights",
     "weights_dir",
 ]
@@ -236,7 +237,7 @@ def read_weights(path: str | os.PathLike[str], *, check_registry: bool = True) -
     if not data:
         raise WeightsError(f"{path} is empty (0 bytes): download it again or copy the whole file")
     digest = hashlib.sha256(data).hexdigest()
-    spec = _registry_entry(path) if check_registry else None
+    spec = registry_entry(path) if check_registry else None
     expected = (spec.sha256 or _pinned_digests(path.parent).get(path.name)) if spec else None
     if expected is not None:
         _check_digest(spec, path, digest, expected)
@@ -261,7 +262,7 @@ def _read_regular_file(path: Path) -> bytes:
         raise WeightsError(f"{path} cannot be read ({exc.strerror or exc}): copy it again or check the disk") from exc
 
 
-def _registry_entry(path: Path) -> WeightsSpec | None:
+def registry_entry(path: Path) -> WeightsSpec | None:
     """The registry entry whose place in the weights folder ``path`` is, if any."""
     folder = path.parent.resolve()
     for spec in WEIGHTS.values():
@@ -374,7 +375,7 @@ def pin_first_use(file: WeightsFile) -> None:
     The digest pinned is that of the bytes that were loaded; later uses are checked against it, so a swapped or
     damaged file is caught.
     """
-    spec = _registry_entry(file.path)
+    spec = registry_entry(file.path)
     if spec is None or spec.sha256 is not None or file.path.name in _pinned_digests(file.path.parent):
         return
     sums = file.path.parent / SUMS_FILE

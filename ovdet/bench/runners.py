@@ -108,9 +108,12 @@ class UltralyticsRunner:
 
     def __init__(self, subject: Subject) -> None:
         from ultralytics import YOLO, YOLOWorld
+        from ultralytics.nn import tasks
 
+        from ..checkpoint import trusted
         from ..runtimes.torch import inject_classes
 
+        tasks.SAFE_LOAD = not trusted()  # Ultralytics unpickles .pt files unrestricted unless told (its opt-in)
         self.subject = subject
         if subject.config.options.get("openvino_precision"):
             _force_openvino_precision(subject.config.options["openvino_precision"])

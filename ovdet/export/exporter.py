@@ -6,6 +6,7 @@ never leaves a half-written artifact under the requested name, and nothing ovdet
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -229,10 +230,16 @@ def export_backend(
             family=backend.family,
             task=backend.task,
             end2end=backend.end2end,
+            model_sha256=_script_digest(model_file) if options.format == "torchscript" else None,
         )
         (staged / METADATA_FILE).write_text(metadata.to_json(), encoding="utf-8")
     log.debug("exported %s to %s", weights.name, folder)
     return folder / model_file.name
+
+
+def _script_digest(path: Path) -> str:
+    """A TorchScript graph is code: its digest goes into ``ovdet.json``, and only a file that matches it is loaded."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _torch_backend(detector: OpenVocabDetector) -> TorchBackend:

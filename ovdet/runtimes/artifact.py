@@ -40,7 +40,8 @@ PRECISIONS = ("fp32", "fp16", "int8")
 INPUT_DTYPES = ("float32", "float16")
 IMAGES_INPUT, TEXT_INPUT, OUTPUT, PROTOTYPES = "images", "text_embeddings", "output0", "output1"
 FAMILIES = ("yolo-world", "yoloe")
-_OPTIONAL = {"family": "yolo-world", "task": "detect", "end2end": False}  # absent from exports of earlier ovdet
+# Fields absent from exports of earlier ovdet, and their values there
+_OPTIONAL = {"family": "yolo-world", "task": "detect", "end2end": False, "model_sha256": None}
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class ArtifactMetadata:
         family: ``"yolo-world"`` or ``"yoloe"``.
         task: ``"detect"``, or ``"segment"``: the graph then also outputs mask prototypes (``output1``).
         end2end: A one-to-one head (YOLOE-26): its output is top-k selected, never NMS'd.
+        model_sha256: SHA-256 of ``model_file`` (TorchScript exports): a TorchScript graph is code, and it is
+            loaded only when its bytes match this digest.
         schema: Version of this layout.
 
     Example:
@@ -112,6 +115,7 @@ class ArtifactMetadata:
     family: str = "yolo-world"
     task: str = "detect"
     end2end: bool = False
+    model_sha256: str | None = None
     schema: int = field(default=SCHEMA)
 
     @property
@@ -170,6 +174,8 @@ class ArtifactMetadata:
             problems.append(f"task {self.task!r} is not detect or segment")
         if not isinstance(self.end2end, bool):
             problems.append(f"end2end {self.end2end!r} is not true or false")
+        if self.model_sha256 is not None and not _is_sha256(self.model_sha256):
+            problems.append(f"model_sha256 {str(self.model_sha256)[:70]!r} is not a SHA-256 in hex")
         if self.input_dtype not in INPUT_DTYPES:
             problems.append(f"input_dtype {self.input_dtype!r} is not float32 or float16")
         if self.max_classes < 1 or self.embedding_dim < 1 or self.imgsz < 1 or self.stride < 1:
@@ -268,6 +274,10 @@ class Artifact:
                 f"{self.model_path} does not match its {METADATA_FILE} (expected inputs {', '.join(expected)} with "
                 f"{metadata.max_classes} text slots, found {found}): re-export the model with ovdet export"
             )
+
+
+def _is_sha256(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 def read_metadata(folder: Path, shown_name: str) -> ArtifactMetadata:

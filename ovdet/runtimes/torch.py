@@ -28,6 +28,7 @@ from .yoloe import checkpoint_task, is_yoloe, select_head, yoloe_forward
 
 __all__ = [
     "TorchBackend",
+    "check_registry_entry",
     "checkpoint_segments",
     "checkpoint_space",
     "inject_classes",
@@ -150,6 +151,26 @@ def _pickled_strings(path: Path) -> list[str]:
         return []
 
 
+def check_registry_entry(path: Path, family: str, space: str, task: str) -> None:
+    """A file at a registry entry's place must hold what the entry names (family, embedding space, task); another
+    model saved under a registry name is refused before its digest could be pinned as that entry's."""
+    spec = weights.registry_entry(path)
+    if spec is None or spec.kind not in weights.DETECTOR_KINDS:
+        return
+    expected = (spec.kind, spec.space, "segment" if spec.name.endswith("-seg") else "detect")
+    if (family, space, task) != expected:
+        raise WeightsError(
+            f"{path} holds a {_described(family, space, task)}, but {spec.name} is a {_described(*expected)}: another "
+            f"model saved under its name was not used (nor its SHA-256 pinned); delete it to download {spec.name} "
+            f"again from {spec.url}, or move it out of {path.parent} and pass its path with --model"
+        )
+
+
+def _described(family: str, space: str, task: str) -> str:
+    kind = {"yolo-world": "YOLO-World", "yoloe": "YOLOE"}.get(family, family)
+    return f"{kind} {'segmentation' if task == 'segment' else 'detection'} model (embedding space {space})"
+
+
 def _space_of(model) -> str:
     return str(getattr(model, TEXT_MODEL_KEY, DEFAULT_YOLOE_SPACE)) if is_yoloe(model) else weights.CLIP_SPACE
 
@@ -203,16 +224,17 @@ class TorchBackend:
             warnings.warn("half precision needs CUDA; running FP32 on the CPU", UserWarning, stacklevel=3)
         file = weights.read_weights(path)
         model = load_world_model(file)
-        weights.pin_first_use(file)
         self.sha256 = file.sha256
         self.family = "yoloe" if is_yoloe(model) else "yolo-world"
         self.space = _space_of(model)
+        holds = checkpoint_task(model) if self.family == "yoloe" else "detect"
+        check_registry_entry(file.path, self.family, self.space, holds)
+        weights.pin_first_use(file)
+        self.task = check_task(task, holds, Path(path).name)
         if self.family == "yoloe":
-            self.task = check_task(task, checkpoint_task(model), Path(path).name)
             self.end2end = select_head(model)
             self.embedding_dim = int(model.model[-1].embed)
         else:
-            self.task = check_task(task, "detect", Path(path).name)
             self.end2end = False
             self.embedding_dim = int(model.txt_feats.shape[-1])
         model = model.fuse(verbose=False).to(self.device)

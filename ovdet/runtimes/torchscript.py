@@ -1,13 +1,22 @@
-"""TorchScript: exported graphs run by PyTorch alone, without Ultralytics or open_clip."""
+"""TorchScript: exported graphs run by PyTorch alone, without Ultralytics or open_clip.
+
+A TorchScript graph is code: ``torch.jit.load`` runs the ``__setstate__`` of its scripted classes while it loads.
+So a graph is loaded only from bytes whose SHA-256 matches the digest its export recorded in ``ovdet.json``: a
+swapped or altered graph file is refused. Whoever can edit ``ovdet.json`` too can record another digest; the
+folder must be as trusted as any code one runs.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import warnings
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, WeightsError
+from .artifact import METADATA_FILE, Artifact
 from .exported import ExportedBackend
 
 __all__ = ["TorchScriptBackend"]
@@ -44,9 +53,10 @@ class TorchScriptBackend(ExportedBackend):
                 f"or re-export without --half"
             )
         self._warn_if_half_unavailable(half)
+        graph = _recorded_graph(self.artifact)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch deprecates TorchScript, the format this loads
-            self.module = torch.jit.load(str(self.artifact.model_path), map_location=self.device).eval()
+            self.module = torch.jit.load(io.BytesIO(graph), map_location=self.device).eval()
         self._torch = torch
 
     def _forward(self, images: np.ndarray, text_embeddings: np.ndarray | None) -> np.ndarray:
@@ -56,3 +66,25 @@ class TorchScriptBackend(ExportedBackend):
             if text_embeddings is not None:
                 inputs.append(torch.from_numpy(text_embeddings).to(self.device))
             return self.module(*inputs).float().cpu().numpy()
+
+
+def _recorded_graph(artifact: Artifact) -> bytes:
+    """The graph file's bytes, only if they are the ones its export recorded: loading TorchScript runs its code."""
+    path, recorded = artifact.model_path, artifact.metadata.model_sha256
+    if recorded is None:
+        raise WeightsError(
+            f"{artifact.folder / METADATA_FILE} records no SHA-256 of {path.name}, and a TorchScript graph is code "
+            f"that ovdet loads only when it is the one exported: re-export the model with this ovdet"
+        )
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WeightsError(f"cannot read {path} ({exc.strerror or exc}): check its permissions") from exc
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != recorded:
+        raise WeightsError(
+            f"{path} has SHA-256 {actual[:12]}…, but its {METADATA_FILE} records {recorded[:12]}…: the graph was "
+            f"swapped or altered after export, and a TorchScript graph is code, so it was not loaded; re-export the "
+            f"model with ovdet export"
+        )
+    return data

@@ -146,7 +146,7 @@ CASES = {
         _save_zip(_world_model_with_evaluated_activation), "path", ("not a readable",)
     ),
     "plain-yolov8-not-world": Case(_save_plain_yolov8, "path", ("not a YOLO-World model",)),
-    "torchscript-archive": Case(_save_torchscript, "path", ("not a readable",)),
+    "torchscript-archive": Case(_save_torchscript, "path", ("TorchScript archive",)),
     "folder-named-pt": Case(_save_folder, "path", ("is a folder",)),
     "symlink-loop": Case(_save_symlink_loop, "path", ("symbolic links",)),
     "named-pipe": Case(lambda path, marker: os.mkfifo(path), "path", ("named pipe",)),
