@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from ..config import InferenceSettings
     from ..detector import OpenVocabDetector
     from ..evaluation import evaluate, load_dataset, match_categories, write_report
+    from ..evaluation.calibration import check_calibration
     from ..io.sinks import check_writable
     from ..vocabulary import Vocabulary, load_vocabulary, parse_classes
 
@@ -122,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     settings = InferenceSettings().replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, batch=args.batch)
     dataset = load_dataset(args.data, args.images, args.task)
     categories = match_categories(dataset, vocabulary.names)
+    if args.calibration:
+        check_calibration(args.calibration, [image.path for image in dataset.images])
     started = time.perf_counter()
     detector = OpenVocabDetector(args.model, device=args.device, precision="fp32", task=args.task, **vars(settings))
     with _progress(args.quiet) as progress:
