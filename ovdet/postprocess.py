@@ -18,7 +18,6 @@ __all__ = ["empty_detections", "postprocess"]
 
 MAX_NMS = 30000  # most candidates sent to NMS, as in Ultralytics
 CLASS_OFFSET = 7680  # pixels between classes for class-aware NMS in one call, as in Ultralytics
-END2END_CANDIDATES = 300  # an end-to-end head's top-k candidates, at least: Ultralytics' default max_det
 
 
 def empty_detections(mask_shape: tuple[int, int] | None = None) -> sv.Detections:
@@ -52,8 +51,10 @@ def postprocess(
         conf: Scores must exceed it.
         iou: NMS threshold (not used by an end-to-end head).
         max_det: Most detections per image.
-        agnostic: One NMS (or top-k) over all classes instead of one per class.
-        end2end: A one-to-one head (YOLOE-26): top-k as Ultralytics selects, no NMS.
+        agnostic: One NMS over all classes instead of one per class (an end-to-end head gives each box one class
+            either way).
+        end2end: A one-to-one head (YOLOE-26): top-k anchors, each with its best class, as Ultralytics' YOLOE
+            selects; no NMS.
         prototypes: ``(B, M, h, w)`` mask prototypes: the detections then carry ``mask`` (``(n, H, W)`` bool, in
             original-image pixels), and those whose mask is empty are dropped, as Ultralytics does.
 
@@ -106,24 +107,16 @@ def _nms(boxes, scores, conf, iou, max_det, agnostic) -> tuple[np.ndarray, np.nd
 
 
 def _top_k(boxes, scores, conf, iou, max_det, agnostic) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """An end-to-end head's selection, as Ultralytics' ``Detect.get_topk_index``: the best ``k`` anchors, then the
-    best ``k`` (anchor, class) pairs among them (one pair per anchor when agnostic); then the confidence filter."""
-    count = min(max(max_det, END2END_CANDIDATES), scores.shape[1])
-    best = scores.max(axis=0)
-    anchors = _largest(best, count)
-    if agnostic:
-        class_id, confidence = scores[:, anchors].argmax(axis=0), best[anchors]
-    else:
-        pairs = scores[:, anchors].T.reshape(-1)
-        picked = _largest(pairs, count)
-        anchors, class_id, confidence = anchors[picked // len(scores)], picked % len(scores), pairs[picked]
-    keep = np.flatnonzero(confidence > conf)[:max_det]
-    return anchors[keep], class_id[keep], confidence[keep]
-
-
-def _largest(values: np.ndarray, count: int) -> np.ndarray:
-    """Indices of the ``count`` largest values, largest first."""
-    return np.argsort(-values, kind="stable")[:count]
+    """An end-to-end head's selection, as Ultralytics' YOLOE ``predict(nms=False)`` (``Detect.get_topk_index`` with
+    ``agnostic_nms``, YOLOE's default, then the confidence filter and ``max_det``): anchors by their best class
+    score, each with that one class. Ultralytics' top ``max(max_det, 300)`` candidates, filtered by confidence,
+    keep the first ``max_det``: the same as filtering first. An anchor is one box, so it is reported once: ``iou``
+    and ``agnostic`` change nothing. A decoy that is an anchor's best class takes its box, as after NMS."""
+    class_id = scores.argmax(axis=0)
+    confidence = np.take_along_axis(scores, class_id[None], axis=0)[0]
+    passed = np.flatnonzero(confidence > conf)
+    keep = passed[np.argsort(-confidence[passed], kind="stable")[:max_det]]
+    return keep, class_id[keep], confidence[keep]
 
 
 def _with_masks(

@@ -8,6 +8,8 @@ that actually ran. ``int8`` is OpenVINO with INT8 convolutions calibrated on the
 
 from __future__ import annotations
 
+import reprlib
+
 from .errors import ConfigError
 
 __all__ = ["PRECISIONS", "REDUCED", "check_precision", "parse_precisions", "precision_name", "requested_precision"]
@@ -31,7 +33,7 @@ def check_precision(value: object, where: str = "precision") -> str:
     """
     name = value.strip().lower() if isinstance(value, str) else value
     if name not in PRECISIONS:
-        raise ConfigError(f"{where} {value!r} is unknown: use one of {', '.join(PRECISIONS)}")
+        raise ConfigError(f"{where} {reprlib.repr(value)} is unknown: use one of {', '.join(PRECISIONS)}")
     return name
 
 

@@ -5,14 +5,17 @@ against each other and the files, not a good mAP."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import math
 from pathlib import Path
 
 import pytest
 
 from ovdet import OpenVocabDetector
 from ovdet.cli import main
-from ovdet.evaluation.precisions import recommend
+from ovdet.evaluation.precisions import MIN_AGREEMENT, MIN_FP32_MAP, PrecisionRun, recommend
 from ovdet.export.quantize import calibration_digest
 from ovdet.models import compiled_dir
 from ovdet.vocabulary import load_vocabulary, parse_classes
@@ -45,13 +48,14 @@ def compared(
     args = ["eval", "--data", labels, "--classes", "bottle,person", "--model", model_path, "--imgsz", IMGSZ,
             "--device", "cpu", "--conf", "0.05", "--precision", "int8", "--half", "--calibration", scenes,
             "--report", out / "report", "--write-vocab", out / "tuned.yaml"]  # fmt: skip
-    with pytest.MonkeyPatch.context() as patch:
+    console = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(console):
         patch.setenv("OVDET_CACHE_DIR", str(_module_cache_dir))
         code = main([str(arg) for arg in args])
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     converted = sorted(path.name for path in compiled_dir().glob(f"{model_path.stem}-*"))
     return {"code": code, "metrics": metrics, "vocabulary": out / "tuned.yaml", "report": out / "report",
-            "converted": converted}  # fmt: skip
+            "converted": converted, "console": console.getvalue()}  # fmt: skip
 
 
 def test_each_precision_is_measured_against_fp32(compared: dict) -> None:
@@ -65,9 +69,61 @@ def test_each_precision_is_measured_against_fp32(compared: dict) -> None:
     for run in runs.values():
         assert 0 <= run["map50_95"] <= run["map50"] <= 1 and run["fps"] > 0
         assert all(0 <= run[key] <= 1 for key in ("fp32_boxes_kept", "boxes_fp32_has") if run[key] is not None)
-    table = {name: (run["map50_95"], run["fps"]) for name, run in runs.items()}
-    assert comparison["recommended"] == recommend(table, comparison["max_map_drop"]) and comparison["max_map_drop"] == 1
+    again = recommend([PrecisionRun(**run) for run in comparison["runs"]], comparison["max_map_drop"])
+    assert (comparison["recommended"], comparison["verdict"]) == again and comparison["max_map_drop"] == 1
+    assert (comparison["min_agreement"], comparison["min_fp32_map"]) == (MIN_AGREEMENT, MIN_FP32_MAP)
     assert "## Numeric precision" in (compared["report"] / "report.md").read_text()
+
+
+def test_labels_fp32_scores_nothing_on_judge_no_precision(compared: dict) -> None:
+    """The random-init model scores about nothing on any labels: every precision was "within 1 point" of FP32, and
+    INT8, the fastest, was recommended though it reported none of FP32's boxes. Now FP32 is kept, and every place
+    the recommendation shows says the labels cannot judge."""
+    comparison = compared["metrics"]["precisions"]
+    assert comparison["runs"][0]["map50_95"] < MIN_FP32_MAP, "the premise: FP32 scores about nothing here"
+    assert comparison["recommended"] == "fp32"
+    assert comparison["verdict"].startswith("cannot judge: the mAP50-95 of fp32 is")
+    assert f"recommended precision: fp32 ({comparison['verdict']})" in compared["console"]
+    assert "**fp32**: cannot judge" in (compared["report"] / "report.md").read_text()
+    assert load_vocabulary(compared["vocabulary"]).precision is None
+    assert "precision fp32 (cannot judge" in compared["vocabulary"].read_text()
+
+
+def _run(precision: str, map50_95: float, kept: float, has: float, fps: float) -> PrecisionRun:
+    return PrecisionRun(precision, precision, map50_95, map50_95 + 0.2, kept, has, fps)
+
+
+FP32 = _run("fp32", 0.40, 1.0, 1.0, 10.0)
+
+
+RECOMMENDATIONS = {
+    "no-agreement-within-the-drop": ([FP32, _run("int8", 0.4, 0.0, 0.0, 30)], 1, "fp32", "int8 keeps 0% of fp32's"),
+    "extra-boxes": ([FP32, _run("int8", 0.4, 0.95, 0.5, 30)], 1, "fp32", "(50% are fp32's, 90% needed)"),
+    "misses-boxes": ([FP32, _run("int8", 0.4, 0.89, 0.95, 30)], 1, "fp32", "keeps 89% of fp32's boxes (90% needed)"),
+    "over-the-drop": ([FP32, _run("int8", 0.38, 0.95, 0.95, 30)], 1, "fp32", "loses 2.0 mAP50-95 points (1 allowed)"),
+    "drop-allowed": ([FP32, _run("int8", 0.38, 0.95, 0.95, 30)], 2.5, "int8", "the fastest within 2.5 mAP50-95"),
+    "fastest-that-agrees": (
+        [FP32, _run("bf16", 0.4, 0.9, 0.9, 20), _run("int8", 0.4, 0.2, 0.9, 30)],
+        1,
+        "bf16",
+        "at least 90%",
+    ),
+    "not-faster": ([FP32, _run("bf16", 0.4, 1.0, 1.0, 9)], 1, "fp32", "bf16 is not faster"),
+    "neither-reports-a-box": ([FP32, _run("bf16", 0.4, math.nan, math.nan, 20)], 1, "bf16", "the fastest"),
+    "fp32-scores-about-nothing": ([_run("fp32", 0.001, 1, 1, 10), _run("int8", 0, 0, 0, 30)], 1, "fp32", "under 0.05"),
+    "fp32-scores-0": ([_run("fp32", 0, math.nan, math.nan, 10), _run("int8", 0, 0, 0, 30)], 0, "fp32", "0.000"),
+    "nothing-labelled": ([_run("fp32", math.nan, 1, 1, 10), _run("int8", math.nan, 1, 1, 30)], 1, "fp32", "nothing"),
+    "drop-as-large-as-fp32-s-map": ([FP32, _run("int8", 0, 1, 1, 30)], 40, "fp32", "no more than the 40 point(s)"),
+    "fp32-alone": ([FP32], 1, "fp32", "nothing else compared"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RECOMMENDATIONS))
+def test_a_precision_stands_in_for_fp32_only_within_the_drop_and_agreeing(case: str) -> None:
+    runs, max_map_drop, expected, verdict = RECOMMENDATIONS[case]
+    chosen, why = recommend(runs, max_map_drop)
+    assert chosen == expected and verdict in why, why
+    assert why.startswith("cannot judge") == (not runs[0].map50_95 >= MIN_FP32_MAP or max_map_drop >= 40)
 
 
 def test_eval_s_detect_task_on_a_detection_model_converts_nothing_apart(compared: dict) -> None:

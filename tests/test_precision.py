@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from ovdet import ConfigError, OpenVocabDetector, SourceError, VocabularyError
 from ovdet.cli import build_parser
 from ovdet.commands import precision_flags
-from ovdet.evaluation.precisions import recommend
+from ovdet.evaluation.precisions import MIN_AGREEMENT, MIN_FP32_MAP, PrecisionRun, recommend
 from ovdet.export.quantize import calibration_digest
 from ovdet.models import choose_precision
 from ovdet.precision import PRECISIONS, parse_precisions, precision_name, requested_precision
@@ -77,32 +77,50 @@ def test_requested_precision_and_recorded_names() -> None:
     ]  # fmt: skip
 
 
+def _run(precision: str, map50_95: float, fps: float, agreement: float = 1.0) -> PrecisionRun:
+    return PrecisionRun(precision, precision, map50_95, map50_95, agreement, agreement, fps)
+
+
 def test_recommendation_on_a_known_case() -> None:
-    scores = {"fp32": (0.500, 9.0), "bf16": (0.495, 17.7), "fp16": (0.480, 18.0), "int8": (0.489, 31.0)}
-    assert recommend(scores) == "bf16"  # int8 loses 1.1 points, fp16 2; bf16 0.5
-    assert recommend(scores, max_map_drop=1.2) == "int8"
-    assert recommend(scores, max_map_drop=0.1) == "fp32"
-    assert recommend({"fp32": (math.nan, 9.0), "int8": (math.nan, 30.0)}) == "fp32"  # nothing labelled
-    assert recommend({"fp32": (0.5, 9.0), "bf16": (0.5, 9.0)}) == "fp32"  # as fast: the more precise
+    runs = [_run("fp32", 0.500, 9.0), _run("bf16", 0.495, 17.7), _run("fp16", 0.480, 18.0), _run("int8", 0.489, 31.0)]
+    assert recommend(runs)[0] == "bf16"  # int8 loses 1.1 points, fp16 2; bf16 0.5
+    assert recommend(runs, max_map_drop=1.2)[0] == "int8"
+    assert recommend(runs, max_map_drop=0.1)[0] == "fp32"
+    assert recommend([runs[0], _run("int8", 0.5, 31.0, agreement=0.0)])[0] == "fp32"  # same mAP, other boxes
+    nothing = recommend([_run("fp32", math.nan, 9.0), _run("int8", math.nan, 30.0)])
+    assert nothing[0] == "fp32" and nothing[1].startswith("cannot judge")  # nothing labelled
+    assert recommend([_run("fp32", 0.5, 9.0), _run("bf16", 0.5, 9.0)])[0] == "fp32"  # as fast: the more precise
 
 
 scores = st.floats(0, 1, allow_nan=False)
 rates = st.floats(0.1, 1000, allow_nan=False)
+shares = st.one_of(st.floats(0, 1, allow_nan=False), st.just(math.nan))
 
 
 @given(
     fp32=st.tuples(scores, rates),
-    others=st.dictionaries(st.sampled_from(PRECISIONS[1:]), st.tuples(st.one_of(scores, st.just(math.nan)), rates)),
+    others=st.dictionaries(
+        st.sampled_from(PRECISIONS[1:]), st.tuples(st.one_of(scores, st.just(math.nan)), rates, shares, shares)
+    ),
     drop=st.floats(0, 100, allow_nan=False),
 )
-def test_the_recommendation_is_the_fastest_within_the_drop(fp32, others, drop) -> None:
-    table = {"fp32": fp32, **others}
-    chosen = recommend(table, drop)
-    qualified = {p for p, (score, _) in table.items() if p == "fp32" or 100 * (fp32[0] - score) <= drop + 1e-9}
-    assert chosen in qualified  # never one that loses more than the drop (nan never qualifies)
-    assert table[chosen][1] == max(table[p][1] for p in qualified)
-    if qualified == {"fp32"}:
-        assert chosen == "fp32"
+def test_the_recommendation_is_the_fastest_that_stands_in_for_fp32(fp32, others, drop) -> None:
+    runs = [PrecisionRun("fp32", "fp32", fp32[0], fp32[0], 1.0, 1.0, fp32[1])]
+    runs += [PrecisionRun(p, p, score, score, kept, has, fps) for p, (score, fps, kept, has) in others.items()]
+    chosen, verdict = recommend(runs, drop)
+    if not (fp32[0] >= MIN_FP32_MAP and 100 * fp32[0] > drop):  # the labels cannot judge
+        assert (chosen, verdict.startswith("cannot judge")) == ("fp32", True)
+        return
+    qualified = {"fp32"} | {
+        run.precision
+        for run in runs[1:]
+        if 100 * (fp32[0] - run.map50_95) <= drop + 1e-9
+        and not run.fp32_boxes_kept < MIN_AGREEMENT
+        and not run.boxes_fp32_has < MIN_AGREEMENT
+    }
+    assert chosen in qualified  # never one that loses more than the drop or reports other boxes
+    fps = {run.precision: run.fps for run in runs}
+    assert fps[chosen] == max(fps[p] for p in qualified)
 
 
 def _vocabulary(tmp_path: Path, text: str) -> Path:

@@ -2,7 +2,9 @@
 ``YOLOE.predict`` after ``set_classes(names, head.get_tpe(embeddings))``.
 
 Ultralytics' YOLOE predicts with class-agnostic NMS by default, and runs YOLO26's one-to-many head with NMS unless
-``nms=False`` picks the one-to-one head; ovdet runs YOLOE-26 end to end, so it is compared with ``nms=False``.
+``nms=False`` picks the one-to-one head; ovdet runs YOLOE-26 end to end, so it is compared with ``nms=False`` and
+YOLOE's default selection, which gives each box one class (``agnostic_nms=False`` would report an anchor once per
+class that passes ``conf``): ovdet's ``agnostic_nms`` changes nothing there.
 """
 
 from __future__ import annotations
@@ -62,16 +64,17 @@ def _pair(ours: sv.Detections, boxes: np.ndarray, conf: np.ndarray, cls: np.ndar
 def test_yoloe_matches_ultralytics(name: str, agnostic: bool, yoloe_paths, frames, raw_embeddings) -> None:
     detector = _ovdet(yoloe_paths[name], raw_embeddings, agnostic_nms=agnostic)
     theirs_model = _ultralytics(yoloe_paths[name], raw_embeddings)
-    options = {"nms": False} if detector.backend.end2end else {}
+    options = {"nms": False} if detector.backend.end2end else {"agnostic_nms": agnostic}
     for index, frame in enumerate(frames):
         ours = detector.detect(frame, conf=CONF)
-        theirs = theirs_model.predict(
-            frame, imgsz=IMGSZ, conf=CONF, agnostic_nms=agnostic, retina_masks=True, verbose=False, **options
-        )[0]
+        theirs = theirs_model.predict(frame, imgsz=IMGSZ, conf=CONF, retina_masks=True, verbose=False, **options)[0]
         assert len(ours) >= 50, f"{name} frame {index}: only {len(ours)} detections, the comparison would be weak"
         assert len(ours) == len(theirs.boxes)
         boxes, conf = theirs.boxes.xyxy.numpy(), theirs.boxes.conf.numpy()
         cls = theirs.boxes.cls.numpy().astype(int)
+        if detector.backend.end2end:  # one anchor, one box, one class
+            assert len(np.unique(boxes, axis=0)) == len(boxes), "Ultralytics reported a box twice"
+            assert len(np.unique(ours.xyxy, axis=0)) == len(ours), f"{name}: a box is reported under several classes"
         partner = _pair(ours, boxes, conf, cls)
         assert len(set(partner.tolist())) == len(ours), "detections do not pair up one to one"
         np.testing.assert_array_equal(ours.class_id, cls[partner])

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, SourceError, UsageError
-from ..evaluation.precisions import DEFAULT_MAX_MAP_DROP
+from ..evaluation.precisions import DEFAULT_MAX_MAP_DROP, MIN_AGREEMENT, MIN_FP32_MAP
 from . import precision_flags
 
 if TYPE_CHECKING:
@@ -76,8 +76,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--max-map-drop",
         type=float,
-        help=f"with --precision: the mAP50-95 points a precision may lose against fp32 to be recommended "
-        f"(default {DEFAULT_MAX_MAP_DROP:g})",
+        help=f"with --precision: the mAP50-95 points a precision may lose against fp32 to be recommended; it must "
+        f"also report the same boxes as fp32 ({100 * MIN_AGREEMENT:.0f}%% both ways), and labels on which fp32 "
+        f"scores under {MIN_FP32_MAP:g} recommend nothing but fp32 (default {DEFAULT_MAX_MAP_DROP:g})",
     )
     evaluate.set_defaults(run=run)
 
@@ -107,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from ..config import InferenceSettings
     from ..detector import OpenVocabDetector
     from ..evaluation import evaluate, load_dataset, match_categories, write_report
+    from ..evaluation.calibration import check_calibration
     from ..io.sinks import check_writable
     from ..vocabulary import Vocabulary, load_vocabulary, parse_classes
 
@@ -125,6 +127,8 @@ def run(args: argparse.Namespace) -> int:
     settings = InferenceSettings().replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, batch=args.batch)
     dataset = load_dataset(args.data, args.images, args.task)
     categories = match_categories(dataset, vocabulary.names)
+    if args.calibration:
+        check_calibration(args.calibration, [image.path for image in dataset.images])
     started = time.perf_counter()
     detector = OpenVocabDetector(args.model, device=args.device, precision="fp32", task=args.task, **vars(settings))
     with _progress(args.quiet) as progress:
@@ -135,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
     if args.write_vocab:
         comment = f"chosen by ovdet eval on {dataset.name} with {evaluation.model}: phrasings by AP, thresholds by F1"
         if evaluation.precisions is not None:
-            comment += f", precision {evaluation.precisions.recommended} (fastest within the mAP drop allowed)"
+            comparison = evaluation.precisions
+            comment += f", precision {comparison.recommended} ({comparison.verdict})"
         evaluation.chosen.save(args.write_vocab, comment)
     if not args.quiet:
         _show(evaluation, time.perf_counter() - started, report, args.write_vocab, args.fps)
@@ -256,10 +261,7 @@ def _show_precisions(comparison: PrecisionComparison) -> None:
             f"(drop {_points(fp32 - run.map50_95)} points)  FP32 boxes kept {_share(run.fp32_boxes_kept)}, "
             f"boxes FP32 has {_share(run.boxes_fp32_has)}  {run.fps:.1f} images/s"
         )
-    print(
-        f"recommended precision: {comparison.recommended} (the fastest within {comparison.max_map_drop:g} mAP50-95 "
-        f"point(s) of fp32)"
-    )
+    print(f"recommended precision: {comparison.recommended} ({comparison.verdict})")
 
 
 def _points(drop: float) -> str:

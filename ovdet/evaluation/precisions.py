@@ -1,5 +1,6 @@
 """Precision chosen on the user's own labels: the chosen vocabulary run in each precision over the labelled images,
-its mAP, its agreement with FP32 on the same images, its frames/s, and the fastest precision within a mAP drop.
+its mAP, its agreement with FP32 on the same images, its frames/s, and the fastest precision that stands in for FP32:
+within a mAP drop, and reporting the same boxes. Labels on which FP32 itself scores about nothing judge nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = [
     "AGREEMENT_IOU",
     "DEFAULT_MAX_MAP_DROP",
+    "MIN_AGREEMENT",
+    "MIN_FP32_MAP",
     "PrecisionComparison",
     "PrecisionRun",
     "compare_precisions",
@@ -36,6 +39,8 @@ __all__ = [
 
 AGREEMENT_IOU = 0.9
 DEFAULT_MAX_MAP_DROP = 1.0  # mAP50-95 points (1 point = 0.01)
+MIN_AGREEMENT = 0.9  # share of FP32's boxes a precision keeps, and of its boxes FP32 has, to stand in for FP32
+MIN_FP32_MAP = 0.05  # FP32's mAP50-95 under which the labels cannot tell a precision that works from one that fails
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,8 @@ class PrecisionComparison:
 
     Attributes:
         runs: FP32 first, then the others in the order asked.
-        recommended: The fastest precision whose mAP50-95 is at most ``max_map_drop`` points under FP32's.
+        recommended: The precision :func:`recommend` chose.
+        verdict: Why, in words (see :func:`recommend`).
         max_map_drop: The mAP50-95 drop allowed, in points.
         calibration: The INT8 calibration source, as given; ``None`` without INT8.
         calibration_digest: SHA-256 of its content (see :func:`~ovdet.export.quantize.calibration_digest`).
@@ -76,6 +82,7 @@ class PrecisionComparison:
 
     runs: tuple[PrecisionRun, ...]
     recommended: str
+    verdict: str
     max_map_drop: float
     calibration: str | None = None
     calibration_digest: str | None = None
@@ -84,7 +91,10 @@ class PrecisionComparison:
         """The JSON form (``metrics.json``'s ``precisions``)."""
         return {
             "recommended": self.recommended,
+            "verdict": self.verdict,
             "max_map_drop": self.max_map_drop,
+            "min_agreement": MIN_AGREEMENT,
+            "min_fp32_map": MIN_FP32_MAP,
             "agreement_iou": AGREEMENT_IOU,
             "calibration": self.calibration,
             "calibration_digest": self.calibration_digest,
@@ -106,32 +116,77 @@ class PrecisionComparison:
             "## Numeric precision: what is faster, and what it costs\n\nThe chosen vocabulary in each precision on the "
             "same images. Boxes are those reported at "
             f"the chosen thresholds, matched to FP32's by class at IoU ≥ {AGREEMENT_IOU}. Recommended: the fastest "
-            f"precision whose mAP50-95 is at most {self.max_map_drop:g} point(s) under FP32's — "
-            f"**{self.recommended}**.\n\n" + "\n".join(lines)
+            f"precision whose mAP50-95 is at most {self.max_map_drop:g} point(s) under FP32's and that agrees with "
+            f"FP32 on at least {MIN_AGREEMENT:.0%} of the boxes both ways, judged only where FP32's mAP50-95 is at "
+            f"least {MIN_FP32_MAP:g} — **{self.recommended}**: {self.verdict}.\n\n" + "\n".join(lines)
         )
 
 
-def recommend(scores: Mapping[str, tuple[float, float]], max_map_drop: float = DEFAULT_MAX_MAP_DROP) -> str:
-    """The fastest precision whose mAP50-95 is at most ``max_map_drop`` points under FP32's; FP32 when none is.
+def recommend(runs: Sequence[PrecisionRun], max_map_drop: float = DEFAULT_MAX_MAP_DROP) -> tuple[str, str]:
+    """The fastest precision that stands in for FP32, and why, in words.
+
+    A precision stands in for FP32 when its mAP50-95 is at most ``max_map_drop`` points under FP32's and it agrees
+    with FP32 both ways: it keeps at least :data:`MIN_AGREEMENT` of FP32's boxes, and at least that share of its
+    boxes are FP32's (a share with no box to count holds). Where FP32's own mAP50-95 is under
+    :data:`MIN_FP32_MAP`, or not above the drop allowed, the labels cannot judge (every precision would pass):
+    FP32 is kept, and the verdict says so.
 
     Args:
-        scores: Precision → ``(mAP50-95, frames/s)``; must hold ``fp32``. A ``nan`` mAP never qualifies (nothing
-            to compare), so without labels the answer is FP32.
+        runs: FP32's run first, then the others.
         max_map_drop: Allowed drop in mAP50-95 points (1 point = 0.01).
 
     Example:
-        >>> recommend({"fp32": (0.50, 9.0), "bf16": (0.497, 17.7), "int8": (0.47, 30.0)})
+        >>> runs = [PrecisionRun("fp32", "fp32", 0.50, 0.7, 1.0, 1.0, 9.0),
+        ...         PrecisionRun("bf16", "bf16", 0.497, 0.7, 0.97, 0.96, 17.7),
+        ...         PrecisionRun("int8", "int8", 0.496, 0.7, 0.40, 0.38, 30.0)]
+        >>> recommend(runs)[0]
         'bf16'
     """
-    reference = scores["fp32"][0]
-    qualified = ["fp32"] + [
-        precision
-        for precision, (score, _) in scores.items()
-        if precision != "fp32" and math.isfinite(score) and math.isfinite(reference)
-        and 100 * (reference - score) <= max_map_drop + 1e-9
-    ]  # fmt: skip
+    fp32 = runs[0]
+    if not (fp32.map50_95 >= MIN_FP32_MAP and 100 * fp32.map50_95 > max_map_drop):
+        return "fp32", _cannot_judge(fp32.map50_95, max_map_drop)
+    failed = {run.precision: _shortfalls(run, fp32, max_map_drop) for run in runs[1:]}
+    qualified = [fp32, *(run for run in runs[1:] if not failed[run.precision])]
     # fastest first; among equally fast, the more precise
-    return max(qualified, key=lambda precision: (scores[precision][1], -PRECISIONS.index(precision)))
+    best = max(qualified, key=lambda run: (run.fps, -PRECISIONS.index(run.precision)))
+    if best is not fp32:
+        return best.precision, (
+            f"the fastest within {max_map_drop:g} mAP50-95 point(s) of fp32 that agrees with it on at least "
+            f"{MIN_AGREEMENT:.0%} of the boxes both ways"
+        )
+    reasons = [f"{name} {', '.join(why)}" for name, why in failed.items() if why]
+    reasons += [f"{run.precision} is not faster" for run in qualified[1:]]
+    if not reasons:
+        return "fp32", "nothing else compared"
+    return "fp32", "no other precision stands in for it: " + "; ".join(reasons)
+
+
+def _shortfalls(run: PrecisionRun, fp32: PrecisionRun, max_map_drop: float) -> list[str]:
+    """Why ``run`` does not stand in for FP32; empty when it does."""
+    reasons = []
+    drop = 100 * (fp32.map50_95 - run.map50_95)
+    if not drop <= max_map_drop + 1e-9:
+        reasons.append(f"loses {_num(drop, 1)} mAP50-95 points ({max_map_drop:g} allowed)")
+    if run.fp32_boxes_kept < MIN_AGREEMENT:
+        reasons.append(f"keeps {run.fp32_boxes_kept:.0%} of fp32's boxes ({MIN_AGREEMENT:.0%} needed)")
+    if run.boxes_fp32_has < MIN_AGREEMENT:
+        reasons.append(f"reports boxes fp32 does not ({run.boxes_fp32_has:.0%} are fp32's, {MIN_AGREEMENT:.0%} needed)")
+    return reasons
+
+
+def _cannot_judge(fp32_map: float, max_map_drop: float) -> str:
+    if not math.isfinite(fp32_map):
+        return "cannot judge: nothing labelled to score a precision on; keeping fp32"
+    if fp32_map < MIN_FP32_MAP:
+        return (
+            f"cannot judge: the mAP50-95 of fp32 is {fp32_map:.3f} on these labels (under {MIN_FP32_MAP:g}), so they "
+            f"cannot tell a precision that works from one that does not; keeping fp32"
+        )
+    return (
+        f"cannot judge: the mAP50-95 of fp32 is {fp32_map:.3f} ({100 * fp32_map:.1f} points), no more than the "
+        f"{max_map_drop:g} point(s) a precision may lose, so any precision would pass; keeping fp32 (allow a "
+        f"smaller drop)"
+    )
 
 
 def compare_precisions(
@@ -169,8 +224,8 @@ def compare_precisions(
         PrecisionRun(precision, computed, metrics.map50_95, metrics.map50, *_agreement(reference, reported), fps)
         for precision, (metrics, reported, fps, computed) in measured.items()
     )
-    chosen = recommend({run.precision: (run.map50_95, run.fps) for run in runs}, max_map_drop)
-    return PrecisionComparison(runs, chosen, max_map_drop)
+    chosen, verdict = recommend(runs, max_map_drop)
+    return PrecisionComparison(runs, chosen, verdict, max_map_drop)
 
 
 def _measure(
