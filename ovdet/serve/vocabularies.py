@@ -2,12 +2,15 @@
 
 A name is a plain file stem (letters, digits, ``-``, ``_``, ``.``; no leading dot), so no name reaches outside
 the folder. A body is checked by the same reader as a ``--vocab`` file before it is stored: a malformed one is
-refused with the line at fault, and what is stored always loads.
+refused with the line at fault, one of more classes than a request may ask for is refused too, and what is stored
+always loads. Writers (store, delete) take the store's lock, so clients racing on one name leave one whole file
+or none; parsing happens before the lock, so a large body never holds up the others' writes.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 from ..errors import OvdetError, VocabularyError
@@ -31,7 +34,11 @@ class UnknownVocabulary(OvdetError, LookupError):
 
 
 class VocabularyStore:
-    """``<folder>/<name>.yaml`` files, written atomically.
+    """``<folder>/<name>.yaml`` files, written atomically, one writer at a time.
+
+    Args:
+        folder: Where the files are.
+        check: Called with each vocabulary before it is stored (e.g. refusing one with too many classes); raises.
 
     Example:
         >>> store = VocabularyStore(Path("data/vocabularies"))  # doctest: +SKIP
@@ -40,8 +47,10 @@ class VocabularyStore:
         ('infusion pump', 'IV pole')
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, check=lambda vocabulary: None) -> None:
         self.folder = folder
+        self.check = check
+        self._writing = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
 
     def names(self) -> list[str]:
@@ -63,7 +72,9 @@ class VocabularyStore:
             line = body.count(b"\n", 0, exc.start) + 1
             raise VocabularyError(f"vocabulary {name}:{line}: the body is not UTF-8: send it as UTF-8") from None
         vocabulary = parse_vocabulary_yaml(text, f"vocabulary {name}")
-        write_atomically([(path, body)])
+        self.check(vocabulary)
+        with self._writing:
+            write_atomically([(path, body)])
         return vocabulary
 
     def text(self, name: str) -> str:
@@ -75,7 +86,8 @@ class VocabularyStore:
         return parse_vocabulary_yaml(self.text(name), f"vocabulary {name}")
 
     def delete(self, name: str) -> None:
-        self._existing(name).unlink()
+        with self._writing:
+            self._existing(name).unlink()
 
     def _existing(self, name: str) -> Path:
         path = self._path(name)

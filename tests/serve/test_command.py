@@ -27,7 +27,7 @@ def test_serving_beyond_loopback_without_a_token_is_refused(capfd, monkeypatch, 
     ("flags", "mentions"),
     [(["--max-batch", "0"], ["--max-batch"]), (["--timeout", "-1"], ["--timeout"]),
      (["--vocab", "missing.yaml"], ["missing.yaml"]), (["--conf", "2"], ["conf"]),
-     (["--port", "99999"], ["--port 99999", "65535"]), (["--port", "0"], ["--port 0"])],
+     (["--port", "99999"], ["--port", "99999", "65535"]), (["--port", "0"], ["--port", "0 is out of range"])],
 )  # fmt: skip
 def test_bad_options_fail_before_the_model_loads(capfd, tmp_path: Path, flags: list[str], mentions: list[str]):
     result = run_cli(["serve", "--model", "never-loaded.pt", "--data", str(tmp_path / "data"), *flags], capfd)
