@@ -190,7 +190,9 @@ async def create_job(request: Request) -> dict[str, Any]:
     suffix = Path(upload.filename or "").suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise ApiError(415, f"{upload.filename!r} is not a video file: send one of {', '.join(sorted(VIDEO_SUFFIXES))}")
-    options = read_options(dict(form), server.vocabularies, server.settings, server.encoder.max_classes)
+    options = await run_in_threadpool(
+        read_options, dict(form), server.vocabularies, server.settings, server.encoder.max_classes
+    )
     try:
         server.encoder.check(options.vocabulary)
     except TooManyClasses as exc:

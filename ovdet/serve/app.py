@@ -113,7 +113,7 @@ def create_app(detector, options: ServerOptions) -> FastAPI:
         batcher=batcher,
         encoder=encoder,
         budget=MemoryBudget(options.limits.queued_bytes),
-        vocabularies=VocabularyStore(options.data_dir / "vocabularies", encoder.check),
+        vocabularies=VocabularyStore(options.data_dir / "vocabularies", encoder),
         jobs=JobRunner(options.data_dir / "jobs", batcher, encoder, options.settings, options.limits.video_pixels),
         metrics=metrics,
     )

@@ -94,6 +94,20 @@ class ClassEncoder:
                 f"{self.max_classes * PROMPTS_PER_CLASS} per request: use fewer phrasings or templates"
             )
 
+    def check_body(self, body: bytes, name: str) -> None:
+        """Refuse a vocabulary file too long to hold ``max_classes`` classes, before parsing it (a megabyte of YAML
+        takes seconds to parse).
+
+        Raises:
+            TooManyClasses: more lines and commas than the classes allowed could take.
+        """
+        entries = body.count(b"\n") + body.count(b",")
+        if entries > self.max_classes * (PROMPTS_PER_CLASS + 4):
+            raise TooManyClasses(
+                f"vocabulary {name} has {entries} lines and commas, more than {self.max_classes} classes (this "
+                f"server's limit) could take: send fewer classes, or start the server with a larger --max-classes"
+            )
+
     def prepare(self, vocabulary: Vocabulary) -> Future:
         """A future of the :class:`Prepared` vocabulary; done at once when it was encoded lately.
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ..config import InferenceSettings
@@ -69,12 +70,13 @@ async def read_detect_request(
             raise ApiError(422, "the form has no file field 'image': send the image as -F image=@photo.jpg")
         check_image_type(upload.content_type)
         data = await upload.read()
-        return data, upload.filename or "upload", read_options(dict(form), store, defaults, max_classes)
+        options = await run_in_threadpool(read_options, dict(form), store, defaults, max_classes)
+        return data, upload.filename or "upload", options
     if kind == "application/json":
         body = _json_body(await request.body())
         data = _base64(body.image)
         fields = body.model_dump(include={"classes", "vocabulary", *_SETTINGS})
-        return data, body.name, read_options(fields, store, defaults, max_classes)
+        return data, body.name, await run_in_threadpool(read_options, fields, store, defaults, max_classes)
     raise ApiError(
         415, f"content type {kind or '(none)'} is not accepted: send multipart/form-data or application/json"
     )
@@ -89,7 +91,8 @@ def check_image_type(content_type: str | None) -> None:
 def read_options(
     fields: dict[str, Any], store: VocabularyStore, defaults: InferenceSettings, max_classes: int
 ) -> Options:
-    """The vocabulary (``classes`` or a stored ``vocabulary``) and the settings of a request's fields.
+    """The vocabulary (``classes`` or a stored ``vocabulary``) and the settings of a request's fields; call it off
+    the event loop (a stored vocabulary is parsed).
 
     A class list of more than ``max_classes`` names is refused (413) before its names are parsed.
     """

@@ -38,7 +38,8 @@ class VocabularyStore:
 
     Args:
         folder: Where the files are.
-        check: Called with each vocabulary before it is stored (e.g. refusing one with too many classes); raises.
+        limits: What a stored vocabulary may hold: ``limits.check_body(body, name)`` before parsing and
+            ``limits.check(vocabulary)`` after (both raise); the server's class encoder. ``None``: no limit.
 
     Example:
         >>> store = VocabularyStore(Path("data/vocabularies"))  # doctest: +SKIP
@@ -47,9 +48,9 @@ class VocabularyStore:
         ('infusion pump', 'IV pole')
     """
 
-    def __init__(self, folder: Path, check=lambda vocabulary: None) -> None:
+    def __init__(self, folder: Path, limits=None) -> None:
         self.folder = folder
-        self.check = check
+        self.limits = limits
         self._writing = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -71,8 +72,11 @@ class VocabularyStore:
         except UnicodeDecodeError as exc:
             line = body.count(b"\n", 0, exc.start) + 1
             raise VocabularyError(f"vocabulary {name}:{line}: the body is not UTF-8: send it as UTF-8") from None
+        if self.limits is not None:
+            self.limits.check_body(body, name)
         vocabulary = parse_vocabulary_yaml(text, f"vocabulary {name}")
-        self.check(vocabulary)
+        if self.limits is not None:
+            self.limits.check(vocabulary)
         with self._writing:
             write_atomically([(path, body)])
         return vocabulary
