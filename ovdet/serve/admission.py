@@ -5,20 +5,24 @@ answered, against one budget.
 An image upload reserves ``2 × width × height × 3`` bytes (Pillow's RGB copy and the BGR array exist together while
 it decodes) from before decoding until its answer is sent; a request that does not fit waits for nothing: it is
 refused with 503 and Retry-After. A video's frames are decoded by FFmpeg onto the stream's declared canvas (a GIF's
-logical screen: a frame larger than the screen is clipped to it), so the declared size bounds every frame.
+logical screen: a frame larger than the screen is clipped to it), so the declared size bounds every frame; a GIF's
+screen and frame sizes are also read from its blocks, as FFmpeg reports a screen too large for it as 0×0.
 """
 
 from __future__ import annotations
 
+import io
+import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import OvdetError, SourceError
 from ..io.images import ImageTooLarge, encoded_image_size
 
-__all__ = ["MAX_VIDEO_PIXELS", "MemoryBudget", "OverBudget", "check_video_size", "image_cost"]
+__all__ = ["MAX_VIDEO_PIXELS", "MemoryBudget", "OverBudget", "check_video_size", "gif_sizes", "image_cost"]
 
 MB = 1 << 20
 # 4K UHD. A job holds about 3 × batch + 2 frames at once (read ahead, in inference, queued for the outputs):
@@ -87,17 +91,19 @@ def image_cost(data: bytes, name: str, max_pixels: int) -> int:
 
 
 def check_video_size(path: Path, name: str, max_pixels: int) -> None:
-    """Refuse a video whose stream declares frames of more than ``max_pixels``, before any frame is decoded.
+    """Refuse a video whose stream declares frames of more than ``max_pixels``, before any frame is decoded; a GIF's
+    logical screen and every frame's size are read from its blocks (FFmpeg reports a huge screen as 0×0).
 
     Raises:
         ImageTooLarge: the declared frame size is over the limit.
-        SourceError: the file is not a video FFmpeg can open.
+        SourceError: the file is not a video FFmpeg can open, or declares no frame size.
     """
     import av
 
+    sizes = gif_sizes(path)
     try:
         with av.open(str(path)) as container:
-            sizes = [(s.codec_context.width, s.codec_context.height) for s in container.streams.video]
+            sizes += [(s.codec_context.width, s.codec_context.height) for s in container.streams.video]
     except (av.error.FFmpegError, OSError) as exc:
         raise SourceError(f"video {name} could not be opened ({exc}): check that it is a video") from None
     for width, height in sizes:
@@ -106,3 +112,41 @@ def check_video_size(path: Path, name: str, max_pixels: int) -> None:
                 f"video {name} has {width}×{height} frames: more than {max_pixels:,} pixels per frame, this "
                 f"server's limit (--max-video-pixels): downscale it"
             )
+        if width * height == 0:
+            raise SourceError(f"video {name} declares frames of {width}×{height} pixels: send a playable video")
+
+
+def gif_sizes(path: Path) -> list[tuple[int, int]]:
+    """A GIF's logical screen and the extent of each frame (from the image descriptors; no pixel is decoded), or
+    nothing for another file. Reading stops at the trailer or at the first malformed block."""
+    sizes: list[tuple[int, int]] = []
+    with open(path, "rb") as file:
+        head = file.read(13)
+        if len(head) < 13 or head[:6] not in (b"GIF87a", b"GIF89a"):
+            return sizes
+        width, height, flags = struct.unpack("<HHB", head[6:11])
+        sizes.append((width, height))
+        _skip_color_table(file, flags)
+        while (kind := file.read(1)) in (b"\x21", b"\x2c"):
+            if kind == b"\x21":
+                file.read(1)  # the extension's label
+            else:
+                descriptor = file.read(9)
+                if len(descriptor) < 9:
+                    break
+                left, top, width, height, flags = struct.unpack("<HHHHB", descriptor)
+                sizes.append((left + width, top + height))
+                _skip_color_table(file, flags)
+                file.read(1)  # LZW minimum code size
+            _skip_sub_blocks(file)
+    return sizes
+
+
+def _skip_color_table(file: BinaryIO, flags: int) -> None:
+    if flags & 0x80:
+        file.seek(3 << ((flags & 0x07) + 1), io.SEEK_CUR)
+
+
+def _skip_sub_blocks(file: BinaryIO) -> None:
+    while (length := file.read(1)) and length != b"\x00":
+        file.seek(length[0], io.SEEK_CUR)

@@ -43,13 +43,14 @@ def test_every_numeric_flag_refuses_nan_and_infinity(capfd, command: str, flag: 
 
 @pytest.mark.parametrize(
     ("flag", "value", "mention"),
-    [("--timeout", "0", "more than 0"), ("--timeout", "1e308", "at most 86400"), ("--batch-wait-ms", "-1", "at least 0"),
-     ("--batch-wait-ms", "1e300", "at most"), ("--max-upload-mb", "0", "more than 0"),
-     ("--max-upload-mb", "1e309", "not a finite number"), ("--max-video-mb", "-5", "more than 0"),
-     ("--max-queued-mb", "0", "more than 0"), ("--max-classes", "0", "at least 1"),
-     ("--max-classes", "100000", "at most 4096"), ("--max-pixels", "0", "at least 1"),
-     ("--max-video-pixels", "-1", "at least 1"), ("--queue-size", "0", "at least 1"), ("--max-batch", "1000", "at most"),
-     ("--port", "70000", "at most 65535"), ("--batch", "0", "at least 1"), ("--max-classes", "1.5", "whole number")],
+    [("--timeout", "0", "more than 0"), ("--timeout", "1e308", "at most 86400"),
+     ("--batch-wait-ms", "-1", "at least 0"), ("--batch-wait-ms", "1e300", "at most"),
+     ("--max-upload-mb", "0", "more than 0"), ("--max-upload-mb", "1e309", "not a finite number"),
+     ("--max-video-mb", "-5", "more than 0"), ("--max-queued-mb", "0", "more than 0"),
+     ("--max-classes", "0", "at least 1"), ("--max-classes", "100000", "at most 4096"),
+     ("--max-pixels", "0", "at least 1"), ("--max-video-pixels", "-1", "at least 1"),
+     ("--queue-size", "0", "at least 1"), ("--max-batch", "1000", "at most"), ("--port", "70000", "at most 65535"),
+     ("--batch", "0", "at least 1"), ("--max-classes", "1.5", "whole number")],
 )  # fmt: skip
 def test_serve_flags_out_of_range_are_one_usage_line(capfd, flag: str, value: str, mention: str):
     result = run_cli(["serve", "--model", "never-loaded.pt", f"{flag}={value}"], capfd)

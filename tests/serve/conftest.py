@@ -58,9 +58,10 @@ class LiveServer:
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
 
-def serve(detector, data_dir: Path, **options) -> LiveServer:
+def serve(detector, data_dir: Path, wait_ready: bool = True, **options) -> LiveServer:
     settings = InferenceSettings(conf=CONF, imgsz=IMGSZ, batch=4)
-    return LiveServer(create_app(detector, ServerOptions(data_dir, token=TOKEN, settings=settings, **options)))
+    app = create_app(detector, ServerOptions(data_dir, token=TOKEN, settings=settings, **options))
+    return LiveServer(app, wait_ready)
 
 
 def encode(image: np.ndarray, suffix: str = ".png") -> bytes:
@@ -101,10 +102,10 @@ def images(bottle_frames) -> list[bytes]:
 
 class BlockingDetector:
     """Stands in for the model where a test needs the model busy: each batch waits for ``release``. Serve it with
-    ``warm_up=False`` (its warm-up inference would wait too)."""
+    ``warm_up=False`` unless the test is of the loading state (its warm-up inference waits too)."""
 
     model_path = Path("blocking.pt")
-    backend = SimpleNamespace(fixed_classes=None, max_classes=None)
+    backend = SimpleNamespace(fixed_classes=None, max_classes=None, space="clip:ViT-B/32")
 
     def __init__(self) -> None:
         self.vocabulary_version = 0
@@ -118,6 +119,9 @@ class BlockingDetector:
     def embed_vocabulary(self, vocabulary):
         return vocabulary
 
+    def encode_prompts(self, prompts) -> np.ndarray:
+        return np.ones((len(prompts), 512), np.float32)
+
     def detect_arrays(self, images, settings) -> list[sv.Detections]:
         self.busy.set()
         self.release.wait(60)
@@ -129,9 +133,7 @@ class BlockingDetector:
 def blocking(tmp_path: Path) -> Iterator[tuple[BlockingDetector, LiveServer]]:
     """A server whose model waits to be released, with a queue of one request and a 2 s timeout."""
     detector = BlockingDetector()
-    live = serve(
-        detector, tmp_path / "data", max_batch=1, batch_wait_s=0.0, queue_size=1, timeout_s=2.0, warm_up=False
-    )
+    live = serve(detector, tmp_path / "data", max_batch=1, batch_wait_s=0.0, queue_size=1, timeout_s=2.0, warm_up=False)
     with live:
         try:
             yield detector, live
