@@ -76,14 +76,14 @@ async def detect(request: Request) -> dict[str, Any]:
     data, name, options = await read_detect_request(
         request, server.vocabularies, server.settings, server.encoder.max_classes
     )
-    classes = await _answer(_prepare(server, options.vocabulary), server, deadline)
+    classes = await _answer(_prepare(server, options.vocabulary), server, deadline, shared=True)
     with _admitted(server, data, name):
         image = await run_in_threadpool(_decode, data, name, server.limits.pixels)
         try:
             future = server.batcher.submit([image], classes, options.settings)
         except QueueFull:
             raise ApiError(503, "the server is busy (its queue is full): retry shortly", RETRY) from None
-        (detections,) = await _answer(future, server, deadline)
+        (detections,) = await _answer(future, server, deadline, shared=False)
     return frame_record(Frame(image, 0, None, name), detections)
 
 
@@ -105,11 +105,14 @@ def _prepare(server, vocabulary) -> Future:
         raise ApiError(503, str(exc), RETRY) from None
 
 
-async def _answer(future: Future, server, deadline: float):
-    """The result of a shared future (a caller that gives up cancels nothing others wait for), by the deadline."""
+async def _answer(future: Future, server, deadline: float, shared: bool):
+    """A future's result by the deadline. A request's own future is cancelled when it is late (never inferred
+    later); a ``shared`` one (an encoding other requests wait for too) is left running."""
     try:
         return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), deadline - time.monotonic())
     except asyncio.TimeoutError:
+        if not shared:
+            future.cancel()
         raise ApiError(504, f"no result within {server.timeout_s:g} s: retry, or send fewer requests") from None
     except OvdetError as exc:
         raise ApiError(422, str(exc)) from None

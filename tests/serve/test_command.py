@@ -72,3 +72,13 @@ def test_ovdet_serve_answers_with_its_default_vocabulary(model_path: Path, tmp_p
     assert server.returncode == 130, err
     assert "Traceback" not in err
     assert [line for line in err.splitlines() if line.strip()] == ["ovdet: interrupted"], err
+
+
+def test_the_readme_serve_lines_send_the_token_the_server_reads():
+    """The README exports OVDET_TOKEN (which ovdet serve reads) before starting the server and sending it with curl."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Serve: ") :]
+    section = section[: section.index("\n## ")]
+    exported = section.index("export OVDET_TOKEN=")
+    assert exported < section.index("ovdet serve --model") < section.index('Bearer $OVDET_TOKEN"')
+    assert '--token "$(' not in section, "a token made inline is never exported for the curl lines"
