@@ -14,6 +14,7 @@ from importlib import import_module
 from typing import NoReturn
 
 from . import __version__
+from .commands.numbers import finite_float
 from .errors import ConfigError, OvdetError, UsageError
 
 log = logging.getLogger("ovdet")
@@ -26,6 +27,10 @@ COMMANDS = ("detect", "embed", "export", "evaluate", "bench", "batch", "serve")
 
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one ``ovdet: error:`` line naming the command's help, like every other error."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.register("type", float, finite_float)  # every type=float flag: NaN and infinity are usage errors
 
     def error(self, message: str) -> NoReturn:
         hint = ""

@@ -173,6 +173,15 @@ class OpenVocabDetector:
             return
         self._apply(embed(vocabulary, self.text_encoder, self._cache))
 
+    def embed_vocabulary(self, vocabulary: Vocabulary) -> Embeddings:
+        """A vocabulary's embeddings, through the cache, without setting them: ``set_classes`` of the result is cheap
+        (a server encodes on one thread while another detects).
+
+        Example:
+            >>> detector.set_classes(detector.embed_vocabulary(Vocabulary.from_names(["cat"])))  # doctest: +SKIP
+        """
+        return embed(vocabulary, self.text_encoder, self._cache).embeddings
+
     def encode_prompts(self, prompts: Sequence[str]) -> np.ndarray:
         """Embed prompts through the cache: ``(N, D)`` float32 rows in the order given."""
         return encode_cached(self.text_encoder, self._cache, prompts)

@@ -10,7 +10,11 @@ from pathlib import Path
 import yaml
 
 from ..errors import UsageError, missing_dependency
+from ..io.images import MAX_IMAGE_PIXELS
 from ..runtimes.registry import pt_runtimes
+from ..serve.admission import MAX_VIDEO_PIXELS  # these two modules run without the serve extra (FastAPI)
+from ..serve.encoding import DEFAULT_MAX_CLASSES
+from .numbers import number_in
 
 MB = 1 << 20
 
@@ -27,7 +31,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--vocab", metavar="FILE", help="a vocabulary .yaml, stored as 'default': used when a request names no classes"
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s)")
-    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default %(default)s)")
+    serve.add_argument("--port", type=number_in(int, 1, 65535), default=8000, help="port (default %(default)s)")
     serve.add_argument("--token", help="required on every API call as 'Authorization: Bearer TOKEN' ($OVDET_TOKEN)")
     serve.add_argument(
         "--data", default="ovdet-data", help="folder of stored vocabularies and jobs (default %(default)s)"
@@ -42,25 +46,60 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--conf", type=float, help="default confidence threshold of a request (default 0.25)")
     serve.add_argument("--iou", type=float, help="default NMS IoU threshold (default 0.7)")
     serve.add_argument("--imgsz", type=int, help="default network input size (default 640)")
-    serve.add_argument("--batch", type=int, default=4, help="frames per step of a video job (default %(default)s)")
-    serve.add_argument("--max-batch", type=int, default=8, help="most images per forward pass (default %(default)s)")
+    serve.add_argument(
+        "--batch", type=number_in(int, 1, 64), default=4, help="frames per step of a video job (default %(default)s)"
+    )
+    serve.add_argument(
+        "--max-batch", type=number_in(int, 1, 256), default=8, help="most images per forward pass (default %(default)s)"
+    )
     serve.add_argument(
         "--batch-wait-ms",
-        type=float,
+        type=number_in(float, 0, 10_000),
         default=10.0,
         help="how long a request waits to share a forward pass (default 10)",
     )
-    serve.add_argument("--queue-size", type=int, default=64, help="requests that may wait; more get 503 (default 64)")
-    serve.add_argument("--timeout", type=float, default=30.0, help="seconds before a request gets 504 (default 30)")
-    serve.add_argument("--max-upload-mb", type=float, default=20.0, help="largest image upload (default 20)")
-    serve.add_argument("--max-video-mb", type=float, default=500.0, help="largest video upload of a job (default 500)")
-    serve.add_argument("--max-pixels", type=int, help="most pixels per image (default 67108864, 8192×8192)")
+    serve.add_argument(
+        "--queue-size", type=number_in(int, 1, 100_000), default=64, help="requests that may wait; more get 503 (64)"
+    )
+    serve.add_argument(
+        "--timeout", type=number_in(float, 0, 86_400, low_open=True), default=30.0,
+        help="seconds before a request gets 504 (default 30)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-classes",
+        type=number_in(int, 1, 4096),
+        default=DEFAULT_MAX_CLASSES,
+        help="most classes (decoys included) per request or stored vocabulary; more get 413 (default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-upload-mb", type=number_in(float, 0, 4096, low_open=True), default=20.0,
+        help="largest image upload (default 20)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-video-mb", type=number_in(float, 0, 1 << 20, low_open=True), default=500.0,
+        help="largest video upload of a job (default 500)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-pixels", type=number_in(int, 1, MAX_IMAGE_PIXELS), default=MAX_IMAGE_PIXELS,
+        help="most pixels per image, from its header (default %(default)s, 8192×8192)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-video-pixels", type=number_in(int, 1, MAX_IMAGE_PIXELS), default=MAX_VIDEO_PIXELS,
+        help="most pixels per video frame of a job, from the stream's header (default %(default)s, 3840×2160)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--max-queued-mb", type=number_in(float, 0, 1 << 20, low_open=True), default=1024.0,
+        help="memory that images decoded for requests not yet answered may hold in all; more get 503 (default 1024)",
+    )  # fmt: skip
     serve.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN", help="allow a page on ORIGIN")
     serve.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Check the options, the vocabulary, the data folder and the address before loading the model, then serve."""
+    """Check the options, the vocabulary, the data folder and the address before loading the model, then serve.
+
+    The start line is printed once the model is loaded and warm; until then the server answers 503 (loading).
+    """
     try:
         import uvicorn
 
@@ -76,31 +115,58 @@ def run(args: argparse.Namespace) -> int:
 
     token = args.token or os.environ.get("OVDET_TOKEN") or None
     check_bind(args.host, token)
-    if not 0 < args.port < 65536:
-        raise UsageError(f"--port {args.port}: pass a port from 1 to 65535 (default 8000)")
+    failed: list[BaseException] = []
     options = ServerOptions(
         data_dir=check_writable(args.data, directory=True),
         token=token,
         settings=InferenceSettings().replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, batch=args.batch),
-        max_batch=_positive("--max-batch", args.max_batch),
-        batch_wait_s=_positive("--batch-wait-ms", args.batch_wait_ms, zero=True) / 1000,
-        queue_size=_positive("--queue-size", args.queue_size),
-        timeout_s=_positive("--timeout", args.timeout),
-        limits=_limits(args, Limits),
+        max_batch=args.max_batch,
+        batch_wait_s=args.batch_wait_ms / 1000,
+        queue_size=args.queue_size,
+        timeout_s=args.timeout,
+        limits=Limits(
+            upload_bytes=int(args.max_upload_mb * MB),
+            video_bytes=int(args.max_video_mb * MB),
+            pixels=args.max_pixels,
+            video_pixels=args.max_video_pixels,
+            queued_bytes=int(args.max_queued_mb * MB),
+        ),
+        max_classes=args.max_classes,
         cors_origins=tuple(args.cors_origin),
+        on_ready=lambda error: _ready(error, failed, server, args.host, listening),
     )
     vocabulary = read_vocabulary_yaml(Path(args.vocab)) if args.vocab else None
     with _listen(args.host, args.port) as listening:  # a port in use fails here, before the model loads
         detector = OpenVocabDetector(args.model, device=args.device, runtime=args.runtime, **vars(options.settings))
         app = create_app(detector, options)
         if vocabulary is not None:
-            text = yaml.safe_dump(vocabulary.to_dict(), sort_keys=False, allow_unicode=True)
-            app.state.server.vocabularies.put(DEFAULT_VOCABULARY, text.encode("utf-8"))
-        port = listening.getsockname()[1]
-        print(f"serving on http://{args.host}:{port} (the page at /, the API's docs at /docs; Ctrl-C stops)")
+            _store_default(app.state.server.vocabularies, vocabulary, DEFAULT_VOCABULARY)
         config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False)
-        uvicorn.Server(config).run(sockets=[listening])
+        server = uvicorn.Server(config)
+        server.run(sockets=[listening])
+    if failed:
+        raise failed[0]
     return 0
+
+
+def _ready(error: BaseException | None, failed: list[BaseException], server, host: str, listening) -> None:
+    """The model is loaded and warm: say where the server is. Or it failed to load: stop the server."""
+    if error is not None:
+        failed.append(error)
+        server.should_exit = True
+        return
+    port = listening.getsockname()[1]
+    print(f"serving on http://{host}:{port} (the page at /, the API's docs at /docs; Ctrl-C stops)", flush=True)
+
+
+def _store_default(store, vocabulary, name: str) -> None:
+    from ..serve.encoding import TooManyClasses
+
+    text = yaml.safe_dump(vocabulary.to_dict(), sort_keys=False, allow_unicode=True)
+    try:
+        store.put(name, text.encode("utf-8"))
+    except TooManyClasses as exc:
+        raise UsageError(f"--vocab: {exc}") from None
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -116,18 +182,3 @@ def _listen(host: str, port: int) -> socket.socket:
             f"cannot listen on {host}:{port} ({exc.strerror or exc}): pick another --port or --host"
         ) from None
     return listening
-
-
-def _limits(args: argparse.Namespace, limits_type):
-    defaults = limits_type()
-    return limits_type(
-        upload_bytes=int(_positive("--max-upload-mb", args.max_upload_mb) * MB),
-        video_bytes=int(_positive("--max-video-mb", args.max_video_mb) * MB),
-        pixels=_positive("--max-pixels", args.max_pixels) if args.max_pixels is not None else defaults.pixels,
-    )
-
-
-def _positive(flag: str, value, zero: bool = False):
-    if value < 0 or (value == 0 and not zero):
-        raise UsageError(f"{flag} must be {'at least 0' if zero else 'more than 0'}, got {value}")
-    return value

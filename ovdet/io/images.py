@@ -27,6 +27,7 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "ImageTooLarge",
     "decode_image_bytes",
+    "encoded_image_size",
     "expand_image_source",
     "load_image",
     "pillow_open",
@@ -100,6 +101,25 @@ def decode_image_bytes(data: bytes, name: str, max_pixels: int = MAX_IMAGE_PIXEL
     if not data:
         raise SourceError(f"image {name} is empty (0 bytes): send the image's bytes")
     return _decode(io.BytesIO(data), name, max_pixels)
+
+
+def encoded_image_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from an encoded image's header, without decoding a pixel; ``None`` where Pillow cannot
+    read the header (decoding it would fail too).
+
+    Example:
+        >>> encoded_image_size(b"not an image") is None
+        True
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with _pillow_open()(io.BytesIO(data)) as image:
+                return image.size
+    except Image.DecompressionBombError:
+        return None  # decoding refuses it as too large
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        return None
 
 
 def _read_file(path: Path) -> np.ndarray:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -18,7 +22,9 @@ from ..errors import OvdetError, VocabularyError
 from ..io.images import ImageTooLarge, decode_image_bytes
 from ..io.sinks import frame_record
 from ..io.sources import VIDEO_SUFFIXES, Frame
+from .admission import OverBudget, check_video_size, image_cost
 from .batching import QueueFull
+from .encoding import EncoderBusy, TooManyClasses
 from .inputs import ApiError, DetectJson, read_detect_request, read_options
 from .jobs import JOB_OUTPUTS, UPLOAD_PREFIX, UnknownJob
 from .security import YAML_TYPES, media_type, token_matches
@@ -65,19 +71,63 @@ _DETECT_BODY = {
 async def detect(request: Request) -> dict[str, Any]:
     """One record of the JSONL schema: source, frame 0, timestamp null, width, height and the detections."""
     server = request.app.state.server
-    data, name, options = await read_detect_request(request, server.vocabularies, server.settings)
-    image = await run_in_threadpool(_decode, data, name, server.limits.pixels)
+    require_ready(server)
+    deadline = time.monotonic() + server.timeout_s
+    data, name, options = await read_detect_request(
+        request, server.vocabularies, server.settings, server.encoder.max_classes
+    )
+    classes = await _answer(_prepare(server, options.vocabulary), server, deadline, shared=True)
+    with _admitted(server, data, name):
+        image = await run_in_threadpool(_decode, data, name, server.limits.pixels)
+        try:
+            future = server.batcher.submit([image], classes, options.settings)
+        except QueueFull:
+            raise ApiError(503, "the server is busy (its queue is full): retry shortly", RETRY) from None
+        (detections,) = await _answer(future, server, deadline, shared=False)
+    return frame_record(Frame(image, 0, None, name), detections)
+
+
+RETRY = {"Retry-After": "1"}
+
+
+def require_ready(server) -> None:
+    if not server.ready.is_set():
+        raise ApiError(503, "the model is still loading: retry in a few seconds", {"Retry-After": "5"})
+
+
+def _prepare(server, vocabulary) -> Future:
+    """The request's classes, encoded by the server's encoder (never on the batch loop)."""
     try:
-        future = server.batcher.submit([image], options.vocabulary, options.settings)
-    except QueueFull:
-        raise ApiError(503, "the server is busy (its queue is full): retry shortly", {"Retry-After": "1"}) from None
+        return server.encoder.prepare(vocabulary)
+    except TooManyClasses as exc:
+        raise ApiError(413, str(exc)) from None
+    except EncoderBusy as exc:
+        raise ApiError(503, str(exc), RETRY) from None
+
+
+async def _answer(future: Future, server, deadline: float, shared: bool):
+    """A future's result by the deadline. A request's own future is cancelled when it is late (never inferred
+    later); a ``shared`` one (an encoding other requests wait for too) is left running."""
     try:
-        (detections,) = await asyncio.wait_for(asyncio.wrap_future(future), server.timeout_s)
+        return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), deadline - time.monotonic())
     except asyncio.TimeoutError:
+        if not shared:
+            future.cancel()
         raise ApiError(504, f"no result within {server.timeout_s:g} s: retry, or send fewer requests") from None
     except OvdetError as exc:
         raise ApiError(422, str(exc)) from None
-    return frame_record(Frame(image, 0, None, name), detections)
+
+
+@contextmanager
+def _admitted(server, data: bytes, name: str) -> Iterator[None]:
+    """Hold the memory the image takes decoded, from before decoding until the answer; refused if it does not fit."""
+    try:
+        with server.budget.hold(image_cost(data, name, server.limits.pixels)):
+            yield
+    except ImageTooLarge as exc:
+        raise ApiError(413, str(exc)) from None
+    except OverBudget as exc:
+        raise ApiError(503, str(exc), RETRY) from None
 
 
 def _decode(data: bytes, name: str, pixels: int):
@@ -100,8 +150,10 @@ async def put_vocabulary(name: str, request: Request) -> dict[str, Any]:
     if kind not in YAML_TYPES:
         raise ApiError(415, f"content type {kind or '(none)'} is not YAML: send Content-Type: application/yaml")
     body = await request.body()
-    try:
-        vocabulary = request.app.state.server.vocabularies.put(name, body)
+    try:  # parsing a large body takes a while: off the event loop, so other clients are answered meanwhile
+        vocabulary = await run_in_threadpool(request.app.state.server.vocabularies.put, name, body)
+    except TooManyClasses as exc:
+        raise ApiError(413, str(exc)) from None
     except (InvalidName, VocabularyError) as exc:
         raise ApiError(422, str(exc)) from None
     return {"name": name, "classes": list(vocabulary.names)}
@@ -131,6 +183,7 @@ def _vocabulary_call(call, name: str):
 @router.post("/jobs", status_code=202, summary="Start a video job (multipart: video, classes or vocabulary)")
 async def create_job(request: Request) -> dict[str, Any]:
     server = request.app.state.server
+    require_ready(server)
     if media_type(request.headers.get("content-type")) != "multipart/form-data":
         raise ApiError(415, "send the video as multipart/form-data: -F video=@clip.mp4 -F classes=person")
     form = await request.form()
@@ -140,8 +193,19 @@ async def create_job(request: Request) -> dict[str, Any]:
     suffix = Path(upload.filename or "").suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise ApiError(415, f"{upload.filename!r} is not a video file: send one of {', '.join(sorted(VIDEO_SUFFIXES))}")
-    options = read_options(dict(form), server.vocabularies, server.settings)
+    options = await run_in_threadpool(
+        read_options, dict(form), server.vocabularies, server.settings, server.encoder.max_classes
+    )
+    try:
+        server.encoder.check(options.vocabulary)
+    except TooManyClasses as exc:
+        raise ApiError(413, str(exc)) from None
     received = await run_in_threadpool(_keep_upload, upload, server.jobs.folder)
+    try:  # the stream's declared frame size, before any frame is decoded
+        await run_in_threadpool(check_video_size, received, upload.filename, server.limits.video_pixels)
+    except OvdetError as exc:
+        received.unlink(missing_ok=True)
+        raise ApiError(413 if isinstance(exc, ImageTooLarge) else 415, str(exc)) from None
     job = await run_in_threadpool(server.jobs.create, received, upload.filename, options.vocabulary, options.settings)
     return server.jobs.describe(job)
 
@@ -182,7 +246,14 @@ def get_job_output(job_id: str, output: str, request: Request) -> FileResponse:
     return FileResponse(path, media_type=JOB_OUTPUTS[output], filename=output)
 
 
-@router.get("/health", summary="Whether the server is up, and what it runs")
-def health(request: Request) -> dict[str, Any]:
+@router.get("/health", summary="Whether the server is ready (ok) or loading its model (loading, 503), and what it runs")
+def health(request: Request) -> JSONResponse:
     server = request.app.state.server
-    return {"status": "ok", "version": __version__, "model": server.model_name, "waiting": server.batcher.waiting}
+    ready = server.ready.is_set()
+    body = {
+        "status": "ok" if ready else "loading",
+        "version": __version__,
+        "model": server.model_name,
+        "waiting": server.batcher.waiting,
+    }
+    return JSONResponse(body, status_code=200 if ready else 503, headers=None if ready else {"Retry-After": "5"})

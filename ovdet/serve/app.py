@@ -1,13 +1,20 @@
-"""The FastAPI application of ``ovdet serve``: the ``/v1`` API, ``/metrics``, ``/docs`` and the page at ``/``."""
+"""The FastAPI application of ``ovdet serve``: the ``/v1`` API, ``/metrics``, ``/docs`` and the page at ``/``.
+
+The app answers from the moment it starts, while the model loads and warms up in a thread: until then health
+reads ``loading`` (503) and detection is refused with 503 and Retry-After; ``on_ready`` is called when it is done.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from fastapi import Depends, FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
@@ -17,14 +24,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..config import InferenceSettings
 from ..vocabulary_yaml import MAX_VOCABULARY_BYTES
+from .admission import MemoryBudget
 from .api import require_token, router
 from .batching import Batcher
+from .encoding import DEFAULT_MAX_CLASSES, ClassEncoder
 from .jobs import JobRunner
 from .metrics import CONTENT_TYPE_LATEST, ServerMetrics
 from .security import BodyLimit, Limits
 from .vocabularies import VocabularyStore
 
 __all__ = ["ServerOptions", "create_app"]
+
+log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -41,8 +52,11 @@ class ServerOptions:
         batch_wait_s: How long a request waits for others to share its forward pass.
         queue_size: Most requests waiting; more are answered 503.
         timeout_s: A request not answered within this many seconds gets 504.
-        limits: Upload sizes and pixels.
+        limits: Upload sizes, pixels, and the memory budget of images waiting for an answer.
+        max_classes: Most classes (decoys included) one request or stored vocabulary may have.
         cors_origins: Origins allowed to call the API from a browser page they serve (none by default).
+        warm_up: Load the model and run one inference (at ``max_classes`` slots) before serving detection.
+        on_ready: Called once the model is ready, with ``None``, or with the exception that stopped it loading.
     """
 
     data_dir: Path
@@ -53,7 +67,10 @@ class ServerOptions:
     queue_size: int = 64
     timeout_s: float = 30.0
     limits: Limits = field(default_factory=Limits)
+    max_classes: int = DEFAULT_MAX_CLASSES
     cors_origins: tuple[str, ...] = ()
+    warm_up: bool = True
+    on_ready: Callable[[BaseException | None], None] = lambda error: None
 
 
 @dataclass
@@ -66,9 +83,12 @@ class _Server:
     timeout_s: float
     limits: Limits
     batcher: Batcher
+    encoder: ClassEncoder
+    budget: MemoryBudget
     vocabularies: VocabularyStore
     jobs: JobRunner
     metrics: ServerMetrics
+    ready: threading.Event = field(default_factory=threading.Event)
 
 
 def create_app(detector, options: ServerOptions) -> FastAPI:
@@ -83,6 +103,7 @@ def create_app(detector, options: ServerOptions) -> FastAPI:
         detector, max_batch=options.max_batch, max_wait_s=options.batch_wait_s, queue_size=options.queue_size,
         on_batch=metrics.batch,
     )  # fmt: skip
+    encoder = ClassEncoder(detector, options.max_classes, max_pending=options.queue_size)
     server = _Server(
         token=options.token,
         model_name=Path(getattr(detector, "model_path", "model")).name,
@@ -90,8 +111,10 @@ def create_app(detector, options: ServerOptions) -> FastAPI:
         timeout_s=options.timeout_s,
         limits=options.limits,
         batcher=batcher,
-        vocabularies=VocabularyStore(options.data_dir / "vocabularies"),
-        jobs=JobRunner(options.data_dir / "jobs", batcher, options.settings),
+        encoder=encoder,
+        budget=MemoryBudget(options.limits.queued_bytes),
+        vocabularies=VocabularyStore(options.data_dir / "vocabularies", encoder),
+        jobs=JobRunner(options.data_dir / "jobs", batcher, encoder, options.settings, options.limits.video_pixels),
         metrics=metrics,
     )
 
@@ -99,17 +122,21 @@ def create_app(detector, options: ServerOptions) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         batcher.start()
         server.jobs.start()
+        threading.Thread(target=_warm_up, args=(server, options), name="ovdet-warm-up", daemon=True).start()
         try:
             yield
         finally:
             server.jobs.stop()
             batcher.stop()
+            encoder.stop()
 
     app = FastAPI(
         title="ovdet",
         version=__version__,
         description="Open-vocabulary object detection: type what to find, get boxes.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's Swagger UI and ReDoc load their files from a CDN: /docs is served from here
+        redoc_url=None,
     )
     app.state.server = server
     app.include_router(router)
@@ -121,6 +148,21 @@ def create_app(detector, options: ServerOptions) -> FastAPI:
         )
     app.add_middleware(BodyLimit, limit_for=lambda path: _body_limit(path, options.limits))
     return app
+
+
+def _warm_up(server: _Server, options: ServerOptions) -> None:
+    """Load the model (converting a ``.pt`` for every slot a request may use) and run one inference; then ready."""
+    try:
+        if options.warm_up:
+            classes = server.encoder.warm_up_classes().result()
+            imgsz = options.settings.imgsz
+            server.batcher.submit([np.zeros((imgsz, imgsz, 3), np.uint8)], classes, options.settings).result()
+    except BaseException as exc:  # the command reports it and stops the server
+        log.debug("warm-up failed", exc_info=True)
+        options.on_ready(exc)
+        return
+    server.ready.set()
+    options.on_ready(None)
 
 
 def _body_limit(path: str, limits: Limits) -> int:
@@ -137,6 +179,10 @@ def _add_pages(app: FastAPI) -> None:
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> FileResponse:
+        return FileResponse(STATIC / "docs.html")
 
 
 def _add_metrics(app: FastAPI, server: _Server) -> None:

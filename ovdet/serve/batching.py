@@ -1,9 +1,10 @@
 """Dynamic batching: requests that arrive together share one forward pass of the one model in memory.
 
 One worker thread owns the detector. It takes the oldest request, waits up to ``max_wait_s`` for more with the
-same vocabulary and settings, and runs them as one ``detect_arrays`` call. The queue is bounded: when it is full
-a request is refused at once (the app answers 503 with Retry-After) instead of waiting without end. A request
-whose caller gave up (a timeout) is cancelled and skipped, never inferred.
+same vocabulary and settings, and runs them as one ``detect_arrays`` call. Vocabularies arrive encoded (see
+``ovdet.serve.encoding``): switching between them here is a swap of embeddings, never an encoding. The queue is
+bounded: when it is full a request is refused at once (the app answers 503 with Retry-After) instead of waiting
+without end. A request whose caller gave up (a timeout) is cancelled and skipped, never inferred.
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import supervision as sv
-import yaml
 
 from ..config import MAX_BATCH_PIXELS, InferenceSettings
-from ..vocabulary import Vocabulary
+from .encoding import Prepared
 
 __all__ = ["Batcher", "QueueFull"]
 
@@ -37,15 +37,14 @@ class QueueFull(Exception):
 @dataclass
 class _Request:
     images: Sequence[np.ndarray]
-    vocabulary: Vocabulary
+    classes: Prepared
     settings: InferenceSettings
     future: Future = field(default_factory=Future)
 
     @property
     def group(self) -> tuple:
         """Requests of one group can share a forward pass: same classes and settings."""
-        vocabulary = yaml.safe_dump(self.vocabulary.to_dict(), sort_keys=True)
-        return vocabulary, self.settings.replace(batch=1)
+        return self.classes.key, self.settings.replace(batch=1)
 
 
 class Batcher:
@@ -60,7 +59,7 @@ class Batcher:
 
     Example:
         >>> batcher = Batcher(detector, max_batch=8, max_wait_s=0.01).start()  # doctest: +SKIP
-        >>> batcher.submit([image], vocabulary, settings).result()  # doctest: +SKIP
+        >>> batcher.submit([image], prepared, settings).result()  # doctest: +SKIP
         [Detections(...)]
     """
 
@@ -96,13 +95,13 @@ class Batcher:
                 self._cancel(self._queue.get_nowait())
         self._thread.join()
 
-    def submit(self, images: Sequence[np.ndarray], vocabulary: Vocabulary, settings: InferenceSettings) -> Future:
-        """Queue images for detection; the future's result is one ``sv.Detections`` per image.
+    def submit(self, images: Sequence[np.ndarray], classes: Prepared, settings: InferenceSettings) -> Future:
+        """Queue images for detection with encoded classes; the future's result is one ``sv.Detections`` per image.
 
         Raises:
             QueueFull: the queue is full.
         """
-        request = _Request(images, vocabulary, settings)
+        request = _Request(images, classes, settings)
         try:
             self._queue.put_nowait(request)
         except queue.Full:
@@ -110,7 +109,7 @@ class Batcher:
         return request.future
 
     def submit_waiting(
-        self, images: Sequence[np.ndarray], vocabulary: Vocabulary, settings: InferenceSettings, stop: threading.Event
+        self, images: Sequence[np.ndarray], classes: Prepared, settings: InferenceSettings, stop: threading.Event
     ) -> list[sv.Detections] | None:
         """Like :meth:`submit`, but waits for room in the queue and for the result (for video jobs).
 
@@ -118,7 +117,7 @@ class Batcher:
         """
         while not stop.is_set():
             try:
-                future = self.submit(images, vocabulary, settings)
+                future = self.submit(images, classes, settings)
             except QueueFull:
                 stop.wait(0.05)
                 continue
@@ -185,11 +184,11 @@ class Batcher:
             start += len(request.images)
 
     def _use_vocabulary(self, request: _Request) -> None:
-        """Set the classes only when they changed: consecutive batches of one vocabulary skip the work."""
-        group = (request.group[0], self.detector.vocabulary_version)  # the version: someone else set classes
+        """Set the classes only when they changed: consecutive batches of one vocabulary skip even the swap."""
+        group = (request.classes.key, self.detector.vocabulary_version)  # the version: someone else set classes
         if group != self._vocabulary_group:
             self._vocabulary_group = None  # stays unset if set_classes fails half-way
-            self.detector.set_classes(request.vocabulary)
+            self.detector.set_classes(request.classes.classes)
             self._vocabulary_group = (group[0], self.detector.vocabulary_version)
 
     @staticmethod

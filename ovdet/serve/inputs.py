@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ..config import InferenceSettings
@@ -57,7 +58,9 @@ class Options:
     settings: InferenceSettings
 
 
-async def read_detect_request(request: Request, store: VocabularyStore, defaults: InferenceSettings):
+async def read_detect_request(
+    request: Request, store: VocabularyStore, defaults: InferenceSettings, max_classes: int
+) -> tuple[bytes, str, Options]:
     """``(image bytes, source name, options)`` from a multipart or JSON request."""
     kind = media_type(request.headers.get("content-type"))
     if kind == "multipart/form-data":
@@ -67,12 +70,13 @@ async def read_detect_request(request: Request, store: VocabularyStore, defaults
             raise ApiError(422, "the form has no file field 'image': send the image as -F image=@photo.jpg")
         check_image_type(upload.content_type)
         data = await upload.read()
-        return data, upload.filename or "upload", read_options(dict(form), store, defaults)
+        options = await run_in_threadpool(read_options, dict(form), store, defaults, max_classes)
+        return data, upload.filename or "upload", options
     if kind == "application/json":
         body = _json_body(await request.body())
         data = _base64(body.image)
         fields = body.model_dump(include={"classes", "vocabulary", *_SETTINGS})
-        return data, body.name, read_options(fields, store, defaults)
+        return data, body.name, await run_in_threadpool(read_options, fields, store, defaults, max_classes)
     raise ApiError(
         415, f"content type {kind or '(none)'} is not accepted: send multipart/form-data or application/json"
     )
@@ -84,13 +88,26 @@ def check_image_type(content_type: str | None) -> None:
         raise ApiError(415, f"the upload is {kind or 'untyped'}, not an image: send {', '.join(sorted(IMAGE_TYPES))}")
 
 
-def read_options(fields: dict[str, Any], store: VocabularyStore, defaults: InferenceSettings) -> Options:
-    """The vocabulary (``classes`` or a stored ``vocabulary``) and the settings of a request's fields."""
-    return Options(_vocabulary(fields, store), _settings(fields, defaults))
+def read_options(
+    fields: dict[str, Any], store: VocabularyStore, defaults: InferenceSettings, max_classes: int
+) -> Options:
+    """The vocabulary (``classes`` or a stored ``vocabulary``) and the settings of a request's fields; call it off
+    the event loop (a stored vocabulary is parsed).
+
+    A class list of more than ``max_classes`` names is refused (413) before its names are parsed.
+    """
+    return Options(_vocabulary(fields, store, max_classes), _settings(fields, defaults))
 
 
-def _vocabulary(fields: dict[str, Any], store: VocabularyStore) -> Vocabulary:
+def _vocabulary(fields: dict[str, Any], store: VocabularyStore, max_classes: int) -> Vocabulary:
     classes, name = fields.get("classes"), fields.get("vocabulary")
+    given = len(classes) if isinstance(classes, list) else str(classes or "").count(",") + 1
+    if given > max_classes:
+        raise ApiError(
+            413,
+            f"{given} classes are more than this server's limit of {max_classes} per request: send fewer, or start "
+            f"the server with a larger --max-classes",
+        )
     if not classes and not name and DEFAULT_VOCABULARY in store.names():
         name = DEFAULT_VOCABULARY
     if bool(classes) == bool(name):

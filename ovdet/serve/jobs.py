@@ -22,12 +22,14 @@ from typing import Any
 from ..config import InferenceSettings
 from ..errors import OvdetError
 from ..io.files import write_json_atomically
+from ..io.images import ImageTooLarge
 from ..io.sinks import JsonlSink
 from ..io.sources import open_source
 from ..io.video import AnnotatedVideoSink
 from ..pipeline import FrameReader, SinkWriter
 from ..vocabulary import Vocabulary
 from .batching import Batcher
+from .encoding import ClassEncoder
 
 __all__ = ["JOB_OUTPUTS", "UPLOAD_PREFIX", "Job", "JobRunner", "UnknownJob"]
 
@@ -64,13 +66,19 @@ class JobRunner:
     Args:
         folder: ``<data>/jobs``.
         batcher: The server's batcher (so jobs and image requests share the one model).
+        encoder: The server's class encoder (a job's classes are encoded off the batch loop too).
         settings: The server's settings; a job's frames go to the batcher ``settings.batch`` at a time.
+        max_pixels: Most pixels per frame; checked before decoding when the job is created, and per frame.
     """
 
-    def __init__(self, folder: Path, batcher: Batcher, settings: InferenceSettings) -> None:
+    def __init__(
+        self, folder: Path, batcher: Batcher, encoder: ClassEncoder, settings: InferenceSettings, max_pixels: int
+    ) -> None:
         self.folder = folder
         self.batcher = batcher
+        self.encoder = encoder
         self.settings = settings
+        self.max_pixels = max_pixels
         self._queue: queue.Queue[tuple[str, Vocabulary, InferenceSettings] | None] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ovdet-jobs", daemon=True)
@@ -149,13 +157,14 @@ class JobRunner:
         self._save(job)
         sinks = [JsonlSink(folder / "detections.jsonl"), AnnotatedVideoSink(folder / "annotated.mp4", source.fps)]
         sinks[1].use_vocabulary(vocabulary)
+        classes = self.encoder.prepare(vocabulary).result()
         reader = FrameReader(source, depth=2 * settings.batch + 2).start()
         saved = time.monotonic()
         try:
             with SinkWriter(sinks) as writer:
                 while frames := reader.next_batch(settings.batch, self._stop):
-                    images = [frame.image for frame in frames]
-                    results = self.batcher.submit_waiting(images, vocabulary, settings, self._stop)
+                    images = [self._checked(frame) for frame in frames]
+                    results = self.batcher.submit_waiting(images, classes, settings, self._stop)
                     if results is None:
                         break
                     for frame, detections in zip(frames, results):
@@ -169,6 +178,15 @@ class JobRunner:
         job.state = "interrupted" if self._stop.is_set() else "done"
         if job.state == "interrupted":
             job.error = "the server stopped before the job finished: submit it again"
+
+    def _checked(self, frame) -> Any:
+        """A frame's pixels; a frame over the limit (a stream that changed size mid-way) fails the job."""
+        if frame.width * frame.height > self.max_pixels:
+            raise ImageTooLarge(
+                f"frame {frame.index} is {frame.width}×{frame.height} pixels: more than {self.max_pixels:,}, this "
+                f"server's limit per video frame"
+            )
+        return frame.image
 
     def describe(self, job: Job) -> dict[str, Any]:
         """The API's view of a job: its state, progress and, when done, where its outputs are."""

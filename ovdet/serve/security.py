@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import UsageError
 from ..io.images import MAX_IMAGE_PIXELS
+from .admission import MAX_VIDEO_PIXELS
 
 __all__ = ["BodyLimit", "Limits", "check_bind", "media_type", "token_matches"]
 
@@ -27,11 +28,14 @@ YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "
 
 @dataclass(frozen=True)
 class Limits:
-    """Sizes the server accepts: an image upload or JSON request, a video upload (jobs), pixels per image."""
+    """Sizes the server accepts: an image upload or JSON request, a video upload (jobs), pixels per image and per
+    video frame, and the memory that images decoded for requests not yet answered may hold in all."""
 
     upload_bytes: int = 20 * MB
     video_bytes: int = 500 * MB
     pixels: int = MAX_IMAGE_PIXELS
+    video_pixels: int = MAX_VIDEO_PIXELS
+    queued_bytes: int = 1024 * MB
 
 
 def is_loopback(host: str) -> bool:

@@ -2,12 +2,15 @@
 
 A name is a plain file stem (letters, digits, ``-``, ``_``, ``.``; no leading dot), so no name reaches outside
 the folder. A body is checked by the same reader as a ``--vocab`` file before it is stored: a malformed one is
-refused with the line at fault, and what is stored always loads.
+refused with the line at fault, one of more classes than a request may ask for is refused too, and what is stored
+always loads. Writers (store, delete) take the store's lock, so clients racing on one name leave one whole file
+or none; parsing happens before the lock, so a large body never holds up the others' writes.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 from ..errors import OvdetError, VocabularyError
@@ -31,7 +34,12 @@ class UnknownVocabulary(OvdetError, LookupError):
 
 
 class VocabularyStore:
-    """``<folder>/<name>.yaml`` files, written atomically.
+    """``<folder>/<name>.yaml`` files, written atomically, one writer at a time.
+
+    Args:
+        folder: Where the files are.
+        limits: What a stored vocabulary may hold: ``limits.check_body(body, name)`` before parsing and
+            ``limits.check(vocabulary)`` after (both raise); the server's class encoder. ``None``: no limit.
 
     Example:
         >>> store = VocabularyStore(Path("data/vocabularies"))  # doctest: +SKIP
@@ -40,8 +48,10 @@ class VocabularyStore:
         ('infusion pump', 'IV pole')
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, limits=None) -> None:
         self.folder = folder
+        self.limits = limits
+        self._writing = threading.Lock()
         folder.mkdir(parents=True, exist_ok=True)
 
     def names(self) -> list[str]:
@@ -62,8 +72,13 @@ class VocabularyStore:
         except UnicodeDecodeError as exc:
             line = body.count(b"\n", 0, exc.start) + 1
             raise VocabularyError(f"vocabulary {name}:{line}: the body is not UTF-8: send it as UTF-8") from None
+        if self.limits is not None:
+            self.limits.check_body(body, name)
         vocabulary = parse_vocabulary_yaml(text, f"vocabulary {name}")
-        write_atomically([(path, body)])
+        if self.limits is not None:
+            self.limits.check(vocabulary)
+        with self._writing:
+            write_atomically([(path, body)])
         return vocabulary
 
     def text(self, name: str) -> str:
@@ -75,7 +90,8 @@ class VocabularyStore:
         return parse_vocabulary_yaml(self.text(name), f"vocabulary {name}")
 
     def delete(self, name: str) -> None:
-        self._existing(name).unlink()
+        with self._writing:
+            self._existing(name).unlink()
 
     def _existing(self, name: str) -> Path:
         path = self._path(name)

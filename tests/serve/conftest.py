@@ -6,6 +6,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import httpx
@@ -24,10 +25,12 @@ CONF = 0.01
 
 
 class LiveServer:
-    """An app served by uvicorn on a loopback port in a background thread."""
+    """An app served by uvicorn on a loopback port in a background thread; entered once its model is warm (unless
+    ``wait_ready`` is false: a test of the loading state)."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, wait_ready: bool = True) -> None:
         self.app = app
+        self.wait_ready = wait_ready
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.bind(("127.0.0.1", 0))
         self.port = self.socket.getsockname()[1]
@@ -41,6 +44,8 @@ class LiveServer:
             if not self.thread.is_alive():
                 raise RuntimeError("the test server did not start")
             self.thread.join(0.02)
+        if self.wait_ready and not self.app.state.server.ready.wait(300):
+            raise RuntimeError("the test server's model did not load and warm up within 300 s")
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -53,9 +58,10 @@ class LiveServer:
         return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
 
-def serve(detector, data_dir: Path, **options) -> LiveServer:
+def serve(detector, data_dir: Path, wait_ready: bool = True, **options) -> LiveServer:
     settings = InferenceSettings(conf=CONF, imgsz=IMGSZ, batch=4)
-    return LiveServer(create_app(detector, ServerOptions(data_dir, token=TOKEN, settings=settings, **options)))
+    app = create_app(detector, ServerOptions(data_dir, token=TOKEN, settings=settings, **options))
+    return LiveServer(app, wait_ready)
 
 
 def encode(image: np.ndarray, suffix: str = ".png") -> bytes:
@@ -95,9 +101,11 @@ def images(bottle_frames) -> list[bytes]:
 
 
 class BlockingDetector:
-    """Stands in for the model where a test needs the model busy: each batch waits for ``release``."""
+    """Stands in for the model where a test needs the model busy: each batch waits for ``release``. Serve it with
+    ``warm_up=False`` unless the test is of the loading state (its warm-up inference waits too)."""
 
     model_path = Path("blocking.pt")
+    backend = SimpleNamespace(fixed_classes=None, max_classes=None, space="clip:ViT-B/32")
 
     def __init__(self) -> None:
         self.vocabulary_version = 0
@@ -107,6 +115,12 @@ class BlockingDetector:
 
     def set_classes(self, vocabulary) -> None:
         self.vocabulary_version += 1
+
+    def embed_vocabulary(self, vocabulary):
+        return vocabulary
+
+    def encode_prompts(self, prompts) -> np.ndarray:
+        return np.ones((len(prompts), 512), np.float32)
 
     def detect_arrays(self, images, settings) -> list[sv.Detections]:
         self.busy.set()
@@ -119,7 +133,7 @@ class BlockingDetector:
 def blocking(tmp_path: Path) -> Iterator[tuple[BlockingDetector, LiveServer]]:
     """A server whose model waits to be released, with a queue of one request and a 2 s timeout."""
     detector = BlockingDetector()
-    live = serve(detector, tmp_path / "data", max_batch=1, batch_wait_s=0.0, queue_size=1, timeout_s=2.0)
+    live = serve(detector, tmp_path / "data", max_batch=1, batch_wait_s=0.0, queue_size=1, timeout_s=2.0, warm_up=False)
     with live:
         try:
             yield detector, live

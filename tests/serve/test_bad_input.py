@@ -196,7 +196,7 @@ def test_a_client_that_disconnects_mid_upload_leaves_nothing(tmp_path: Path, pat
     from tests.serve.conftest import BlockingDetector
 
     data = tmp_path / "data"
-    with serve(BlockingDetector(), data) as live:
+    with serve(BlockingDetector(), data, warm_up=False) as live:
         before = sorted(data.rglob("*"))
         head = multipart_head(field, "clip.mp4", "video/mp4")
         with socket.create_connection(("127.0.0.1", live.port)) as connection:

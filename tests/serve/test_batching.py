@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from ovdet.config import InferenceSettings
 from ovdet.serve.batching import Batcher, QueueFull
+from ovdet.serve.encoding import Prepared, vocabulary_key
 from ovdet.vocabulary import Vocabulary
 
 SETTINGS = InferenceSettings(imgsz=160)
@@ -43,6 +44,12 @@ class RecordingDetector:
         ]  # fmt: skip
 
 
+def prepared(*names: str) -> Prepared:
+    """Classes as the encoder hands them over (the recording detector takes the vocabulary itself)."""
+    vocabulary = Vocabulary.from_names(names)
+    return Prepared(vocabulary_key(vocabulary), vocabulary, vocabulary)
+
+
 def image(value: int) -> np.ndarray:
     return np.full((4, 4, 3), value, np.uint8)
 
@@ -56,7 +63,7 @@ def test_each_caller_gets_its_own_result_from_a_pass_of_its_own_kind(requests):
     batcher = Batcher(detector, max_batch=4, max_wait_s=0.01, queue_size=len(requests)).start()
     try:
         futures = [
-            batcher.submit([image(value)], Vocabulary.from_names([name]), SETTINGS.replace(conf=conf))
+            batcher.submit([image(value)], prepared(name), SETTINGS.replace(conf=conf))
             for name, conf, value in requests
         ]
         detector.gate.set()
@@ -74,7 +81,7 @@ def test_a_full_queue_refuses_at_once_and_the_queue_drains():
     detector = RecordingDetector()
     detector.gate.clear()
     batcher = Batcher(detector, max_batch=1, max_wait_s=0, queue_size=2).start()
-    cats = Vocabulary.from_names(["cat"])
+    cats = prepared("cat")
     try:
         first = batcher.submit([image(1)], cats, SETTINGS)
         while batcher.waiting:  # the worker took the first request, and waits at the gate
@@ -92,7 +99,7 @@ def test_a_cancelled_request_is_never_inferred():
     detector = RecordingDetector()
     detector.gate.clear()
     batcher = Batcher(detector, max_batch=1, max_wait_s=0, queue_size=4).start()
-    cats = Vocabulary.from_names(["cat"])
+    cats = prepared("cat")
     try:
         first = batcher.submit([image(1)], cats, SETTINGS)
         given_up = batcher.submit([image(2)], cats, SETTINGS)

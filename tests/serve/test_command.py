@@ -27,7 +27,7 @@ def test_serving_beyond_loopback_without_a_token_is_refused(capfd, monkeypatch, 
     ("flags", "mentions"),
     [(["--max-batch", "0"], ["--max-batch"]), (["--timeout", "-1"], ["--timeout"]),
      (["--vocab", "missing.yaml"], ["missing.yaml"]), (["--conf", "2"], ["conf"]),
-     (["--port", "99999"], ["--port 99999", "65535"]), (["--port", "0"], ["--port 0"])],
+     (["--port", "99999"], ["--port", "99999", "65535"]), (["--port", "0"], ["--port", "0 is out of range"])],
 )  # fmt: skip
 def test_bad_options_fail_before_the_model_loads(capfd, tmp_path: Path, flags: list[str], mentions: list[str]):
     result = run_cli(["serve", "--model", "never-loaded.pt", "--data", str(tmp_path / "data"), *flags], capfd)
@@ -72,3 +72,13 @@ def test_ovdet_serve_answers_with_its_default_vocabulary(model_path: Path, tmp_p
     assert server.returncode == 130, err
     assert "Traceback" not in err
     assert [line for line in err.splitlines() if line.strip()] == ["ovdet: interrupted"], err
+
+
+def test_the_readme_serve_lines_send_the_token_the_server_reads():
+    """The README exports OVDET_TOKEN (which ovdet serve reads) before starting the server and sending it with curl."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## Serve: ") :]
+    section = section[: section.index("\n## ")]
+    exported = section.index("export OVDET_TOKEN=")
+    assert exported < section.index("ovdet serve --model") < section.index('Bearer $OVDET_TOKEN"')
+    assert '--token "$(' not in section, "a token made inline is never exported for the curl lines"

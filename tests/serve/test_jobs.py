@@ -69,7 +69,7 @@ def test_unknown_jobs_and_outputs_are_404(server):
 def test_an_unfinished_job_reads_interrupted_after_a_restart(tmp_path: Path, clip: Path):
     data = tmp_path / "data"
     detector = BlockingDetector()
-    with serve(detector, data) as first:
+    with serve(detector, data, warm_up=False) as first:
         with first.client() as client:
             job_id = post_job(client, clip, classes="bottle").json()["id"]
             running = wait_for(client, job_id, ("running",))
@@ -80,7 +80,7 @@ def test_an_unfinished_job_reads_interrupted_after_a_restart(tmp_path: Path, cli
         releaser = threading.Thread(target=release_when, args=(detector, data / "jobs" / job_id / "job.json"))
         releaser.start()
     releaser.join()
-    with serve(BlockingDetector(), data) as second, second.client() as client:
+    with serve(BlockingDetector(), data, warm_up=False) as second, second.client() as client:
         job = client.get(f"/v1/jobs/{job_id}").json()
     assert job["state"] == "interrupted" and "submit it again" in job["error"]
     assert_no_temporaries(data)
@@ -100,7 +100,7 @@ def test_a_job_left_running_by_a_crash_reads_interrupted(tmp_path: Path):
     (folder / "job.json").write_text(json.dumps(state))
     half_received = folder.parent / ".upload-0123.part"
     half_received.write_bytes(bytes(100))
-    with serve(BlockingDetector(), tmp_path / "data") as live, live.client() as client:
+    with serve(BlockingDetector(), tmp_path / "data", warm_up=False) as live, live.client() as client:
         job = client.get(f"/v1/jobs/{job_id}").json()
     assert (job["state"], job["frames_done"]) == ("interrupted", 3)
     assert not half_received.exists()
