@@ -15,7 +15,7 @@ import numpy as np
 from .._openvino import import_openvino
 from ..errors import ConfigError
 from ..precision import precision_name
-from .artifact import IMAGES_INPUT, TEXT_INPUT
+from .artifact import IMAGES_INPUT, TEXT_INPUT, load_graph
 from .devices import parse_device
 from .exported import ExportedBackend
 
@@ -66,12 +66,15 @@ class OpenVinoBackend(ExportedBackend):
         openvino = import_openvino(f"running {self.artifact.model_path.name}")
         core = openvino.Core()
         self.device = openvino_device(device, core.available_devices)
-        model = core.read_model(str(self.artifact.model_path))
-        self.artifact.check_inputs(
-            {node.get_any_name(): _dimensions(node.get_partial_shape()) for node in model.inputs}
+        model = load_graph(self.artifact.model_path, self.name, lambda: core.read_model(str(self.artifact.model_path)))
+        self.artifact.check_graph(
+            {node.get_any_name(): _dimensions(node.get_partial_shape()) for node in model.inputs},
+            {node.get_any_name(): _dimensions(node.get_partial_shape()) for node in model.outputs},
         )
         config = {} if half else {"INFERENCE_PRECISION_HINT": "f32"}
-        self.compiled = core.compile_model(model, self.device, config)
+        self.compiled = load_graph(
+            self.artifact.model_path, self.name, lambda: core.compile_model(model, self.device, config)
+        )
         computed = precision_name(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         self.precision = "int8" if self.artifact.metadata.precision == "int8" else computed
         self._request = self.compiled.create_infer_request()
