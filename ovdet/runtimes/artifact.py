@@ -300,9 +300,10 @@ def _rows_fit(rows: int, metadata: ArtifactMetadata) -> bool:
     return rows > boxes_and_classes if metadata.task == "segment" else rows == boxes_and_classes
 
 
-def load_graph(path: Path, runtime: str, load: Callable[[], T]) -> T:
+def load_graph(path: Path, runtime: str, load: Callable[[], T], shown: str | None = None) -> T:
     """``load()`` of the graph file ``path``; a file the runtime cannot read (random bytes, truncated, edited) is one
-    :class:`WeightsError` line naming it, not the runtime's own exception.
+    :class:`WeightsError` line naming it (``shown``: the files to name, default ``path``), not the runtime's own
+    exception.
 
     Example:
         >>> session = load_graph(path, "onnxruntime", lambda: onnxruntime.InferenceSession(str(path)))  # doctest: +SKIP
@@ -312,11 +313,17 @@ def load_graph(path: Path, runtime: str, load: Callable[[], T]) -> T:
     except (OvdetError, MemoryError):
         raise
     except Exception as exc:  # each runtime raises its own types for a damaged file
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise WeightsError(
-            f"{runtime} cannot load {path} ({reason}): if the file was damaged or replaced, re-export the model with "
-            f"ovdet export"
+            f"{runtime} cannot load {shown or path} ({_reason(exc)}): if the file was damaged or replaced, re-export "
+            f"the model with ovdet export"
         ) from exc
+
+
+def _reason(exc: Exception) -> str:
+    """The runtime's own words, without the lines that only say where in its sources it failed."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    said = [line for line in lines if line and not line.startswith(("Exception from ", "Check '"))]
+    return said[0][:300] if said else type(exc).__name__
 
 
 def read_metadata(folder: Path, shown_name: str) -> ArtifactMetadata:
