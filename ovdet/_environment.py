@@ -37,7 +37,7 @@ def set_library_defaults() -> None:
     """
     cache = cache_dir()
     for name, value in (
-        ("YOLO_CONFIG_DIR", cache / "ultralytics"),
+        ("YOLO_CONFIG_DIR", cache),  # Ultralytics keeps its settings.json in an Ultralytics/ folder of it
         ("MPLCONFIGDIR", cache / "matplotlib"),
         ("ORT_DISABLE_TELEMETRY", "1"),  # read when onnxruntime starts: no uploader, no device id, no lookups
     ):

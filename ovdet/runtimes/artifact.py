@@ -138,7 +138,7 @@ class ArtifactMetadata:
         schema = data.get("schema")
         if type(schema) is not int or schema != SCHEMA:
             raise WeightsError(
-                f"{where} has layout version (schema) {schema!r}, this ovdet reads version {SCHEMA}: "
+                f"{where} has layout version {schema!r} (field schema), this ovdet reads version {SCHEMA}: "
                 f"re-export the model with this ovdet (written by ovdet {data.get('ovdet_version', '?')})"
             )
         expected = {name for name in cls.__dataclass_fields__ if name not in ("text_encoder", "schema", *_OPTIONAL)}
