@@ -14,6 +14,7 @@ import sys
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from ._environment import set_library_defaults
 from .errors import (
     ConfigError,
     EmbeddingSpaceError,
@@ -37,6 +38,7 @@ for _name, _value in (("YOLO_OFFLINE", "1"), ("YOLO_AUTOINSTALL", "False")):
     os.environ.setdefault(_name, _value)
 if os.environ.get("OVDET_TRUST_WEIGHTS", "").lower() not in ("1", "true", "yes"):
     os.environ.setdefault("ULTRALYTICS_SAFE_LOAD", "1")
+set_library_defaults()  # Ultralytics' and matplotlib's files in ovdet's cache, onnxruntime's telemetry off
 
 __all__ = [
     "ConfigError",

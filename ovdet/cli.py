@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from . import __version__
 from .commands.numbers import finite_float
-from .errors import ConfigError, OvdetError, UsageError
+from .errors import ConfigError, OvdetError, UsageError, printable
 
 log = logging.getLogger("ovdet")
 
@@ -36,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
         hint = ""
         if message.startswith("unrecognized arguments: -"):  # the source is optional, so argparse cannot say more
             hint = "a source whose name starts with - goes after --, e.g. ovdet detect --classes person -- -x.jpg; "
-        self.exit(EXIT_USAGE, f"ovdet: error: {message} ({hint}see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"ovdet: error: {printable(message)} ({hint}see {self.prog} --help)\n")
 
 
 def _add_global_flags(parser: argparse.ArgumentParser, default) -> None:
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    _to_stderr(f"ovdet: warning: {message}")
+    _to_stderr(f"ovdet: warning: {printable(str(message))}")  # a file name's escape sequences stay text
 
 
 def _to_stderr(text: str) -> None:
@@ -89,9 +89,10 @@ class _LogFormatter(logging.Formatter):
     warnings and the error line read."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
+        message = printable(record.message)  # a traceback (--verbose) follows on lines of its own
         if record.levelno <= logging.INFO:
-            return f"ovdet: {record.message}"
-        return f"ovdet: {record.levelname.lower()}: {record.message}"
+            return f"ovdet: {message}"
+        return f"ovdet: {record.levelname.lower()}: {message}"
 
 
 class _LogHandler(logging.Handler):
@@ -130,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OvdetError as exc:
         if args.verbose:
             log.exception("failed")
-        print(f"ovdet: error: {exc}", file=sys.stderr)
+        print(f"ovdet: error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, (UsageError, ConfigError)) else EXIT_ERROR
     except KeyboardInterrupt:
         print("ovdet: interrupted", file=sys.stderr)
@@ -141,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug in ovdet or a library: still one line; the traceback is for --verbose
         if args.verbose:
             log.exception("failed")
-        reason = str(exc).splitlines()[0] if str(exc) else ""
+        reason = printable(str(exc).splitlines()[0]) if str(exc).strip() else ""
         print(
             f"ovdet: error: unexpected {type(exc).__name__}{': ' + reason if reason else ''} "
             f"(run again with --verbose for the details, and report it)",

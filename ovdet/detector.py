@@ -171,6 +171,7 @@ class OpenVocabDetector:
         if self.backend.fixed_classes is not None:
             self._use_fixed_classes(vocabulary)
             return
+        self._check_slots(len(vocabulary.row_prompts()))  # before encoding: 10,000 names for 16 slots take minutes
         self._apply(embed(vocabulary, self.text_encoder, self._cache))
 
     def embed_vocabulary(self, vocabulary: Vocabulary) -> Embeddings:
@@ -210,15 +211,18 @@ class OpenVocabDetector:
                 f"embeddings have {len(embeddings)} rows but the vocabulary needs {rows}: "
                 f"re-create them with ovdet embed"
             )
+        self._check_slots(rows)
+        self.backend.set_vocabulary(embeddings.vectors)
+        self._table = table
+        self.vocabulary_version += 1
+
+    def _check_slots(self, rows: int) -> None:
         limit = self.backend.max_classes
         if limit is not None and rows > limit:
             raise ModelError(
                 f"{self.model_path.name} takes at most {limit} classes (decoys included), got {rows}: "
                 f"use fewer classes or re-export with a larger --max-classes"
             )
-        self.backend.set_vocabulary(embeddings.vectors)
-        self._table = table
-        self.vocabulary_version += 1
 
     def _use_fixed_classes(self, vocabulary: Vocabulary) -> None:
         fixed = self.backend.fixed_classes

@@ -5,6 +5,8 @@ Every message is a single line that says what was wrong, where, and how to fix i
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "ClusterError",
     "ConfigError",
@@ -18,7 +20,10 @@ __all__ = [
     "VocabularyError",
     "WeightsError",
     "ZonesError",
+    "printable",
 ]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class OvdetError(Exception):
@@ -78,3 +83,14 @@ def missing_dependency(package: str, extra: str, purpose: str) -> MissingDepende
     return MissingDependencyError(
         f"{package} is not installed, and {purpose} needs it: install it with pip install 'ovdet[{extra}]'"
     )
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print to a terminal: control characters (escape sequences, newlines, bells) shown as
+    ``\\x1b``, ``\\n``…, so that a file name from the input cannot move the cursor, retitle the window or add lines.
+
+    Example:
+        >>> printable("\\x1b]0;pwned\\x07a.txt")
+        '\\\\x1b]0;pwned\\\\x07a.txt'
+    """
+    return _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)

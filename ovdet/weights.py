@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ._environment import cache_dir
 from .errors import OutputError, WeightsError
 from .io.files import write_atomically
 
@@ -109,14 +110,6 @@ WEIGHTS: dict[str, WeightsSpec] = {
 def weights_dir() -> Path:
     """The folder that holds weights: ``$OVDET_WEIGHTS_DIR``, else ``./weights``."""
     return Path(os.environ.get("OVDET_WEIGHTS_DIR") or "weights").expanduser()
-
-
-def cache_dir() -> Path:
-    """ovdet's cache folder: ``$OVDET_CACHE_DIR``, else ``$XDG_CACHE_HOME/ovdet`` or ``~/.cache/ovdet``."""
-    explicit = os.environ.get("OVDET_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ovdet"
 
 
 def lookup(name: str) -> WeightsSpec:

@@ -89,6 +89,20 @@ def no_network(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     assert not attempts, f"network access outside loopback:\n{attempts}"
 
 
+@pytest.fixture(scope="session")
+def _native_guard_library(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    return network_guard.build_native_guard(tmp_path_factory.mktemp("native-guard"))
+
+
+@pytest.fixture
+def native_network_guard(_native_guard_library: Path | None, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Child processes this test starts also fail and log lookups and connections from native code (LD_PRELOAD)."""
+    if _native_guard_library is None:
+        pytest.skip("the native network guard needs a C compiler on Linux")
+    monkeypatch.setenv("LD_PRELOAD", str(_native_guard_library))
+    return _native_guard_library
+
+
 @pytest.fixture(scope="session", autouse=True)
 def repository_stays_clean() -> Iterator[None]:
     """``ovdet detect`` without outputs saves to ./runs: no test may leave that in the repository."""

@@ -211,7 +211,7 @@ def _edit_metadata(model_file: Path, **changes) -> None:
         (lambda f: _edit_metadata(f, schema=99), "layout version 99"),
         (lambda f: _edit_metadata(f, max_classes=4), "needs 4 class names"),
         (lambda f: _edit_metadata(f, classes=None, vocabulary="dynamic", max_classes=3), "expected inputs images"),
-        (lambda f: _edit_metadata(f, format="openvino"), "describes a openvino export"),
+        (lambda f: _edit_metadata(f, format="openvino"), r"model_file .yolov8s-worldv2.onnx. must name a \.xml file"),
         (lambda f: f.rename(f.with_name("renamed.onnx")), "incomplete"),
     ],
     ids=["no-metadata", "bad-json", "schema", "inconsistent", "graph-mismatch", "format", "missing-file"],

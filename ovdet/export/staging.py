@@ -1,18 +1,21 @@
 """An export folder written whole or not at all: staged in a hidden sibling, then moved into place.
 
-Only the files an earlier export wrote are ever replaced or removed; whatever else the user keeps there stays.
+Only the files an earlier export wrote are ever replaced or removed; whatever else the user keeps there stays. The
+earlier ``ovdet.json`` may have been edited: a file is removed only if that ``ovdet.json`` passes every check
+that loading it does (so it names bare file names inside the folder) and the file is a regular file, not a link.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigError, OvdetError
-from ..runtimes.artifact import METADATA_FILE, Artifact, ArtifactMetadata
+from ..runtimes.artifact import METADATA_FILE, Artifact, read_metadata
 
 __all__ = ["check_target", "staging"]
 
@@ -52,13 +55,22 @@ def staging(folder: Path) -> Iterator[Path]:
         os.replace(staging / name, folder / name)
     staging.rmdir()
     for name in sorted(earlier - set(written)):
-        (folder / name).unlink(missing_ok=True)
+        if _regular_file(folder / name):
+            (folder / name).unlink()
 
 
 def _files_of_export(folder: Path) -> set[str]:
-    """The files an earlier export in ``folder`` wrote, as its ``ovdet.json`` names them."""
+    """The files an earlier export in ``folder`` wrote, as its ``ovdet.json`` names them; none if it fails a check."""
     try:
-        metadata = ArtifactMetadata.from_json((folder / METADATA_FILE).read_text(encoding="utf-8"))
-    except (OSError, OvdetError):
-        return {METADATA_FILE}
+        metadata = read_metadata(folder, folder.name)
+    except OvdetError:
+        return set()
     return set(Artifact(folder, metadata).file_names())
+
+
+def _regular_file(path: Path) -> bool:
+    """A file of the folder itself: not a link (whose target ovdet did not write), a folder or a device."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False

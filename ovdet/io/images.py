@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import SourceError
+from ..errors import SourceError, printable
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -208,7 +208,8 @@ def expand_image_source(source: str | os.PathLike[str]) -> list[Path]:
     skipped = [p.name for p in candidates if p.suffix.lower() not in IMAGE_SUFFIXES]
     if skipped:
         shown = ", ".join(skipped[:5]) + (", …" if len(skipped) > 5 else "")
-        warnings.warn(f"skipped {len(skipped)} non-image file(s) in {where}: {shown}", UserWarning, stacklevel=2)
+        message = printable(f"skipped {len(skipped)} non-image file(s) in {where}: {shown}")  # names from the disk
+        warnings.warn(message, UserWarning, stacklevel=2)
     if not images:
         raise SourceError(f"{where} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return images

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from ..errors import WeightsError
-from .backend import TASKS
-from .registry import export_formats, runtime_for_suffix, runtime_named
+from ..errors import OvdetError, WeightsError
+from .metadata_fields import check_fields
+from .registry import runtime_for_suffix, runtime_named
 
 __all__ = [
     "METADATA_FILE",
@@ -31,15 +32,15 @@ __all__ = [
     "TextTowerInfo",
     "artifact_format",
     "exported_metadata",
+    "load_graph",
 ]
+
+T = TypeVar("T")
 
 METADATA_FILE = "ovdet.json"
 SCHEMA = 1
-VOCABULARY_MODES = ("fixed", "dynamic")
-PRECISIONS = ("fp32", "fp16", "int8")
-INPUT_DTYPES = ("float32", "float16")
+MAX_METADATA_BYTES = 16 << 20  # ovdet.json of 100,000 baked class names is under 4 MB
 IMAGES_INPUT, TEXT_INPUT, OUTPUT, PROTOTYPES = "images", "text_embeddings", "output0", "output1"
-FAMILIES = ("yolo-world", "yoloe")
 # Fields absent from exports of earlier ovdet, and their values there
 _OPTIONAL = {"family": "yolo-world", "task": "detect", "end2end": False, "model_sha256": None}
 
@@ -139,47 +140,33 @@ class ArtifactMetadata:
         if not isinstance(data, dict):
             raise WeightsError(f"{where} is not an ovdet export description: re-export the model with ovdet export")
         schema = data.get("schema")
-        if schema != SCHEMA:
+        if type(schema) is not int or schema != SCHEMA:
             raise WeightsError(
-                f"{where} has layout version {schema!r}, this ovdet reads version {SCHEMA}: "
+                f"{where} has layout version {schema!r} (field schema), this ovdet reads version {SCHEMA}: "
                 f"re-export the model with this ovdet (written by ovdet {data.get('ovdet_version', '?')})"
             )
         expected = {name for name in cls.__dataclass_fields__ if name not in ("text_encoder", "schema", *_OPTIONAL)}
         missing = sorted(expected - set(data))
         if missing:
             raise WeightsError(f"{where} lacks {', '.join(missing)}: re-export the model with ovdet export")
+        check_fields(data, where)
         fields = {name: data[name] for name in expected} | {name: data.get(name, _OPTIONAL[name]) for name in _OPTIONAL}
         if fields["classes"] is not None:
             fields["classes"] = tuple(fields["classes"])
         text_tower = data.get("text_encoder")
-        try:
-            metadata = cls(**fields, text_encoder=TextTowerInfo(**text_tower) if text_tower is not None else None)
-        except TypeError as exc:
-            raise WeightsError(f"{where} has unexpected fields ({exc}): re-export the model with ovdet export") from exc
+        metadata = cls(**fields, text_encoder=TextTowerInfo(**text_tower) if text_tower is not None else None)
         metadata.check(where)
         return metadata
 
     def check(self, where: str = METADATA_FILE) -> None:
         """Raise :class:`WeightsError` if the fields contradict each other."""
         problems = []
-        if self.format not in export_formats():
-            problems.append(f"format {self.format!r} is not one of {', '.join(export_formats())}")
-        if self.vocabulary not in VOCABULARY_MODES:
-            problems.append(f"vocabulary {self.vocabulary!r} is not fixed or dynamic")
-        if self.precision not in PRECISIONS:
-            problems.append(f"precision {self.precision!r} is not fp32, fp16 or int8")
-        if self.family not in FAMILIES:
-            problems.append(f"family {self.family!r} is not one of {', '.join(FAMILIES)}")
-        if self.task not in TASKS:
-            problems.append(f"task {self.task!r} is not detect or segment")
-        if not isinstance(self.end2end, bool):
-            problems.append(f"end2end {self.end2end!r} is not true or false")
-        if self.model_sha256 is not None and not _is_sha256(self.model_sha256):
-            problems.append(f"model_sha256 {str(self.model_sha256)[:70]!r} is not a SHA-256 in hex")
-        if self.input_dtype not in INPUT_DTYPES:
-            problems.append(f"input_dtype {self.input_dtype!r} is not float32 or float16")
-        if self.max_classes < 1 or self.embedding_dim < 1 or self.imgsz < 1 or self.stride < 1:
-            problems.append("max_classes, embedding_dim, imgsz and stride must be positive")
+        if self.family == "yolo-world" and (self.task, self.end2end) != ("detect", False):
+            problems.append("a yolo-world export detects (task detect) with NMS (end2end false)")
+        if (self.family == "yoloe") == self.embedding_space.startswith("clip:"):
+            problems.append(f"family {self.family} does not use the embedding space {self.embedding_space}")
+        if self.imgsz % self.stride:
+            problems.append(f"imgsz {self.imgsz} is not a multiple of the stride {self.stride}")
         if self.vocabulary == "fixed" and (self.classes is None or len(self.classes) != self.max_classes):
             problems.append(f"a fixed vocabulary needs {self.max_classes} class names")
         if self.vocabulary == "dynamic" and self.classes is not None:
@@ -238,6 +225,12 @@ class Artifact:
             raise WeightsError(
                 f"the export in {folder} is incomplete, {', '.join(absent)} missing: copy the whole folder or re-export"
             )
+        outside = [name for name in artifact.file_names() if (folder / name).resolve().parent != folder.resolve()]
+        if outside:
+            raise WeightsError(
+                f"{folder / METADATA_FILE} names {', '.join(outside)}, a link to a file outside the export folder: "
+                f"copy the whole folder (files, not links) or re-export"
+            )
         return artifact
 
     def file_names(self) -> list[str]:
@@ -258,33 +251,93 @@ class Artifact:
         text = sum(size for name, size in sizes.items() if name in text_files)
         return {"detector": sum(sizes.values()) - text, "text_encoder": text, "total": sum(sizes.values())}
 
-    def check_inputs(self, inputs: dict[str, Any]) -> None:
-        """Check the graph's input names (and text slot count) against the metadata.
+    def check_graph(self, inputs: dict[str, Any], outputs: dict[str, Any]) -> None:
+        """Check the graph's inputs (names, text slots) and outputs (names, class rows) against the metadata.
 
         Args:
             inputs: Input name → shape as the runtime reports it (dimensions may be symbolic or ``-1``).
+            outputs: Output name → shape, likewise.
         """
         metadata = self.metadata
         expected = [IMAGES_INPUT, TEXT_INPUT] if metadata.dynamic else [IMAGES_INPUT]
         text_shape = list(inputs.get(TEXT_INPUT, ()))
         slots_match = not metadata.dynamic or text_shape[:1] == [metadata.max_classes]
+        width = _known(text_shape[1:2])
+        slots_match = slots_match and (not metadata.dynamic or width in (None, metadata.embedding_dim))
         if sorted(inputs) != sorted(expected) or not slots_match:
-            found = ", ".join(f"{name}{list(shape)}" for name, shape in inputs.items())
-            raise WeightsError(
-                f"{self.model_path} does not match its {METADATA_FILE} (expected inputs {', '.join(expected)} with "
-                f"{metadata.max_classes} text slots, found {found}): re-export the model with ovdet export"
-            )
+            slots = f"{metadata.max_classes} text slots of {metadata.embedding_dim}"
+            raise self._mismatch(f"inputs {', '.join(expected)} with {slots}", inputs)
+        expected = [OUTPUT, PROTOTYPES] if metadata.task == "segment" else [OUTPUT]
+        if sorted(outputs) != sorted(expected):
+            raise self._mismatch(f"outputs {', '.join(expected)}", outputs)
+        self.check_output(outputs[OUTPUT])
+
+    def check_output(self, shape: Sequence[Any]) -> None:
+        """Check the rows of the graph's first output: 4 box rows, a row per class slot, then (segmenting) the mask
+        coefficients. A graph whose rows are known only once it runs is checked on its first output.
+
+        Args:
+            shape: The output's shape (a dimension may be symbolic or ``-1``).
+        """
+        rows = _known(list(shape)[1:2])
+        if rows is not None and not _rows_fit(rows, self.metadata):
+            raise self._mismatch(f"{OUTPUT} with 4 + {self.metadata.max_classes} rows", {OUTPUT: shape})
+
+    def _mismatch(self, expected: str, found: dict[str, Any]) -> WeightsError:
+        shapes = ", ".join(f"{name}{list(shape)}" for name, shape in found.items())
+        return WeightsError(
+            f"{self.model_path} does not match its {METADATA_FILE} (expected {expected}, found {shapes}): "
+            f"re-export the model with ovdet export"
+        )
 
 
-def _is_sha256(value: object) -> bool:
-    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+def _known(dimension: list[Any]) -> int | None:
+    """A graph's ``[dimension]`` as a number; ``None`` where it is absent or symbolic (``None``, a name, ``-1``)."""
+    if not dimension or not isinstance(dimension[0], int) or dimension[0] < 0:
+        return None
+    return dimension[0]
+
+
+def _rows_fit(rows: int, metadata: ArtifactMetadata) -> bool:
+    """Box and class rows, then (segmenting) mask coefficients: a detection graph has exactly 4 + classes."""
+    boxes_and_classes = 4 + metadata.max_classes
+    return rows > boxes_and_classes if metadata.task == "segment" else rows == boxes_and_classes
+
+
+def load_graph(path: Path, runtime: str, load: Callable[[], T], shown: str | None = None) -> T:
+    """``load()`` of the graph file ``path``; a file the runtime cannot read (random bytes, truncated, edited) is one
+    :class:`WeightsError` line naming it (``shown``: the files to name, default ``path``), not the runtime's own
+    exception.
+
+    Example:
+        >>> session = load_graph(path, "onnxruntime", lambda: onnxruntime.InferenceSession(str(path)))  # doctest: +SKIP
+    """
+    try:
+        return load()
+    except (OvdetError, MemoryError):
+        raise
+    except Exception as exc:  # each runtime raises its own types for a damaged file
+        raise WeightsError(
+            f"{runtime} cannot load {shown or path} ({_reason(exc)}): if the file was damaged or replaced, re-export "
+            f"the model with ovdet export"
+        ) from exc
+
+
+def _reason(exc: Exception) -> str:
+    """The runtime's own words, without the lines that only say where in its sources it failed."""
+    lines = [line.strip() for line in str(exc).splitlines()]
+    said = [line for line in lines if line and not line.startswith(("Exception from ", "Check '"))]
+    return said[0][:300] if said else type(exc).__name__
 
 
 def read_metadata(folder: Path, shown_name: str) -> ArtifactMetadata:
     """Read ``folder/ovdet.json``, with an error that explains what an ovdet export is when it is missing."""
     where = folder / METADATA_FILE
+    if where.exists() and not where.is_file():
+        raise WeightsError(f"{where} is not a file: re-export the model with ovdet export")
     try:
-        text = where.read_text(encoding="utf-8")
+        with where.open("rb") as handle:
+            data = handle.read(MAX_METADATA_BYTES + 1)
     except FileNotFoundError as exc:
         raise WeightsError(
             f"{shown_name} is not an ovdet export (no {METADATA_FILE} in {folder}): load a folder written by "
@@ -292,6 +345,12 @@ def read_metadata(folder: Path, shown_name: str) -> ArtifactMetadata:
         ) from exc
     except OSError as exc:
         raise WeightsError(f"cannot read {where} ({exc.strerror}): check its permissions") from exc
+    if len(data) > MAX_METADATA_BYTES:
+        raise WeightsError(f"{where} is over {MAX_METADATA_BYTES >> 20} MB: re-export the model with ovdet export")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WeightsError(f"{where} is not UTF-8 text: re-export the model with ovdet export") from exc
     return ArtifactMetadata.from_json(text, str(where))
 
 

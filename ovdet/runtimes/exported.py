@@ -112,6 +112,7 @@ class ExportedBackend(ABC):
             raise ModelError('no classes set: call set_classes(["person", ...]) before detect')
         outputs = self._forward(images, slots)
         output, prototypes = outputs if isinstance(outputs, tuple) else (outputs, None)
+        self.artifact.check_output(output.shape)  # where the graph did not say its rows before running
         if count < metadata.max_classes:  # the empty slots' scores go; the mask coefficients after them stay
             output = np.concatenate([output[:, : 4 + count], output[:, 4 + metadata.max_classes :]], axis=1)
         if prototypes is not None and self.task == "segment":

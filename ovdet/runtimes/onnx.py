@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from .._onnxruntime import import_onnxruntime
 from ..errors import ConfigError
-from .artifact import IMAGES_INPUT, TEXT_INPUT
+from .artifact import IMAGES_INPUT, TEXT_INPUT, load_graph
 from .devices import parse_device
 from .exported import ExportedBackend
 
@@ -70,14 +71,18 @@ class OnnxBackend(ExportedBackend):
     def __init__(self, path: str | os.PathLike[str], device: str = "auto", half: bool = False) -> None:
         super().__init__(path, "onnx")
         try:
-            import onnxruntime
+            onnxruntime = import_onnxruntime()
         except ImportError as exc:
             raise self._missing("onnxruntime") from exc
         providers, self.device = execution_providers(device, onnxruntime.get_available_providers(), half)
         if not self.device.startswith("tensorrt"):
             self._warn_if_half_unavailable(half)
-        self.session = onnxruntime.InferenceSession(str(self.artifact.model_path), providers=providers)
-        self.artifact.check_inputs({node.name: node.shape for node in self.session.get_inputs()})
+        path = self.artifact.model_path
+        self.session = load_graph(path, self.name, lambda: onnxruntime.InferenceSession(str(path), providers=providers))
+        self.artifact.check_graph(
+            {node.name: node.shape for node in self.session.get_inputs()},
+            {node.name: node.shape for node in self.session.get_outputs()},
+        )
 
     def _forward(
         self, images: np.ndarray, text_embeddings: np.ndarray | None

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from .._openvino import import_openvino
-from ..errors import ConfigError
+from ..errors import ConfigError, WeightsError
 from ..precision import precision_name
-from .artifact import IMAGES_INPUT, TEXT_INPUT
+from .artifact import IMAGES_INPUT, TEXT_INPUT, load_graph
 from .devices import parse_device
 from .exported import ExportedBackend
 
@@ -37,6 +38,18 @@ def openvino_device(device: str, available: Sequence[str]) -> str:
         f"device {device!r} is not an OpenVINO device here (available: {', '.join(available)}): use --device cpu, "
         f"or export to onnx or engine for NVIDIA GPUs"
     )
+
+
+def _check_ir(path: Path) -> None:
+    """Refuse a ``.xml`` that is not OpenVINO IR before OpenVINO tries its other readers on it (TensorFlow's then
+    writes its parse errors to stderr)."""
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    if b"<net " not in head:
+        raise WeightsError(
+            f"{path} is not an OpenVINO IR model (no <net> element): if the file was damaged or replaced, re-export "
+            f"the model with ovdet export"
+        )
 
 
 def _dimensions(shape) -> list[int]:
@@ -66,12 +79,16 @@ class OpenVinoBackend(ExportedBackend):
         openvino = import_openvino(f"running {self.artifact.model_path.name}")
         core = openvino.Core()
         self.device = openvino_device(device, core.available_devices)
-        model = core.read_model(str(self.artifact.model_path))
-        self.artifact.check_inputs(
-            {node.get_any_name(): _dimensions(node.get_partial_shape()) for node in model.inputs}
+        xml = self.artifact.model_path
+        shown = f"{xml} with its {xml.with_suffix('.bin').name}"
+        _check_ir(xml)
+        model = load_graph(xml, self.name, lambda: core.read_model(str(xml)), shown)
+        self.artifact.check_graph(
+            {node.get_any_name(): _dimensions(node.get_partial_shape()) for node in model.inputs},
+            {node.get_any_name(): _dimensions(node.get_partial_shape()) for node in model.outputs},
         )
         config = {} if half else {"INFERENCE_PRECISION_HINT": "f32"}
-        self.compiled = core.compile_model(model, self.device, config)
+        self.compiled = load_graph(xml, self.name, lambda: core.compile_model(model, self.device, config), shown)
         computed = precision_name(self.compiled.get_property("INFERENCE_PRECISION_HINT"))
         self.precision = "int8" if self.artifact.metadata.precision == "int8" else computed
         self._request = self.compiled.create_infer_request()

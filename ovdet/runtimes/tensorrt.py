@@ -58,8 +58,12 @@ class TensorRTBackend(ExportedBackend):
             )
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        inputs = [name for name in names if self.engine.get_tensor_mode(name) == tensorrt.TensorIOMode.INPUT]
-        self.artifact.check_inputs({name: list(self.engine.get_tensor_shape(name)) for name in inputs})
+        shapes = {name: list(self.engine.get_tensor_shape(name)) for name in names}
+        inputs = {name for name in names if self.engine.get_tensor_mode(name) == tensorrt.TensorIOMode.INPUT}
+        self.artifact.check_graph(
+            {name: shape for name, shape in shapes.items() if name in inputs},
+            {name: shape for name, shape in shapes.items() if name not in inputs},
+        )
         self._output_dtype = torch.from_numpy(np.empty(0, tensorrt.nptype(self.engine.get_tensor_dtype(OUTPUT)))).dtype
 
     def _forward(self, images: np.ndarray, text_embeddings: np.ndarray | None) -> np.ndarray:

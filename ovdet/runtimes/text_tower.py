@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .._onnxruntime import import_onnxruntime
 from ..embeddings import normalize
 from ..errors import ConfigError, WeightsError, missing_dependency
-from .artifact import ArtifactMetadata
+from .artifact import ArtifactMetadata, load_graph
 from .registry import text_runtimes
 
 __all__ = ["ClipTokenizer", "OnnxTextEncoder"]
@@ -231,10 +232,12 @@ def _open_text_tower(path: Path, runtime: str) -> Callable[[np.ndarray], np.ndar
 
 def _onnxruntime_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     try:
-        import onnxruntime
+        onnxruntime = import_onnxruntime()
     except ImportError as exc:
         raise missing_dependency("onnxruntime", "onnx", "encoding prompts with the exported text tower") from exc
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = load_graph(
+        path, "onnxruntime", lambda: onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    )
     return lambda ids: session.run(None, {"input_ids": ids})[0]
 
 
@@ -244,7 +247,9 @@ def _openvino_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     except ImportError as exc:
         raise missing_dependency("openvino", "openvino", "encoding prompts with the exported text tower") from exc
     # FP32 keeps the embeddings equal to PyTorch's; OpenVINO would pick BF16 on CPUs that have it
-    compiled = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    compiled = load_graph(
+        path, "openvino", lambda: openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    )
     return lambda ids: compiled(ids)[0]
 
 

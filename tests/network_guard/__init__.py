@@ -4,16 +4,36 @@ Each blocked attempt raises :class:`NetworkBlocked` and is appended to the file 
 ``$OVDET_TEST_NETWORK_LOG``, so an attempt that some library swallows is still seen (conftest checks the log after
 every test). Child interpreters install the guard through ``sitecustomize.py`` in this folder, which conftest puts
 on ``PYTHONPATH``.
+
+Lookups from native code (onnxruntime's telemetry uploader calls the C library's ``getaddrinfo`` from a thread of
+its own) never pass through Python's ``socket``: ``native_guard.c``, built by :func:`build_native_guard` and
+preloaded into a child process (``LD_PRELOAD``), fails and logs those the same way.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import socket
+import subprocess
+from pathlib import Path
 
 LOG_VARIABLE = "OVDET_TEST_NETWORK_LOG"
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", ""}
+
+
+NATIVE_SOURCE = Path(__file__).with_name("native_guard.c")
+
+
+def build_native_guard(folder: Path) -> Path | None:
+    """Compile the native guard into ``folder``; ``None`` where there is no C compiler (or not on Linux)."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None or not Path("/proc/self").exists():
+        return None
+    library = folder / "native_guard.so"
+    subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(library), str(NATIVE_SOURCE), "-ldl"], check=True)
+    return library
 
 
 class NetworkBlocked(RuntimeError):
