@@ -63,7 +63,7 @@ def _boolean(value: Any) -> str | None:
 def _optional_sha256(value: Any) -> str | None:
     if value is None or (isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
         return None
-    return "must be null or a SHA-256 in lowercase hex (64 characters)"
+    return "is not a SHA-256 in lowercase hex (64 characters) or null"
 
 
 def _class_names(value: Any) -> str | None:
