@@ -81,7 +81,8 @@ def missing_dependency(package: str, extra: str, purpose: str) -> MissingDepende
         >>> raise missing_dependency("torch", "torch", "running .pt weights")
     """
     return MissingDependencyError(
-        f"{package} is not installed, and {purpose} needs it: install it with pip install 'ovdet[{extra}]'"
+        f"{package} is not installed, and {purpose} needs it: install ovdet's {extra} extra "
+        f"(pip install '.[{extra}]' in ovdet's folder)"
     )
 
 

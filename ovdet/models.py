@@ -180,8 +180,8 @@ def _load_weights(
     except ImportError as exc:  # a torch-free install, which runs exported models only
         raise MissingDependencyError(
             f"{exc.name or 'torch'} is not installed, and running the PyTorch checkpoint {path.name} needs it: "
-            f"install it with pip install 'ovdet[torch]', or run a model exported with ovdet export (ONNX or "
-            f"OpenVINO) instead"
+            f"install ovdet's torch extra (pip install '.[torch]' in ovdet's folder), or run a model exported with "
+            f"ovdet export (ONNX or OpenVINO) instead"
         ) from exc
     if runtime not in ("auto", *pt_runtimes()):
         raise ConfigError(f"unknown runtime {runtime!r}: use one of {', '.join(('auto', *pt_runtimes()))}")

@@ -58,7 +58,7 @@ class Tracker:
             from trackers import ByteTrackTracker
         except ImportError as exc:  # a core dependency, so no extra brings it: the installation is incomplete
             raise MissingDependencyError(
-                "trackers is not installed, and --track needs it: reinstall ovdet (pip install ovdet) or "
+                "trackers is not installed, and --track needs it: reinstall ovdet (pip install . in its folder) or "
                 "pip install 'trackers==2.6.*'"
             ) from exc
         self._factory = ByteTrackTracker

@@ -66,7 +66,7 @@ def test_tensorrt_fp16_engine_runs(gpu_detector, frames, tmp_path: Path) -> None
 def test_onnxruntime_cuda_provider_matches_pytorch(gpu_detector, frames, tmp_path: Path) -> None:
     onnxruntime = pytest.importorskip("onnxruntime")
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        pytest.skip("this onnxruntime has no CUDA provider (pip install 'ovdet[onnx-gpu]')")
+        pytest.skip("this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
     model = export_detector(gpu_detector, "onnx", dynamic_vocab=True, max_classes=5, output=tmp_path / "onnx")
     exported = OpenVocabDetector(model, device="cuda", imgsz=IMGSZ)
     assert exported.backend.device == "cuda:0"
@@ -83,7 +83,7 @@ def test_torchscript_on_cuda_matches_pytorch(gpu_detector, frames, tmp_path: Pat
 def test_fp16_onnx_export_takes_fp16_inputs(gpu_detector, frames, tmp_path: Path) -> None:
     onnxruntime = pytest.importorskip("onnxruntime")
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
-        pytest.skip("this onnxruntime has no CUDA provider (pip install 'ovdet[onnx-gpu]')")
+        pytest.skip("this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
     gpu_detector.set_classes(CLASSES)
     model = export_detector(gpu_detector, "onnx", half=True, output=tmp_path / "onnx16")
     exported = OpenVocabDetector(model, device="cuda", imgsz=IMGSZ)

@@ -134,8 +134,8 @@ def quantize_openvino(model: openvino.Model, calibration: Calibration) -> openvi
         import nncf
     except ImportError as exc:
         raise MissingDependencyError(
-            'INT8 export needs NNCF: pip install "ovdet[int8]" (or pip install nncf), or export without '
-            "--precision int8"
+            "INT8 export needs NNCF: pip install '.[int8]' in ovdet's folder (or pip install nncf), or export "
+            "without --precision int8"
         ) from exc
 
     embeddings, head = calibration.embeddings, calibration.head

@@ -100,7 +100,10 @@ def write_engine(onnx_path: Path, engine_path: Path, *, imgsz: int, max_batch: i
     except ImportError as exc:
         raise missing_dependency("tensorrt", "tensorrt", "exporting TensorRT engines") from exc
     if int(tensorrt.__version__.split(".")[0]) < 10:
-        raise ConfigError(f"TensorRT {tensorrt.__version__} is too old: pip install 'ovdet[tensorrt]' for TensorRT 10+")
+        raise ConfigError(
+            f"TensorRT {tensorrt.__version__} is too old: install ovdet's tensorrt extra for TensorRT 10+ "
+            f"(pip install '.[tensorrt]' in ovdet's folder)"
+        )
     logger = tensorrt.Logger(tensorrt.Logger.WARNING)
     builder = tensorrt.Builder(logger)
     network = builder.create_network(0)

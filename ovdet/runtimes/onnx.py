@@ -43,7 +43,8 @@ def execution_providers(device: str, available: Sequence[str], half: bool = Fals
     if needed not in available:
         raise ConfigError(
             f"device {device!r} needs onnxruntime's {needed}, which this onnxruntime lacks (it has "
-            f"{', '.join(available)}): pip install 'ovdet[onnx-gpu]' on a machine with CUDA, or use --device cpu"
+            f"{', '.join(available)}): pip install onnxruntime-gpu (ovdet's onnx-gpu extra) on a machine with CUDA, "
+            f"or use --device cpu"
         )
     options = {"device_id": index or 0}
     providers: list[Any] = [(CUDA, options), CPU]

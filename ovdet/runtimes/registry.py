@@ -31,7 +31,7 @@ class Runtime:
         suffixes: Model file suffixes it loads; the first is the one an export writes.
         module: The module holding its backend class, imported only when it loads a model.
         class_name: Its backend class.
-        extra: The pip extra that installs it: ``pip install 'ovdet[<extra>]'``.
+        extra: The pip extra that installs it: ``pip install '.[<extra>]'`` in ovdet's folder.
         text_runtime: The runtime its exported CLIP text tower runs on (``"auto"``: whichever is installed);
             ``None`` where prompts are encoded by CLIP in PyTorch.
         runs_pt: Whether a ``.pt`` can run on it (``--runtime``); all but torch convert the ``.pt`` once.

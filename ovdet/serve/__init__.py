@@ -1,6 +1,6 @@
 """``ovdet serve``: an HTTP API (FastAPI, uvicorn) with dynamic batching, video jobs and a page at ``/``.
 
-Needs ``pip install 'ovdet[serve]'``. Only ``ovdet.commands`` and the CLI import this package.
+Needs ovdet's serve extra (``pip install '.[serve]'``). Only ``ovdet.commands`` and the CLI import this package.
 """
 
 from __future__ import annotations

@@ -238,5 +238,5 @@ def test_a_pt_without_torch_says_what_to_install(command: str, model_path: Path,
     )
     lines = [line for line in completed.stderr.splitlines() if line.strip()]
     assert completed.returncode == 1 and len(lines) == 1, completed.stderr
-    assert lines[0].startswith("ovdet: error: ") and "pip install 'ovdet[torch]'" in lines[0], lines[0]
+    assert lines[0].startswith("ovdet: error: ") and "pip install '.[torch]'" in lines[0], lines[0]
     assert "unexpected" not in lines[0]
