@@ -256,7 +256,7 @@ def test_a_missing_runtime_names_the_extra_to_install(
     module: str, extra: str, exports: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, module, None)
-    with pytest.raises(MissingDependencyError, match=rf"pip install 'ovdet\[{extra}\]'"):
+    with pytest.raises(MissingDependencyError, match=rf"pip install '\.\[{extra}\]'"):
         OpenVocabDetector(exports[f"{module.replace('runtime', '')}-dynamic"], device="cpu")
 
 
@@ -353,7 +353,7 @@ def test_devices_are_checked_per_runtime(exports: dict[str, Path], tmp_path: Pat
     assert execution_providers("cuda:1", ["CUDAExecutionProvider", "CPUExecutionProvider"])[1] == "cuda:1"
     tensorrt, device = execution_providers("tensorrt", ["TensorrtExecutionProvider", "CUDAExecutionProvider"], True)
     assert device == "tensorrt:0" and tensorrt[0][1]["trt_fp16_enable"]
-    with pytest.raises(ConfigError, match=r"pip install 'ovdet\[onnx-gpu\]'.*--device cpu"):
+    with pytest.raises(ConfigError, match=r"pip install onnxruntime-gpu.*--device cpu"):
         execution_providers("cuda", ["CPUExecutionProvider"])
     with pytest.raises(ConfigError, match="unknown device 'gpu9'"):
         execution_providers("gpu9", ["CPUExecutionProvider"])
