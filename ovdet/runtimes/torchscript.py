@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from ..errors import ConfigError, WeightsError
-from .artifact import METADATA_FILE, Artifact
+from .artifact import METADATA_FILE, Artifact, load_graph
 from .exported import ExportedBackend
 
 __all__ = ["TorchScriptBackend"]
@@ -56,7 +56,11 @@ class TorchScriptBackend(ExportedBackend):
         graph = _recorded_graph(self.artifact)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch deprecates TorchScript, the format this loads
-            self.module = torch.jit.load(io.BytesIO(graph), map_location=self.device).eval()
+            device = self.device
+            module = load_graph(
+                self.artifact.model_path, "torch.jit", lambda: torch.jit.load(io.BytesIO(graph), map_location=device)
+            )
+        self.module = module.eval()
         self._torch = torch
 
     def _forward(self, images: np.ndarray, text_embeddings: np.ndarray | None) -> np.ndarray:
