@@ -46,16 +46,16 @@ MAP_DROPS = {
     "NaN": ("NaN", ["--max-map-drop", "nan"]),
     "inf": ("inf", ["--max-map-drop", "inf"]),
     "minus-inf": ("-inf", ["--max-map-drop", "expected one argument"]),
-    "minus-inf-joined": ("=-inf", ["--max-map-drop", "0 to 100"]),
+    "minus-inf-joined": ("=-inf", ["--max-map-drop", "not a finite number"]),
     "negative": ("-1", ["--max-map-drop", "0 to 100"]),
     "barely-negative": ("-0.0001", ["--max-map-drop", "0 to 100"]),
     "over-100": ("100.0001", ["--max-map-drop", "0 to 100"]),
     "huge": ("1e300", ["--max-map-drop", "0 to 100"]),
-    "overflows-to-inf": ("1e999", ["--max-map-drop", "0 to 100"]),
-    "not-a-number": ("one", ["--max-map-drop", "invalid float"]),
-    "empty": ("", ["--max-map-drop", "invalid float"]),
-    "decimal-comma": ("1,5", ["--max-map-drop", "invalid float"]),
-    "hex": ("0x10", ["--max-map-drop", "invalid float"]),
+    "overflows-to-inf": ("1e999", ["--max-map-drop", "not a finite number"]),
+    "not-a-number": ("one", ["--max-map-drop", "is not a number"]),
+    "empty": ("", ["--max-map-drop", "is not a number"]),
+    "decimal-comma": ("1,5", ["--max-map-drop", "is not a number"]),
+    "hex": ("0x10", ["--max-map-drop", "is not a number"]),
 }
 
 # Drops that are allowed get past their check: the calibration scenes (the labelled images here) are refused next.
