@@ -193,8 +193,15 @@ def clip_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {fmt: weights_fixtures.build_clip_checkpoint(folder / f"{fmt}.pt", fmt=fmt) for fmt in CLIP_FORMATS}
 
 
-@pytest.mark.parametrize("clip_format", CLIP_FORMATS)
-@pytest.mark.parametrize("place", list(TOWER_PLACES))
+# Both formats at each variable; at the registry places (each case also loads the genuine tower), one format each.
+TOWER_CASES = [
+    *((place, fmt) for place in ("mobileclip-variable", "mobileclip2-variable") for fmt in CLIP_FORMATS),
+    ("mobileclip-registry-first-use", "openai-jit"),
+    ("mobileclip2-registry-first-use", "open_clip"),
+]
+
+
+@pytest.mark.parametrize(("place", "clip_format"), TOWER_CASES)
 def test_openai_clip_given_for_a_mobileclip_space_is_refused_naming_both(
     place: str, clip_format: str, clip_files, mobileclip_paths, tmp_path: Path, capfd, monkeypatch
 ) -> None:
