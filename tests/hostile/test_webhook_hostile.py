@@ -309,20 +309,25 @@ BAD_URLS = [
 ]
 
 
-@pytest.mark.parametrize("url", BAD_URLS)
-def test_bad_webhook_url_is_one_usage_line_before_any_work(
-    tmp_path: Path, image: Path, capfd: pytest.CaptureFixture[str], url: str
-) -> None:
+def _detect_with_webhook(tmp_path: Path, image: Path, capfd: pytest.CaptureFixture[str], url: str, third: str):
+    """``detect`` with an appears rule on a zone whose third point is ``third``, alerts to a file and ``url``; the
+    image, its zones file and an earlier alerts file are left byte-identical."""
     zones = image.parent / "ward.yaml"
-    zones.write_text("zones:\n  bay: [[0, 0], [50, 0], [50, 50]]\nrules:\n  r: {appears: pump}\n")
+    zones.write_text(f"zones:\n  bay: [[0, 0], [{third}], [50, 50]]\nrules:\n  r: {{appears: pump}}\n")
     alerts = tmp_path / "out" / "alerts.jsonl"
     alerts.parent.mkdir()
     alerts.write_text(EARLIER)
     with unchanged(image.parent, alerts.parent):
-        result = run_cli(
+        return run_cli(
             ["detect", image, "--classes", "pump", "--zones", zones, "--alerts", alerts, "--webhook", url], capfd
         )
-    line = assert_error(result, 2, "--webhook")
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_bad_webhook_url_is_one_usage_line_before_any_work(
+    tmp_path: Path, image: Path, capfd: pytest.CaptureFixture[str], url: str
+) -> None:
+    line = assert_error(_detect_with_webhook(tmp_path, image, capfd, url, "50, 0"), 2, "--webhook")
     assert SECRET not in line and "\x1b" not in line
 
 
@@ -339,14 +344,6 @@ def test_a_run_refused_for_its_zones_contacts_no_webhook(
     tmp_path: Path, image: Path, capfd: pytest.CaptureFixture[str], url: str
 ) -> None:
     """The autouse network guard fails the test on any attempt to reach past loopback."""
-    zones = image.parent / "ward.yaml"
-    zones.write_text("zones:\n  bay: [[0, 0], [500, 0], [50, 50]]\nrules:\n  r: {appears: pump}\n")
-    alerts = tmp_path / "out" / "alerts.jsonl"
-    alerts.parent.mkdir()
-    alerts.write_text(EARLIER)
-    with unchanged(image.parent, alerts.parent):
-        result = run_cli(
-            ["detect", image, "--classes", "pump", "--zones", zones, "--alerts", alerts, "--webhook", url], capfd
-        )
+    result = _detect_with_webhook(tmp_path, image, capfd, url, "500, 0")
     line = assert_error(result, 1, "ward.yaml:2:", "(500, 0)", "outside")
     assert SECRET not in line
