@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import SourceError, UsageError
-from ..io.files import check_name_length
+from ..io.files import check_name_length, file_digest
 from ..io.images import IMAGE_SUFFIXES
 from ..io.sources import VIDEO_SUFFIXES
 
@@ -190,21 +190,13 @@ def digest(source: str) -> str:
     path = Path(source)
     try:
         if path.is_file():
-            return _file_sha256(path)
+            return file_digest(path)
         combined = hashlib.sha256()
         for image in sorted(p for p in path.iterdir() if p.is_file()):
-            combined.update(f"{image.name}\0{_file_sha256(image)}\n".encode("utf-8", "surrogateescape"))
+            combined.update(f"{image.name}\0{file_digest(image)}\n".encode("utf-8", "surrogateescape"))
         return combined.hexdigest()
     except OSError as exc:
         raise SourceError(f"{source} could not be read ({exc.strerror or exc}): check that it exists") from exc
-
-
-def _file_sha256(path: Path) -> str:
-    sha256 = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 22):
-            sha256.update(chunk)
-    return sha256.hexdigest()
 
 
 def _identity(path: Path) -> tuple:

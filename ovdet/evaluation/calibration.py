@@ -4,12 +4,12 @@ none of their images may be a labelled image (ranges calibrated on the images IN
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError, SourceError, UsageError
+from ..io.files import file_digest
 from ..io.sources import ImageSequence, open_source
 
 __all__ = ["check_calibration", "labelled_among"]
@@ -96,11 +96,7 @@ def _stat(path: Path):
 
 
 def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 22):
-                digest.update(chunk)
+        return file_digest(path)
     except OSError:
         return f"unreadable:{path}"
-    return digest.hexdigest()

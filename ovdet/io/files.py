@@ -7,6 +7,7 @@ temporary file behind; the error that stops the run is one line naming the file.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ __all__ = [
     "AppendFile",
     "check_name_length",
     "check_writable",
+    "file_digest",
     "output_error",
     "write_atomically",
     "write_json_atomically",
@@ -166,3 +168,17 @@ def _temporary(path: Path) -> Path:
 def write_json_atomically(documents: Sequence[tuple[Path, Any]]) -> None:
     """:func:`write_atomically` for JSON documents (UTF-8, non-ASCII kept)."""
     write_atomically([(path, json.dumps(payload, ensure_ascii=False).encode("utf-8")) for path, payload in documents])
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes in hex, read in 4 MiB chunks.
+
+    Example:
+        >>> file_digest(Path("frame.png"))  # doctest: +SKIP
+        '9f86d081884c7d65…'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
