@@ -40,8 +40,8 @@ def make_clips(folder: Path, count: int, frames: int) -> list[Path]:
 def run_configuration(name: str, clips: list[Path], output: Path, imgsz: int, runtime: str) -> dict:
     """One configuration, in this (child) process."""
     from ovdet.cluster import BatchRequest, run_batch
-    from ovdet.config import InferenceSettings
-    from ovdet.vocabulary import Vocabulary
+    from ovdet.core.config import InferenceSettings
+    from ovdet.prompts.vocabulary import Vocabulary
 
     ray, workers = CONFIGURATIONS[name]
     request = BatchRequest(

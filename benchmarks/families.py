@@ -19,9 +19,9 @@ import numpy as np
 
 from ovdet import OpenVocabDetector
 from ovdet.bench import read_frames
-from ovdet.config import InferenceSettings
-from ovdet.embeddings import Embeddings
-from ovdet.preprocess import letterbox_batch
+from ovdet.core.config import InferenceSettings
+from ovdet.prompts.embeddings import Embeddings
+from ovdet.vision.preprocess import letterbox_batch
 
 WARMUP_FRAMES = 3
 

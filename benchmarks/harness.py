@@ -209,7 +209,7 @@ class LongRunner(OvdetRunner):
     def long_run(self, frames: int, checkpoints: Sequence[int]) -> list[dict[str, float]]:
         """Stream ``frames`` frames once; current and peak RSS when each checkpoint's frame has been handed on."""
         from ovdet.io.sinks import JsonlSink
-        from ovdet.pipeline import SinkWriter
+        from ovdet.io.pipeline import SinkWriter
 
         samples, started = [], time.perf_counter()
         with SinkWriter([JsonlSink(self.output)]) as writer:

@@ -45,7 +45,7 @@ class ModelFiles:
         calibration: str | os.PathLike[str] | None = None,
         calibration_frames: int = 32,
     ) -> None:
-        from ovdet.weights import resolve_weights
+        from ovdet.core.weights import resolve_weights
 
         self.weights = resolve_weights(weights)
         if self.weights.suffix != ".pt":
@@ -84,7 +84,7 @@ class ModelFiles:
         A timed cold ``set_classes`` then measures text encoding, not a one-time conversion.
         """
         from ovdet.detector import OpenVocabDetector
-        from ovdet.embeddings import Embeddings
+        from ovdet.prompts.embeddings import Embeddings
 
         if config.engine != OVDET or config.export is not None:
             return

@@ -44,7 +44,7 @@ def main() -> None:
     use_weights(ensure_weights(args.weights))
     from ovdet import OpenVocabDetector
     from ovdet.io.sources import open_source
-    from ovdet.vocabulary import parse_classes
+    from ovdet.prompts.vocabulary import parse_classes
 
     detector = OpenVocabDetector("yolov8s-worldv2", device="cpu")
     rows = []

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ovdet.profiling import STAGES
+from ovdet.core.profiling import STAGES
 
 
 def _cell(value: Any, digits: int = 1) -> str:

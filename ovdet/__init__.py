@@ -14,8 +14,9 @@ import sys
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from ._environment import set_library_defaults
-from .errors import (
+from .core import __version__
+from .core.environment import set_library_defaults
+from .core.errors import (
     ConfigError,
     EmbeddingSpaceError,
     MissingDependencyError,
@@ -28,11 +29,10 @@ from .errors import (
     WeightsError,
 )
 
-__version__ = "0.1.0"
 
 # ovdet makes no network connection but the weights download a user asks for, and never unpickles code. So, for
 # the whole process: OpenVINO's usage telemetry cannot load (OpenVINO then uses its own no-op stub; see
-# ovdet/_openvino.py), and Ultralytics loads checkpoints with its allow-list only (ovdet bench goes through it).
+# ovdet/core/environment.py), and Ultralytics loads checkpoints with its allow-list only (ovdet bench goes through it).
 sys.modules.setdefault("openvino_telemetry", None)
 for _name, _value in (("YOLO_OFFLINE", "1"), ("YOLO_AUTOINSTALL", "False")):
     os.environ.setdefault(_name, _value)
@@ -61,15 +61,15 @@ __all__ = [
 # Heavy modules load on first use, so `import ovdet` (and `ovdet --help`) stays fast.
 _LAZY = {
     "OpenVocabDetector": "ovdet.detector",
-    "Embeddings": "ovdet.embeddings",
-    "InferenceSettings": "ovdet.config",
+    "Embeddings": "ovdet.prompts.embeddings",
+    "InferenceSettings": "ovdet.core.config",
     "Frame": "ovdet.io.sources",
 }
 
 if TYPE_CHECKING:
-    from .config import InferenceSettings
+    from .core.config import InferenceSettings
     from .detector import OpenVocabDetector
-    from .embeddings import Embeddings
+    from .prompts.embeddings import Embeddings
     from .io.sources import Frame
 
 

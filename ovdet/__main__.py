@@ -1,5 +1,5 @@
 """``python -m ovdet``."""
 
-from ovdet.cli import main
+from .cli import main
 
 raise SystemExit(main())

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from importlib import import_module
 from typing import NoReturn
 
-from . import __version__
+from .core import __version__
 from .commands.numbers import finite_float
-from .errors import ConfigError, OvdetError, UsageError, printable
+from .core.errors import ConfigError, OvdetError, UsageError, printable
 
 log = logging.getLogger("ovdet")
 

@@ -13,26 +13,26 @@ from typing import Any
 import numpy as np
 import supervision as sv
 
-from .analytics import Analysed, Analytics, analyse_stream
-from .cache import EmbeddingCache, encode_cached
-from .classes import ClassTable, embed, table_of
-from .config import InferenceSettings
-from .embeddings import Embeddings
-from .errors import ConfigError, ModelError, SourceError, VocabularyError
+from .analytics.stream import Analysed, Analytics, analyse_stream
+from .prompts.cache import EmbeddingCache, encode_cached
+from .prompts.classes import ClassTable, embed, table_of
+from .core.config import InferenceSettings
+from .prompts.embeddings import Embeddings
+from .core.errors import ConfigError, ModelError, SourceError, VocabularyError
 from .io.images import load_image
 from .io.sources import Frame, FrameSource, open_source
 from .models import choose_precision, load_backend
-from .pipeline import detect_stream
-from .postprocess import postprocess
-from .preprocess import letterbox_batch
-from .profiling import Profiler
-from .rules import Rule
+from .io.pipeline import detect_stream
+from .vision.postprocess import postprocess
+from .vision.preprocess import letterbox_batch
+from .core.profiling import Profiler
+from .analytics.rules import Rule
 from .runtimes.backend import Backend
-from .text import TextEncoder
-from .vocabulary import Vocabulary, load_vocabulary, vocabulary_of
-from .weights import resolve_weights
-from .zones import Geometry
-from .zones_yaml import ZonesFile, check_rule_classes
+from .prompts.text import TextEncoder
+from .prompts.vocabulary import Vocabulary, load_vocabulary, vocabulary_of
+from .core.weights import resolve_weights
+from .analytics.zones import Geometry
+from .analytics.zones_yaml import ZonesFile, check_rule_classes
 
 __all__ = ["OpenVocabDetector"]
 
@@ -64,7 +64,7 @@ class OpenVocabDetector:
             cached conversion is calibrated on (convolutions INT8; whatever takes the class embeddings stays in
             floating point, so classes still change freely).
         vocabulary: Classes to set at once: a vocabulary file (``.yaml`` or ``.npz``), a
-            :class:`~ovdet.vocabulary.Vocabulary` or :class:`~ovdet.embeddings.Embeddings`. A precision it records
+            :class:`~ovdet.prompts.vocabulary.Vocabulary` or :class:`~ovdet.prompts.embeddings.Embeddings`. A precision it records
             (written by ``ovdet eval --write-vocab``) is used for a ``.pt`` unless ``precision`` or ``half`` is given.
         task: ``"detect"`` or ``"segment"``; ``None``: what the model does. A ``-seg`` YOLOE segments (each
             detection gets a ``mask``); ``"detect"`` on it skips the mask branch.
@@ -154,7 +154,7 @@ class OpenVocabDetector:
         return self._table.vocabulary if self._table is not None else None
 
     def set_classes(self, classes: Sequence[str] | Vocabulary | Embeddings) -> None:
-        """Set what to detect: class names, a :class:`~ovdet.vocabulary.Vocabulary`, or precomputed embeddings.
+        """Set what to detect: class names, a :class:`~ovdet.prompts.vocabulary.Vocabulary`, or precomputed embeddings.
 
         Plain names are each encoded as their own prompt (as Ultralytics does). A vocabulary averages each class's
         phrasings × templates and adds decoys, which compete for boxes and are then dropped. Prompts found in the
@@ -276,15 +276,15 @@ class OpenVocabDetector:
             reconnect_timeout: Seconds a dropped live stream may stay away before the stream ends.
             stop: Set it (from another thread or a signal handler) to end the stream after the frames in flight,
                 without waiting for a stream that is reconnecting.
-            zones: A zones file (zones, lines and rules; see :mod:`ovdet.zones_yaml`) or its parsed form. Lines and
+            zones: A zones file (zones, lines and rules; see :mod:`ovdet.analytics.zones_yaml`) or its parsed form. Lines and
                 ``dwell``/``crosses`` rules turn tracking on.
-            rules: :class:`~ovdet.rules.Rule` objects to use instead of the zones file's rules.
+            rules: :class:`~ovdet.analytics.rules.Rule` objects to use instead of the zones file's rules.
             **settings: Per-call overrides of :class:`InferenceSettings`.
 
         Yields:
             ``(frame, detections)``: the :class:`~ovdet.io.sources.Frame` (``image``, ``index``, ``timestamp``,
             ``source``) and its ``supervision.Detections``. With ``zones`` or ``rules``:
-            :class:`~ovdet.analytics.Analysed` ``(frame, detections, alerts)``, the detections carrying their zones
+            :class:`~ovdet.analytics.stream.Analysed` ``(frame, detections, alerts)``, the detections carrying their zones
             (``detections.data["zones"]``) and the frame's counts (``detections.metadata``).
 
         Example:

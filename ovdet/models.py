@@ -20,15 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, MissingDependencyError, SourceError, WeightsError
+from .core.errors import ConfigError, MissingDependencyError, SourceError, WeightsError
 from .export.quantize import DEFAULT_CALIBRATION_FRAMES, calibration_digest
-from .precision import REDUCED, requested_precision
+from .core.precision import REDUCED, requested_precision
 from .runtimes.artifact import artifact_format, exported_metadata
 from .runtimes.backend import Backend
 from .runtimes.registry import RUNTIMES, pt_runtimes, runtime_for_format, runtime_named
-from .text import TextEncoder, text_encoder_for
-from .vocabulary import Vocabulary
-from .weights import cache_dir, file_sha256
+from .prompts.text import TextEncoder, text_encoder_for
+from .prompts.vocabulary import Vocabulary
+from .core.weights import cache_dir, file_sha256
 
 __all__ = ["CompiledBackend", "PrecisionChoice", "choose_precision", "compiled_dir", "load_backend"]
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from ovdet.weights import SUMS_FILE
+from ovdet.core.weights import SUMS_FILE
 from tests import network_guard, weights_fixtures
 from tests.footage import BOTTLES, PEOPLE, PEOPLE_GIF, SHARED_DATA  # noqa: F401 (tests import them from here)
 

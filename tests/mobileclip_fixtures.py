@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from ovdet.text_mobileclip import MOBILECLIP_MODELS
-from ovdet.weights import SUMS_FILE, WEIGHTS
+from ovdet.prompts.mobileclip import MOBILECLIP_MODELS
+from ovdet.core.weights import SUMS_FILE, WEIGHTS
 
 SEEDS = {"mobileclip:blt": 11, "mobileclip2:b": 12}  # different weights, so the two spaces differ
 

@@ -11,7 +11,7 @@ import supervision as sv
 from PIL import Image
 
 from ovdet import ConfigError, ModelError, OpenVocabDetector, SourceError, VocabularyError, WeightsError
-from ovdet.text import ClipTextEncoder
+from ovdet.prompts.text import ClipTextEncoder
 from tests import weights_fixtures
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ovdet import Embeddings, OpenVocabDetector
-from ovdet.errors import WeightsError
+from ovdet.core.errors import WeightsError
 from ovdet.runtimes.torch import TorchBackend, checkpoint_space
 from tests.conftest import BOTTLES, read_frames
 from tests.hostile.harness import assert_error, checksums, run_cli

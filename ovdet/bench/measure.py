@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import supervision as sv
 
-from ..profiling import STAGES
+from ..core.profiling import STAGES
 from .runners import open_runner
 from .subjects import OVDET, BenchmarkError, Subject, process_memory
 

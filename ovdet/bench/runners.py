@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import supervision as sv
 
-from ..precision import precision_name
-from ..profiling import Profiler
+from ..core.precision import precision_name
+from ..core.profiling import Profiler
 from .subjects import OVDET, ULTRALYTICS, BenchmarkError, LoopedClip, PacedClip, Subject, read_frames
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class OvdetRunner:
         from ..detector import OpenVocabDetector
 
         if subject.live:  # the row counts the dropped frames; the pipeline's own report would only repeat it
-            logging.getLogger("ovdet.pipeline").setLevel(logging.ERROR)
+            logging.getLogger("ovdet.io.pipeline").setLevel(logging.ERROR)
         self.subject = subject
         self.output = scratch / "detections.jsonl"
         cache_dir = scratch / "cache" if subject.empty_cache else None
@@ -52,7 +52,7 @@ class OvdetRunner:
         self.set_classes_ms = _time_set_classes(self.detector, subject.classes)
 
     def describe(self) -> dict[str, Any]:
-        from ..preprocess import target_shape
+        from ..vision.preprocess import target_shape
 
         backend = self.detector.backend
         frame = read_frames(self.subject.clip, 1)[0]
@@ -70,7 +70,7 @@ class OvdetRunner:
     def run(self, frames: int) -> dict[str, Any]:
         """Stream ``frames`` frames from the clip's start into a JSONL file; seconds per stage and latencies."""
         from ..io.sinks import JsonlSink
-        from ..pipeline import SinkWriter
+        from ..io.pipeline import SinkWriter
 
         profiler = Profiler()
         self.detector.profiler = profiler
@@ -110,7 +110,7 @@ class UltralyticsRunner:
         from ultralytics import YOLO, YOLOWorld
         from ultralytics.nn import tasks
 
-        from ..checkpoint import trusted
+        from ..core.checkpoint import trusted
         from ..runtimes.torch import inject_classes
 
         tasks.SAFE_LOAD = not trusted()  # Ultralytics unpickles .pt files unrestricted unless told (its opt-in)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import OvdetError
+from ..core.errors import OvdetError
 from ..io.sources import Frame, FrameSource, open_source
 
 __all__ = [

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import InferenceSettings
-from ..embeddings import Embeddings
-from ..io.files import check_writable
-from ..vocabulary import Vocabulary
+from ..core.config import InferenceSettings
+from ..prompts.embeddings import Embeddings
+from ..core.files import check_writable
+from ..prompts.vocabulary import Vocabulary
 from .lock import output_dir_lock
 from .manifest import Manifest
 from .plan import SourceTask, check_collisions, expand_sources, plan_tasks
@@ -150,7 +150,7 @@ def _run_locked(request: BatchRequest, tasks: list[SourceTask], stop: threading.
 
 def _fingerprinted(request: BatchRequest) -> dict[str, Any]:
     """The settings that decide the outputs, as the manifest records them (known before any model loads)."""
-    from ..weights import file_sha256, resolve_weights
+    from ..core.weights import file_sha256, resolve_weights
 
     model = resolve_weights(request.model)
     classes = request.classes

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import OutputError, UsageError
+from ..core.errors import OutputError, UsageError
 
 __all__ = ["LOCK_NAME", "output_dir_lock"]
 

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from ..io.files import write_json_atomically
+from ..core.errors import UsageError
+from ..core.files import write_json_atomically
 from .plan import MANIFEST_NAME, SourceTask, digest, stamp
 
 __all__ = ["Manifest", "fingerprint"]

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import SourceError, UsageError
-from ..io.files import check_name_length, file_digest
+from ..core.errors import SourceError, UsageError
+from ..core.files import check_name_length, file_digest
 from ..io.images import IMAGE_SUFFIXES
 from ..io.sources import VIDEO_SUFFIXES
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..errors import ClusterError, OvdetError, missing_dependency
+from ..core.errors import ClusterError, OvdetError, missing_dependency
 from .plan import SourceTask
 from .worker import SourceResult, SourceWorker, WorkerSpec
 

@@ -13,13 +13,13 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import InferenceSettings
-from ..embeddings import Embeddings
-from ..errors import OvdetError, SourceError
+from ..core.config import InferenceSettings
+from ..prompts.embeddings import Embeddings
+from ..core.errors import OvdetError, SourceError
 from ..io.parquet import ParquetSink
 from ..io.sources import open_source
-from ..pipeline import SinkWriter
-from ..vocabulary import Vocabulary
+from ..io.pipeline import SinkWriter
+from ..prompts.vocabulary import Vocabulary
 from .plan import SourceTask, digest, stamp
 
 __all__ = ["SourceResult", "SourceWorker", "WorkerSpec"]
@@ -146,7 +146,7 @@ class SourceWorker:
         source's Parquet file, last."""
         from ..io.sinks import CocoSink, CsvSink, EventsSink, JsonlSink
         from ..io.video import AnnotatedVideoSink
-        from ..tracking import lost_track_frames
+        from ..vision.tracking import lost_track_frames
 
         fps = source.fps / getattr(source, "vid_stride", 1) if source.fps else None
         openers = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 JSONL_SUFFIXES = [".jsonl", ".ndjson"]
 
@@ -47,8 +47,8 @@ class AnalyticsRun:
     """The zones file read and checked before any work, then applied frame by frame in the CLI's loop."""
 
     def __init__(self, args: argparse.Namespace, class_names: tuple[str, ...]) -> None:
-        from ..analytics import Analytics
-        from ..zones_yaml import check_rule_classes, read_zones_yaml
+        from ..analytics.stream import Analytics
+        from ..analytics.zones_yaml import check_rule_classes, read_zones_yaml
 
         self.args = args
         self.enabled = any((args.zones, args.alerts, args.webhook, args.save_crops, args.summary))
@@ -77,7 +77,7 @@ class AnalyticsRun:
         from ..io.alerts import AlertsSink, WebhookSender
         from ..io.crops import CropWriter
         from ..io.summary import RunSummary
-        from ..tracking import lost_track_frames
+        from ..vision.tracking import lost_track_frames
 
         if not self.enabled:
             return []

@@ -7,7 +7,7 @@ import logging
 import signal
 from pathlib import Path
 
-from ..errors import OvdetError, UsageError
+from ..core.errors import OvdetError, UsageError
 from ..runtimes.registry import pt_runtimes
 from .detect import EXIT_BY_SIGNAL, _stop_on_signals
 
@@ -69,8 +69,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Plan, refuse bad input before work, run; exit 1 when a source failed, 130 on Ctrl-C."""
     from ..cluster.job import BatchRequest, run_batch
-    from ..config import InferenceSettings
-    from ..vocabulary import load_vocabulary, parse_classes
+    from ..core.config import InferenceSettings
+    from ..prompts.vocabulary import load_vocabulary, parse_classes
 
     _check_counts(args)
     settings = InferenceSettings().replace(

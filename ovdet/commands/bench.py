@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, SourceError, UsageError
+from ..core.errors import ConfigError, SourceError, UsageError
 from . import precision_flags
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ def _check_precision(args: argparse.Namespace) -> None:
 def _ultralytics_subject(args: argparse.Namespace, classes: tuple[str, ...]) -> Subject:
     """Ultralytics on the same ``.pt``, with ovdet's embeddings of the classes injected (its encoder needs git)."""
     from ..bench import ULTRALYTICS, RunConfig, Subject
-    from ..weights import resolve_weights
+    from ..core.weights import resolve_weights
 
     weights = resolve_weights(args.model)
     if weights.suffix != ".pt":

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import ConfigError, OvdetError, SourceError, UsageError
+from ..core.errors import ConfigError, OvdetError, SourceError, UsageError
 from ..io.samples import SAMPLE_CLASSES
 from ..runtimes.registry import pt_runtimes
 from . import analytics as analytics_flags
@@ -93,12 +93,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check every path and open the source (bad input fails before work), load the model, open every output, then
     stream."""
-    from ..config import InferenceSettings
+    from ..core.config import InferenceSettings
     from ..detector import OpenVocabDetector
-    from ..io.files import check_writable
+    from ..core.files import check_writable
     from ..io.sources import open_source
-    from ..pipeline import SinkWriter
-    from ..vocabulary import VocabularyWatcher, load_vocabulary, parse_classes
+    from ..io.pipeline import SinkWriter
+    from ..prompts.vocabulary import VocabularyWatcher, load_vocabulary, parse_classes
 
     summary = RunSummary()
     asked = precision_flags.requested(args)
@@ -174,7 +174,7 @@ def _choose_precision(args: argparse.Namespace, asked: str | None, vocabulary):
     """The flags' precision, else the vocabulary file's (see ``models.choose_precision``); contradictory flags are
     usage errors, a calibration source that is missing is one line naming it."""
     from ..models import choose_precision
-    from ..vocabulary import Vocabulary, vocabulary_of
+    from ..prompts.vocabulary import Vocabulary, vocabulary_of
 
     if args.calibration and not Path(args.calibration).exists():
         raise SourceError(f"--calibration {args.calibration} does not exist: pass a video file or a folder of images")
@@ -235,7 +235,7 @@ def _check_paths(args: argparse.Namespace, source) -> list:
 def _open_sinks(args: argparse.Namespace, source, analytics: analytics_flags.AnalyticsRun) -> list:
     from ..io.sinks import AnnotatedImageWriter, CocoSink, CsvSink, EventsSink, JsonlSink
     from ..io.video import AnnotatedVideoSink
-    from ..tracking import lost_track_frames
+    from ..vision.tracking import lost_track_frames
 
     fps = source.fps / getattr(source, "vid_stride", 1) if source.fps else None
     openers = {"jsonl": JsonlSink, "csv": CsvSink, "video": lambda path: AnnotatedVideoSink(path, fps)}

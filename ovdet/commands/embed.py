@@ -7,8 +7,8 @@ import logging
 import time
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..weights import CLIP_SPACE, MOBILECLIP2_SPACE, MOBILECLIP_SPACE, WEIGHTS, resolve_weights
+from ..core.errors import ConfigError
+from ..core.weights import CLIP_SPACE, MOBILECLIP2_SPACE, MOBILECLIP_SPACE, WEIGHTS, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +39,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cache import EmbeddingCache
-    from ..classes import embed
+    from ..prompts.cache import EmbeddingCache
+    from ..prompts.classes import embed
     from ..io.sinks import check_writable
-    from ..text import text_encoder_for
-    from ..vocabulary import Vocabulary, load_vocabulary, parse_classes
+    from ..prompts.text import text_encoder_for
+    from ..prompts.vocabulary import Vocabulary, load_vocabulary, parse_classes
 
     if bool(args.vocab) == bool(args.classes):
         raise ConfigError("give a vocabulary file or --classes (one of them): ovdet embed vocab.yaml -o vocab.npz")

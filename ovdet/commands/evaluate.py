@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ConfigError, SourceError, UsageError
+from ..core.errors import ConfigError, SourceError, UsageError
 from ..evaluation.precisions import DEFAULT_MAX_MAP_DROP, MIN_AGREEMENT, MIN_FP32_MAP
 from . import precision_flags
 
@@ -105,12 +105,12 @@ def _check_paths(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check every input and output first (bad data fails before the model loads), then evaluate."""
-    from ..config import InferenceSettings
+    from ..core.config import InferenceSettings
     from ..detector import OpenVocabDetector
     from ..evaluation import evaluate, load_dataset, match_categories, write_report
     from ..evaluation.calibration import check_calibration
     from ..io.sinks import check_writable
-    from ..vocabulary import Vocabulary, load_vocabulary, parse_classes
+    from ..prompts.vocabulary import Vocabulary, load_vocabulary, parse_classes
 
     vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
     if not isinstance(vocabulary, Vocabulary):

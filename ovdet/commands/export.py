@@ -6,7 +6,7 @@ import argparse
 
 from ..export.exporter import DEFAULT_MAX_CLASSES, FORMATS, export_detector
 from ..export.quantize import DEFAULT_CALIBRATION_FRAMES
-from ..precision import REDUCED
+from ..core.precision import REDUCED
 from ..runtimes.artifact import Artifact
 from . import precision_flags
 
@@ -51,7 +51,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the detector, set the baked vocabulary if any, export, and say how to run the result."""
     from ..detector import OpenVocabDetector
-    from ..vocabulary import load_vocabulary, parse_classes
+    from ..prompts.vocabulary import load_vocabulary, parse_classes
 
     if not args.dynamic_vocab and args.classes is None and args.vocab is None:
         args.parser.error("pass the classes to bake in (--classes or --vocab), or --dynamic-vocab")

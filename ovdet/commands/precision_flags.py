@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ConfigError, UsageError
-from ..precision import PRECISIONS, check_precision, parse_precisions, requested_precision
+from ..core.errors import ConfigError, UsageError
+from ..core.precision import PRECISIONS, check_precision, parse_precisions, requested_precision
 
 CHOICES = "|".join(PRECISIONS)
 MEANING = (

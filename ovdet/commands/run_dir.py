@@ -9,7 +9,7 @@ import argparse
 import re
 from pathlib import Path
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..io.samples import SAMPLE_CLASSES, sample_images_folder
 
 __all__ = [

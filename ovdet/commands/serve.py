@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import UsageError, missing_dependency
+from ..core.errors import UsageError, missing_dependency
 from ..io.images import MAX_IMAGE_PIXELS
 from ..runtimes.registry import pt_runtimes
 from ..serve.admission import MAX_VIDEO_PIXELS  # these two modules run without the serve extra (FastAPI)
@@ -107,11 +107,11 @@ def run(args: argparse.Namespace) -> int:
         from ..serve.vocabularies import DEFAULT_VOCABULARY
     except ImportError as exc:
         raise missing_dependency(exc.name or "fastapi", "serve", "ovdet serve") from None
-    from ..config import InferenceSettings
+    from ..core.config import InferenceSettings
     from ..detector import OpenVocabDetector
-    from ..io.files import check_writable
+    from ..core.files import check_writable
     from ..serve.security import Limits, check_bind
-    from ..vocabulary_yaml import read_vocabulary_yaml
+    from ..prompts.vocabulary_yaml import read_vocabulary_yaml
 
     token = args.token or os.environ.get("OVDET_TOKEN") or None
     check_bind(args.host, token)

@@ -8,8 +8,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import ConfigError, SourceError, UsageError
-from ..io.files import file_digest
+from ..core.errors import ConfigError, SourceError, UsageError
+from ..core.files import file_digest
 from ..io.sources import ImageSequence, open_source
 
 __all__ = ["check_calibration", "labelled_among"]

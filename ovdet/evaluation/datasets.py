@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import ConfigError, SourceError, VocabularyError
+from ..core.errors import ConfigError, SourceError, VocabularyError
 from ..io.images import pillow_open
 from .segments import coco_segmentation, missing_segment
 

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import supervision as sv
 
-from ..config import InferenceSettings
+from ..core.config import InferenceSettings
 from ..io.images import load_image
-from ..precision import PRECISIONS
-from ..vocabulary import Vocabulary
+from ..core.precision import PRECISIONS
+from ..prompts.vocabulary import Vocabulary
 from .datasets import LabelledDataset
 from .metrics import RunMetrics, coco_metrics
 from .runner import coco_results

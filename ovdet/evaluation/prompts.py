@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..vocabulary import Vocabulary
+from ..prompts.vocabulary import Vocabulary
 
 __all__ = [
     "ALL_PHRASINGS",
@@ -69,7 +69,7 @@ def without_thresholds(vocabulary: Vocabulary) -> Vocabulary:
     """The vocabulary with every class's own threshold removed, so a low-confidence run sees all boxes.
 
     Example:
-        >>> from ovdet.vocabulary import parse_classes
+        >>> from ovdet.prompts.vocabulary import parse_classes
         >>> without_thresholds(parse_classes("pump@0.4")).classes[0].conf is None
         True
     """
@@ -81,7 +81,7 @@ def plan_variants(vocabulary: Vocabulary, classes: Iterable[str]) -> list[Varian
     variant when the vocabulary has several templates.
 
     Example:
-        >>> from ovdet.vocabulary import parse_classes
+        >>> from ovdet.prompts.vocabulary import parse_classes
         >>> vocabulary = parse_classes("pump=infusion pump|IV pump, person")
         >>> [v.label for v in plan_variants(vocabulary, ["pump", "person"])]
         ['infusion pump', 'IV pump']
@@ -119,7 +119,7 @@ def best_vocabulary(
     """The vocabulary with each ranked class's best phrasings and the best templates (thresholds unchanged).
 
     Example:
-        >>> from ovdet.vocabulary import parse_classes
+        >>> from ovdet.prompts.vocabulary import parse_classes
         >>> vocabulary = parse_classes("pump=infusion pump|IV pump")
         >>> ranked = (RankedVariant("IV pump", ("IV pump",), 0.4, 0.6),)
         >>> best_vocabulary(vocabulary, {"pump": ranked}, ()).classes[0].prompts

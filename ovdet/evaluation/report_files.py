@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 __all__ = [
     "METRICS_FILE",

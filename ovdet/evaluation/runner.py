@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import supervision as sv
 
-from ..config import InferenceSettings
-from ..errors import SourceError
+from ..core.config import InferenceSettings
+from ..core.errors import SourceError
 from ..io.images import load_image
 from ..io.masks import masks_to_rle
-from ..vocabulary import Vocabulary
+from ..prompts.vocabulary import Vocabulary
 from .datasets import LabelledDataset, LabelledImage, match_categories
 from .metrics import OperatingPoint, RunMetrics, best_f1_point, coco_metrics
 from .prompts import (
@@ -120,7 +120,7 @@ def evaluate(
         vocabulary: Classes named like the data's categories (matched case-insensitively).
         default_conf: Threshold of classes without their own (default: the detector's ``conf``).
         progress: Called with ``(images done, images planned)`` after every batch.
-        **settings: Overrides of the detector's :class:`~ovdet.config.InferenceSettings` (``conf`` excepted).
+        **settings: Overrides of the detector's :class:`~ovdet.core.config.InferenceSettings` (``conf`` excepted).
 
     Raises:
         VocabularyError: Labelled categories have no class of that name in the vocabulary.

@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SourceError
+from ..core.errors import SourceError
 
 if TYPE_CHECKING:
     from .datasets import LabelledDataset, LabelledImage

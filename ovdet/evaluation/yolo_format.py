@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import SourceError
+from ..core.errors import SourceError
 from ..io.images import IMAGE_SUFFIXES
 from .datasets import LabelledDataset, LabelledImage, checked_dataset, coco_annotation, image_size
 from .segments import missing_segment, yolo_polygon

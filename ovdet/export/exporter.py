@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import __version__
-from ..config import check_sizes
-from ..errors import ConfigError, ModelError
+from ..core import __version__
+from ..core.config import check_sizes
+from ..core.errors import ConfigError, ModelError
 from ..runtimes.artifact import METADATA_FILE, ArtifactMetadata
 from ..runtimes.registry import export_formats, format_suffix
 from .quantize import DEFAULT_CALIBRATION_FRAMES, Calibration
@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     import torch
 
     from ..detector import OpenVocabDetector
-    from ..embeddings import Embeddings
+    from ..prompts.embeddings import Embeddings
     from ..runtimes.torch import TorchBackend
-    from ..text import TextEncoder
+    from ..prompts.text import TextEncoder
     from .text_towers import TowerEncoder
 
 __all__ = ["DEFAULT_MAX_CLASSES", "FORMATS", "ExportOptions", "export_backend", "export_detector"]

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ConfigError, MissingDependencyError, SourceError
+from ..core.errors import ConfigError, MissingDependencyError, SourceError
 from ..io.sources import open_source
-from ..preprocess import letterbox_batch
-from ..weights import file_sha256
+from ..vision.preprocess import letterbox_batch
+from ..core.weights import file_sha256
 
 if TYPE_CHECKING:
     import openvino

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import ConfigError, OvdetError
+from ..core.errors import ConfigError, OvdetError
 from ..runtimes.artifact import METADATA_FILE, Artifact, read_metadata
 
 __all__ = ["check_target", "staging"]

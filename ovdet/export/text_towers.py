@@ -10,13 +10,13 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ModelError
+from ..core.errors import ModelError
 from ..runtimes.artifact import TextTowerInfo
 
 if TYPE_CHECKING:
     from ..detector import OpenVocabDetector
-    from ..text import ClipTextEncoder
-    from ..text_mobileclip import MobileClipTextEncoder
+    from ..prompts.text import ClipTextEncoder
+    from ..prompts.mobileclip import MobileClipTextEncoder
 
     TowerEncoder = ClipTextEncoder | MobileClipTextEncoder
 
@@ -27,8 +27,8 @@ TOKENIZER_FILE = "bpe_simple_vocab_16e6.txt.gz"
 
 
 def tower_encoder(detector: OpenVocabDetector, space: str) -> TowerEncoder:
-    from ..text import ClipTextEncoder
-    from ..text_mobileclip import MobileClipTextEncoder
+    from ..prompts.text import ClipTextEncoder
+    from ..prompts.mobileclip import MobileClipTextEncoder
 
     encoder = detector.text_encoder
     if not isinstance(encoder, (ClipTextEncoder, MobileClipTextEncoder)):

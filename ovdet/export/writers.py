@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from .._openvino import import_openvino
-from ..errors import ConfigError, ModelError, missing_dependency
+from ..core.environment import import_openvino
+from ..core.errors import ConfigError, ModelError, missing_dependency
 from ..runtimes.artifact import IMAGES_INPUT, OUTPUT, PROTOTYPES, TEXT_INPUT
 
 __all__ = ["write_engine", "write_onnx", "write_openvino", "write_text_tower", "write_torchscript"]

@@ -27,8 +27,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import supervision as sv
 
-from ..errors import UsageError
-from .files import AppendFile
+from ..core.errors import UsageError
+from ..core.files import AppendFile
 from .sources import Frame
 
 __all__ = ["MAX_RESPONSE_BYTES", "AlertsSink", "WebhookSender", "check_webhook_url", "masked_url"]

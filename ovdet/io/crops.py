@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from ..errors import OutputError
-from .files import check_writable, write_atomically
+from ..core.errors import OutputError
+from ..core.files import check_writable, write_atomically
 from .sources import Frame
 
 __all__ = ["CropWriter", "crop_name"]
@@ -84,7 +84,7 @@ class CropWriter:
         self._save(f"{crop_name(track_id, best.class_name)}.jpg", best.crop)
 
     def save_alert(self, frame: Frame, alert, number: int) -> str:
-        """Write the crop of ``alert`` (an :class:`~ovdet.rules.Alert`); returns its path."""
+        """Write the crop of ``alert`` (an :class:`~ovdet.analytics.rules.Alert`); returns its path."""
         name = f"alert-{number:05d}_{crop_name(alert.track_id, alert.class_name)}.jpg"
         return str(self._save(name, _cut(frame.image, np.asarray(alert.box))))
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import SourceError, printable
+from ..core.errors import SourceError, printable
 
 __all__ = [
     "IMAGE_SUFFIXES",

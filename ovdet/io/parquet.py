@@ -14,8 +14,8 @@ from typing import Any
 
 import supervision as sv
 
-from ..errors import missing_dependency
-from .files import check_writable, write_atomically
+from ..core.errors import missing_dependency
+from ..core.files import check_writable, write_atomically
 from .masks import mask_to_rings
 from .sinks import detection_rows
 from .sources import Frame

@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 
 __all__ = ["SAMPLE_CLASSES", "sample_images_folder"]
 

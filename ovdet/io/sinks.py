@@ -18,13 +18,13 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from ..errors import OutputError
-from .files import AppendFile, check_writable, write_atomically, write_json_atomically
+from ..core.errors import OutputError
+from ..core.files import AppendFile, check_writable, write_atomically, write_json_atomically
 from .masks import mask_to_rings, masks_to_rle
 from .sources import Frame
 
 if TYPE_CHECKING:
-    from ..vocabulary import Vocabulary
+    from ..prompts.vocabulary import Vocabulary
 
 __all__ = [
     "AnnotatedImageWriter",
@@ -48,7 +48,7 @@ CSV_COLUMNS = (
 
 def detection_rows(detections: sv.Detections) -> list[dict[str, Any]]:
     """One plain dict per detection: ``xyxy``, ``confidence``, ``class_id``, ``class_name``, ``track_id``, and
-    ``zones`` when zones are in use (see :mod:`ovdet.analytics`)."""
+    ``zones`` when zones are in use (see :mod:`ovdet.analytics.stream`)."""
     names = detections.data.get("class_name", np.array([""] * len(detections)))
     track_ids = detections.tracker_id if detections.tracker_id is not None else [-1] * len(detections)
     rows = [
@@ -177,10 +177,10 @@ def _csv_text(rows: Iterable[Sequence[Any]]) -> str:
 
 
 class EventsSink(_LineFile):
-    """One JSON line per track when it ends (see :class:`ovdet.events.TrackEvents`), and for open tracks at close."""
+    """One JSON line per track when it ends (see :class:`ovdet.io.track_events.TrackEvents`), and for open tracks at close."""
 
     def __init__(self, path: str | os.PathLike[str], end_after: int) -> None:
-        from ..events import TrackEvents
+        from .track_events import TrackEvents
 
         super().__init__(path)
         self._events = TrackEvents(end_after)
@@ -280,7 +280,7 @@ class Annotator:
     def draw(self, image: np.ndarray, detections: sv.Detections) -> np.ndarray:
         """A copy of ``image`` with masks (where the detections have them), boxes and ``#id name confidence``
         labels drawn, over the zones, lines and their counts where the frame carries them
-        (``detections.metadata["overlay"]``, see :mod:`ovdet.analytics`)."""
+        (``detections.metadata["overlay"]``, see :mod:`ovdet.analytics.stream`)."""
         canvas = image.copy()
         if "overlay" in detections.metadata:
             canvas = detections.metadata["overlay"](canvas)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, OvdetError, SourceError
+from ..core.errors import ConfigError, OvdetError, SourceError
 from .frame_index import SourceIndex, describe, spans_of
 from .images import expand_image_source, load_image
 

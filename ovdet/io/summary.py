@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import supervision as sv
 
-from .files import check_writable, write_json_atomically
+from ..core.files import check_writable, write_json_atomically
 from .sources import Frame
 
 __all__ = ["RunSummary"]

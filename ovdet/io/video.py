@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 import supervision as sv
 
-from ..errors import OutputError
-from .files import check_writable, output_error
+from ..core.errors import OutputError
+from ..core.files import check_writable, output_error
 from .sinks import Annotator
 from .sources import Frame
 
 if TYPE_CHECKING:
-    from ..vocabulary import Vocabulary
+    from ..prompts.vocabulary import Vocabulary
 
 __all__ = ["VIDEO_OUTPUT_SUFFIXES", "AnnotatedVideoSink"]
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import OvdetError, WeightsError
+from ..core.errors import OvdetError, WeightsError
 from .metadata_fields import check_fields
 from .registry import runtime_for_suffix, runtime_named
 

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ..text import TextEncoder
+    from ..prompts.text import TextEncoder
 
 __all__ = ["TASKS", "Backend", "check_task"]
 

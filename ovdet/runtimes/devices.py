@@ -7,7 +7,7 @@ Example:
 
 from __future__ import annotations
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 __all__ = ["parse_device"]
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import MissingDependencyError, ModelError, missing_dependency
+from ..core.errors import MissingDependencyError, ModelError, missing_dependency
 from .artifact import Artifact
 from .backend import check_task
 from .registry import runtime_named

@@ -3,7 +3,7 @@
 ``ovdet.json`` travels with the export and can be edited by anyone who can write the folder, so every value is
 checked for its type and range here: a file it names is a bare file name inside the folder with the suffix that
 file has (never ``..``, a sub-folder or an absolute path), a count is a positive integer (``true`` is not ``1``),
-a choice is one of the known values. A problem is one :class:`~ovdet.errors.WeightsError` line naming the file,
+a choice is one of the known values. A problem is one :class:`~ovdet.core.errors.WeightsError` line naming the file,
 the field and the fix.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
-from ..errors import WeightsError
+from ..core.errors import WeightsError
 from .backend import TASKS
 from .registry import export_formats, format_suffix
 
@@ -137,7 +137,7 @@ def check_fields(data: Mapping[str, Any], where: str) -> None:
     Example:
         >>> check_fields({"imgsz": "640"}, "out/ovdet.json")
         Traceback (most recent call last):
-        ovdet.errors.WeightsError: out/ovdet.json: imgsz '640' must be a positive integer: re-export the model ...
+        ovdet.core.errors.WeightsError: out/ovdet.json: imgsz '640' must be a positive integer: re-export the model ...
     """
     for name, check in FIELDS.items():
         if name in data:

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .._onnxruntime import import_onnxruntime
-from ..errors import ConfigError
+from ..core.environment import import_onnxruntime
+from ..core.errors import ConfigError
 from .artifact import IMAGES_INPUT, TEXT_INPUT, load_graph
 from .devices import parse_device
 from .exported import ExportedBackend

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._openvino import import_openvino
-from ..errors import ConfigError, WeightsError
-from ..precision import precision_name
+from ..core.environment import import_openvino
+from ..core.errors import ConfigError, WeightsError
+from ..core.precision import precision_name
 from .artifact import IMAGES_INPUT, TEXT_INPUT, load_graph
 from .devices import parse_device
 from .exported import ExportedBackend

@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .artifact import IMAGES_INPUT, OUTPUT, TEXT_INPUT
 from .exported import ExportedBackend
 

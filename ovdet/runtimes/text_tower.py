@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._onnxruntime import import_onnxruntime
-from ..embeddings import normalize
-from ..errors import ConfigError, WeightsError, missing_dependency
+from ..core.environment import import_onnxruntime
+from ..prompts.embeddings import normalize
+from ..core.errors import ConfigError, WeightsError, missing_dependency
 from .artifact import ArtifactMetadata, load_graph
 from .registry import text_runtimes
 

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import checkpoint, weights
-from ..errors import ConfigError, WeightsError, missing_dependency
-from ..text import TextEncoder, text_encoder_for
+from ..core import checkpoint, weights
+from ..core.errors import ConfigError, WeightsError, missing_dependency
+from ..prompts.text import TextEncoder, text_encoder_for
 from .backend import check_task
 from .devices import parse_device
 from .registry import runtime_named

@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import ConfigError, WeightsError
+from ..core.errors import ConfigError, WeightsError
 from .artifact import METADATA_FILE, Artifact, load_graph
 from .exported import ExportedBackend
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import OvdetError, SourceError
+from ..core.errors import OvdetError, SourceError
 from ..io.images import ImageTooLarge, encoded_image_size
 
 __all__ = ["MAX_VIDEO_PIXELS", "MemoryBudget", "OverBudget", "check_video_size", "gif_sizes", "image_cost"]

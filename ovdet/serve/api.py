@@ -17,8 +17,8 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from .. import __version__
-from ..errors import OvdetError, VocabularyError
+from ..core import __version__
+from ..core.errors import OvdetError, VocabularyError
 from ..io.images import ImageTooLarge, decode_image_bytes
 from ..io.sinks import frame_record
 from ..io.sources import VIDEO_SUFFIXES, Frame

@@ -21,9 +21,9 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__
-from ..config import InferenceSettings
-from ..vocabulary_yaml import MAX_VOCABULARY_BYTES
+from ..core import __version__
+from ..core.config import InferenceSettings
+from ..prompts.vocabulary_yaml import MAX_VOCABULARY_BYTES
 from .admission import MemoryBudget
 from .api import require_token, router
 from .batching import Batcher

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import supervision as sv
 
-from ..config import MAX_BATCH_PIXELS, InferenceSettings
+from ..core.config import MAX_BATCH_PIXELS, InferenceSettings
 from .encoding import Prepared
 
 __all__ = ["Batcher", "QueueFull"]

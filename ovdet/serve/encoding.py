@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..embeddings import Embeddings
-from ..errors import OvdetError
-from ..vocabulary import Vocabulary
+from ..prompts.embeddings import Embeddings
+from ..core.errors import OvdetError
+from ..prompts.vocabulary import Vocabulary
 
 __all__ = ["DEFAULT_MAX_CLASSES", "ClassEncoder", "EncoderBusy", "Prepared", "TooManyClasses"]
 

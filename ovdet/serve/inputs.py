@@ -18,9 +18,9 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ..config import InferenceSettings
-from ..errors import ConfigError, VocabularyError
-from ..vocabulary import Vocabulary, parse_classes
+from ..core.config import InferenceSettings
+from ..core.errors import ConfigError, VocabularyError
+from ..prompts.vocabulary import Vocabulary, parse_classes
 from .security import IMAGE_TYPES, media_type
 from .vocabularies import DEFAULT_VOCABULARY, InvalidName, UnknownVocabulary, VocabularyStore
 

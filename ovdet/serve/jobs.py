@@ -19,15 +19,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import InferenceSettings
-from ..errors import OvdetError
-from ..io.files import write_json_atomically
+from ..core.config import InferenceSettings
+from ..core.errors import OvdetError
+from ..core.files import write_json_atomically
 from ..io.images import ImageTooLarge
 from ..io.sinks import JsonlSink
 from ..io.sources import open_source
 from ..io.video import AnnotatedVideoSink
-from ..pipeline import FrameReader, SinkWriter
-from ..vocabulary import Vocabulary
+from ..io.pipeline import FrameReader, SinkWriter
+from ..prompts.vocabulary import Vocabulary
 from .batching import Batcher
 from .encoding import ClassEncoder
 

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from ..io.images import MAX_IMAGE_PIXELS
 from .admission import MAX_VIDEO_PIXELS
 

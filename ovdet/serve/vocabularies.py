@@ -13,10 +13,10 @@ import re
 import threading
 from pathlib import Path
 
-from ..errors import OvdetError, VocabularyError
-from ..io.files import write_atomically
-from ..vocabulary import Vocabulary
-from ..vocabulary_yaml import MAX_VOCABULARY_BYTES, parse_vocabulary_yaml
+from ..core.errors import OvdetError, VocabularyError
+from ..core.files import write_atomically
+from ..prompts.vocabulary import Vocabulary
+from ..prompts.vocabulary_yaml import MAX_VOCABULARY_BYTES, parse_vocabulary_yaml
 
 __all__ = ["DEFAULT_VOCABULARY", "InvalidName", "UnknownVocabulary", "VocabularyStore"]
 

@@ -29,7 +29,7 @@ from ovdet.cluster.plan import (
     expand_sources,
     stamp,
 )
-from ovdet.errors import OutputError, UsageError
+from ovdet.core.errors import OutputError, UsageError
 from tests.hostile.harness import (
     REPO,
     Result,

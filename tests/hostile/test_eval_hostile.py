@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ovdet.errors import SourceError, UsageError
+from ovdet.core.errors import SourceError, UsageError
 from ovdet.evaluation import LabelledDataset, load_coco, load_yolo
 from ovdet.evaluation.report_files import check_report_files, record_report_files
 from ovdet.evaluation.yolo_format import MAX_TEXT_BYTES

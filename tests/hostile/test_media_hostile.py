@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from ovdet import ConfigError
-from ovdet.config import MAX_BATCH_PIXELS, MAX_IMGSZ, InferenceSettings
+from ovdet.core.config import MAX_BATCH_PIXELS, MAX_IMGSZ, InferenceSettings
 from tests.hostile.harness import (
     REPO,
     Result,

@@ -11,7 +11,7 @@ import cv2
 import pytest
 
 from ovdet.cluster.plan import check_collisions, plan_tasks
-from ovdet.errors import OutputError
+from ovdet.core.errors import OutputError
 from tests.hostile.harness import Result, assert_clean_stderr, assert_error, assert_valid_output, run_cli, unchanged
 from tests.media import small_frames, write_clip
 

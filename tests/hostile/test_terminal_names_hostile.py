@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ovdet.errors import printable
+from ovdet.core.errors import printable
 from tests.hostile.harness import Result, assert_error, run_cli
 
 CONTROL = [chr(c) for c in (*range(1, 0x20), 0x7F, *range(0x80, 0xA0))]  # NUL cannot be in a file name

@@ -20,13 +20,15 @@ import numpy as np
 import pytest
 import torch
 
-from ovdet import Embeddings, OpenVocabDetector, WeightsError, weights
+from ovdet import Embeddings, OpenVocabDetector, WeightsError
+
+from ovdet.core import weights
 from ovdet.export.exporter import export_detector
-from ovdet.text_mobileclip import MOBILECLIP_MODELS
+from ovdet.prompts.mobileclip import MOBILECLIP_MODELS
 from tests import weights_fixtures
 from tests.hostile.code_payloads import script_setstate
 from tests.hostile.harness import assert_clean_stderr, assert_error, run_cli, unchanged
-from tests.test_export import TORCH_FREE_CLI
+from tests.export.test_export import TORCH_FREE_CLI
 
 DETECT = ["--device", "cpu", "--imgsz", "160", "--quiet", "--no-save"]
 

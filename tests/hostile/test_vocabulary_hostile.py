@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import ovdet.embeddings
-import ovdet.text
-from ovdet.embeddings import Embeddings
-from ovdet.vocabulary import VocabularyWatcher
+import ovdet.prompts.embeddings
+import ovdet.prompts.text
+from ovdet.prompts.embeddings import Embeddings
+from ovdet.prompts.vocabulary import VocabularyWatcher
 from tests.hostile.harness import (
     REPO,
     assert_clean_stderr,
@@ -252,7 +252,7 @@ def test_npz_that_unpacks_too_large_is_refused_unread(
     tmp_path: Path, image: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     vocab = _good(image.parent / "vocab.npz")
-    monkeypatch.setattr(ovdet.embeddings, "MAX_NPZ_BYTES", 1024)  # a zip bomb, scaled down
+    monkeypatch.setattr(ovdet.prompts.embeddings, "MAX_NPZ_BYTES", 1024)  # a zip bomb, scaled down
     monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("np.load ran on an oversized archive"))
     with unchanged(image.parent):
         result = run_cli(["detect", image, "--vocab", vocab, "--quiet"], capfd)
@@ -303,7 +303,7 @@ def test_500_inline_classes_embed(
     def encode(self, texts):
         return np.random.default_rng(len(texts)).normal(size=(len(texts), 512)).astype(np.float32)
 
-    monkeypatch.setattr(ovdet.text.ClipTextEncoder, "encode", encode)
+    monkeypatch.setattr(ovdet.prompts.text.ClipTextEncoder, "encode", encode)
     out = tmp_path / "out.npz"
     names = [f"class {i}" for i in range(500)]
     result = run_cli(["embed", "--classes", ", ".join(names), "-o", out], capfd)

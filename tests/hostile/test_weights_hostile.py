@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 
-from ovdet import weights
+from ovdet.core import weights
 from tests import weights_fixtures
 from tests.hostile.harness import assert_error, assert_no_temporaries, run_cli, unchanged
 

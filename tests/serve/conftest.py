@@ -16,7 +16,7 @@ import supervision as sv
 import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
-from ovdet.config import InferenceSettings
+from ovdet.core.config import InferenceSettings
 from ovdet.serve.app import ServerOptions, create_app
 
 TOKEN = "s3cret-token"

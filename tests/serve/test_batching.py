@@ -10,10 +10,10 @@ import supervision as sv
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ovdet.config import InferenceSettings
+from ovdet.core.config import InferenceSettings
 from ovdet.serve.batching import Batcher, QueueFull
 from ovdet.serve.encoding import Prepared, vocabulary_key
-from ovdet.vocabulary import Vocabulary
+from ovdet.prompts.vocabulary import Vocabulary
 
 SETTINGS = InferenceSettings(imgsz=160)
 

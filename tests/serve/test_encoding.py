@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ovdet.serve.encoding import ClassEncoder, TooManyClasses
-from ovdet.vocabulary import Vocabulary
+from ovdet.prompts.vocabulary import Vocabulary
 
 
 class CountingDetector:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ovdet.errors import VocabularyError
+from ovdet.core.errors import VocabularyError
 from ovdet.serve.vocabularies import InvalidName, UnknownVocabulary, VocabularyStore
 
 NAMES = st.one_of(
