@@ -300,15 +300,24 @@ class OpenVocabDetector:
         if zones is None and rules is None:
             if not isinstance(source, FrameSource):
                 source = open_source(source, vid_stride=vid_stride, reconnect_timeout=reconnect_timeout)
-            return detect_stream(self, source, settings, track=track, stop=stop)
+            return self._detect_stream(source, settings, track, stop)
         analytics = Analytics(zones, rules)
         check_rule_classes(analytics.engine.rules, self.classes, analytics.origin)
         if not isinstance(source, FrameSource):
             source = open_source(source, vid_stride=vid_stride, reconnect_timeout=reconnect_timeout)
         analytics.check_source(source)
         analytics.follow_tracks_of(source)
-        stream = detect_stream(self, source, settings, track=track or analytics.needs_tracks, stop=stop)
+        stream = self._detect_stream(source, settings, track or analytics.needs_tracks, stop)
         return analyse_stream(stream, analytics)
+
+    def _detect_stream(
+        self, source: FrameSource, settings: InferenceSettings, track: bool, stop: threading.Event | None
+    ) -> Iterator[tuple[Frame, sv.Detections]]:
+        return detect_stream(
+            lambda images: self.detect_arrays(images, settings), source, batch=settings.batch, track=track,
+            track_threshold=settings.conf, stop=stop, profiler=self.profiler,
+            vocabulary_version=lambda: self.vocabulary_version,
+        )  # fmt: skip
 
     def export(self, format: str = "onnx", **options: Any) -> Path:
         """Export for a deployment runtime; options as :func:`ovdet.export.export_detector`.

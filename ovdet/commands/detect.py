@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..core.errors import ConfigError, OvdetError, SourceError, UsageError
+from ..core.errors import OvdetError, SourceError, UsageError
 from ..io.samples import SAMPLE_CLASSES
 from ..runtimes.registry import pt_runtimes
 from . import analytics as analytics_flags
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     InferenceSettings().replace(**given)  # bad values are refused before any work
     args = run_dir.with_default_source(args)
     vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
-    precision = _choose_precision(args, asked, vocabulary)
+    precision = precision_flags.choose(args, asked, vocabulary)
     watcher = VocabularyWatcher(args.vocab) if args.vocab and not args.vocab.endswith(".npz") else None
     analytics = analytics_flags.AnalyticsRun(args, vocabulary.names)
     track = args.track or bool(args.events) or analytics.needs_tracks
@@ -168,23 +168,6 @@ def _removed_if_nothing_written(folder: Path | None, summary: RunSummary) -> Ite
         if created is not None and summary.frames == 0:
             shutil.rmtree(created, ignore_errors=True)
         raise
-
-
-def _choose_precision(args: argparse.Namespace, asked: str | None, vocabulary):
-    """The flags' precision, else the vocabulary file's (see ``models.choose_precision``); contradictory flags are
-    usage errors, a calibration source that is missing is one line naming it."""
-    from ..models import choose_precision
-    from ..prompts.vocabulary import Vocabulary, vocabulary_of
-
-    if args.calibration and not Path(args.calibration).exists():
-        raise SourceError(f"--calibration {args.calibration} does not exist: pass a video file or a folder of images")
-    if args.calibration and asked != "int8":
-        raise UsageError("--calibration is for --precision int8: add it, or drop --calibration")
-    recorded = vocabulary if isinstance(vocabulary, Vocabulary) else vocabulary_of(vocabulary, args.vocab)
-    try:
-        return choose_precision(Path(args.model), asked, None, args.calibration, recorded)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from exc
 
 
 def _tell_sinks(detector, sinks: list) -> None:

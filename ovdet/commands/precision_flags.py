@@ -1,10 +1,11 @@
-"""``--precision`` (and its alias ``--half``) and ``--calibration``, the same on detect, export, bench and eval."""
+"""``--precision`` (and its alias ``--half``) and ``--calibration``, the same on detect, serve, export, bench and eval."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ..core.errors import ConfigError, UsageError
+from ..core.errors import ConfigError, SourceError, UsageError
 from ..core.precision import PRECISIONS, check_precision, parse_precisions, requested_precision
 
 CHOICES = "|".join(PRECISIONS)
@@ -56,3 +57,22 @@ def _checked(parse):
 
     check.__name__ = "precision"
     return check
+
+
+def choose(args: argparse.Namespace, asked: str | None, vocabulary):
+    """The flags' precision, else the vocabulary file's (see ``models.choose_precision``); contradictory flags are
+    usage errors, a calibration source that is missing is one line naming it."""
+    from ..models import choose_precision
+    from ..prompts.vocabulary import Vocabulary, vocabulary_of
+
+    if args.calibration and not Path(args.calibration).exists():
+        raise SourceError(f"--calibration {args.calibration} does not exist: pass a video file or a folder of images")
+    if args.calibration and asked != "int8":
+        raise UsageError("--calibration is for --precision int8: add it, or drop --calibration")
+    recorded = vocabulary if vocabulary is None or isinstance(vocabulary, Vocabulary) else vocabulary_of(
+        vocabulary, args.vocab
+    )
+    try:
+        return choose_precision(Path(args.model), asked, None, args.calibration, recorded)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc

@@ -9,11 +9,15 @@ from pathlib import Path
 
 import yaml
 
+from ..core.config import InferenceSettings
 from ..core.errors import UsageError, missing_dependency
+from ..core.files import check_writable
 from ..io.images import MAX_IMAGE_PIXELS
+from ..prompts.vocabulary_yaml import read_vocabulary_yaml
 from ..runtimes.registry import pt_runtimes
 from ..serve.admission import MAX_VIDEO_PIXELS  # these two modules run without the serve extra (FastAPI)
-from ..serve.encoding import DEFAULT_MAX_CLASSES
+from ..serve.encoding import DEFAULT_MAX_CLASSES, TooManyClasses
+from . import precision_flags
 from .numbers import number_in
 
 MB = 1 << 20
@@ -43,6 +47,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         choices=("auto", *pt_runtimes()),
         help="for a .pt: auto = OpenVINO on a CPU (converted once, cached), PyTorch on CUDA (default %(default)s)",
     )
+    serve.add_argument(
+        "--task",
+        choices=("detect", "segment"),
+        help="detect: boxes; segment: boxes and masks (a -seg checkpoint); default: what the model does",
+    )
+    precision_flags.add_arguments(serve)
     serve.add_argument("--conf", type=float, help="default confidence threshold of a request (default 0.25)")
     serve.add_argument("--iou", type=float, help="default NMS IoU threshold (default 0.7)")
     serve.add_argument("--imgsz", type=int, help="default network input size (default 640)")
@@ -107,19 +117,22 @@ def run(args: argparse.Namespace) -> int:
         from ..serve.vocabularies import DEFAULT_VOCABULARY
     except ImportError as exc:
         raise missing_dependency(exc.name or "fastapi", "serve", "ovdet serve") from None
-    from ..core.config import InferenceSettings
     from ..detector import OpenVocabDetector
-    from ..core.files import check_writable
     from ..serve.security import Limits, check_bind
-    from ..prompts.vocabulary_yaml import read_vocabulary_yaml
 
     token = args.token or os.environ.get("OVDET_TOKEN") or None
     check_bind(args.host, token)
+    asked = precision_flags.requested(args)
+    vocabulary = read_vocabulary_yaml(Path(args.vocab)) if args.vocab else None
+    precision = precision_flags.choose(args, asked, vocabulary)
+    settings = InferenceSettings().replace(
+        conf=args.conf, iou=args.iou, imgsz=args.imgsz, batch=args.batch, half=precision.half
+    )
     failed: list[BaseException] = []
     options = ServerOptions(
         data_dir=check_writable(args.data, directory=True),
         token=token,
-        settings=InferenceSettings().replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, batch=args.batch),
+        settings=settings,
         max_batch=args.max_batch,
         batch_wait_s=args.batch_wait_ms / 1000,
         queue_size=args.queue_size,
@@ -135,9 +148,11 @@ def run(args: argparse.Namespace) -> int:
         cors_origins=tuple(args.cors_origin),
         on_ready=lambda error: _ready(error, failed, server, args.host, listening),
     )
-    vocabulary = read_vocabulary_yaml(Path(args.vocab)) if args.vocab else None
     with _listen(args.host, args.port) as listening:  # a port in use fails here, before the model loads
-        detector = OpenVocabDetector(args.model, device=args.device, runtime=args.runtime, **vars(options.settings))
+        detector = OpenVocabDetector(
+            args.model, device=args.device, runtime=args.runtime, precision=precision.precision,
+            calibration=precision.calibration, task=args.task, **vars(settings),
+        )  # fmt: skip
         app = create_app(detector, options)
         if vocabulary is not None:
             _store_default(app.state.server.vocabularies, vocabulary, DEFAULT_VOCABULARY)
@@ -160,8 +175,6 @@ def _ready(error: BaseException | None, failed: list[BaseException], server, hos
 
 
 def _store_default(store, vocabulary, name: str) -> None:
-    from ..serve.encoding import TooManyClasses
-
     text = yaml.safe_dump(vocabulary.to_dict(), sort_keys=False, allow_unicode=True)
     try:
         store.put(name, text.encode("utf-8"))

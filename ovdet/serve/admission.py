@@ -90,9 +90,10 @@ def image_cost(data: bytes, name: str, max_pixels: int) -> int:
     return 2 * width * height * 3
 
 
-def check_video_size(path: Path, name: str, max_pixels: int) -> None:
+def check_video_size(path: Path, name: str, max_pixels: int) -> tuple[int, int]:
     """Refuse a video whose stream declares frames of more than ``max_pixels``, before any frame is decoded; a GIF's
-    logical screen and every frame's size are read from its blocks (FFmpeg reports a huge screen as 0×0).
+    logical screen and every frame's size are read from its blocks (FFmpeg reports a huge screen as 0×0). Returns
+    the (width, height) of the first video stream, the one a job reads.
 
     Raises:
         ImageTooLarge: the declared frame size is over the limit.
@@ -100,13 +101,13 @@ def check_video_size(path: Path, name: str, max_pixels: int) -> None:
     """
     import av
 
-    sizes = gif_sizes(path)
+    screens = gif_sizes(path)
     try:
         with av.open(str(path)) as container:
-            sizes += [(s.codec_context.width, s.codec_context.height) for s in container.streams.video]
+            streams = [(s.codec_context.width, s.codec_context.height) for s in container.streams.video]
     except (av.error.FFmpegError, OSError) as exc:
         raise SourceError(f"video {name} could not be opened ({exc}): check that it is a video") from None
-    for width, height in sizes:
+    for width, height in screens + streams:
         if width * height > max_pixels:
             raise ImageTooLarge(
                 f"video {name} has {width}×{height} frames: more than {max_pixels:,} pixels per frame, this "
@@ -114,6 +115,9 @@ def check_video_size(path: Path, name: str, max_pixels: int) -> None:
             )
         if width * height == 0:
             raise SourceError(f"video {name} declares frames of {width}×{height} pixels: send a playable video")
+    if not streams:
+        raise SourceError(f"{name} holds no video stream: send a video file")
+    return streams[0]
 
 
 def gif_sizes(path: Path) -> list[tuple[int, int]]:

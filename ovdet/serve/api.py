@@ -25,8 +25,8 @@ from ..io.sources import VIDEO_SUFFIXES, Frame
 from .admission import OverBudget, check_video_size, image_cost
 from .batching import QueueFull
 from .encoding import EncoderBusy, TooManyClasses
-from .inputs import ApiError, DetectJson, read_detect_request, read_options
-from .jobs import JOB_OUTPUTS, UPLOAD_PREFIX, UnknownJob
+from .inputs import ApiError, DetectJson, fit_zones, read_detect_request, read_options, read_zones
+from .jobs import JOB_OUTPUTS, UPLOAD_PREFIX, JobRequest, UnknownJob
 from .security import YAML_TYPES, media_type, token_matches
 from .vocabularies import InvalidName, UnknownVocabulary
 
@@ -180,8 +180,42 @@ def _vocabulary_call(call, name: str):
         raise ApiError(404, str(exc)) from None
 
 
-@router.post("/jobs", status_code=202, summary="Start a video job (multipart: video, classes or vocabulary)")
+_JOB_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["video"],
+                    "properties": {
+                        "video": {"type": "string", "format": "binary"},
+                        "classes": {"type": "string", "example": "person,bottle"},
+                        "vocabulary": {"type": "string"},
+                        "zones": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "a zones file (YAML, as ovdet detect --zones): adds zones to the JSONL and "
+                            "MP4, summary.json, and alerts.jsonl when it has rules",
+                        },
+                        "conf": {"type": "number"},
+                        "iou": {"type": "number"},
+                        "imgsz": {"type": "integer"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/jobs", status_code=202, openapi_extra=_JOB_BODY,
+    summary="Start a video job (multipart: video, classes or vocabulary, optional zones file)",
+)  # fmt: skip
 async def create_job(request: Request) -> dict[str, Any]:
+    """Everything is checked before the job is queued: the classes, the zones file, and the video's frame size
+    (against the server's limit and the zones' geometry); a refused job leaves nothing behind."""
     server = request.app.state.server
     require_ready(server)
     if media_type(request.headers.get("content-type")) != "multipart/form-data":
@@ -200,13 +234,20 @@ async def create_job(request: Request) -> dict[str, Any]:
         server.encoder.check(options.vocabulary)
     except TooManyClasses as exc:
         raise ApiError(413, str(exc)) from None
+    zones = await run_in_threadpool(read_zones, form.get("zones"), options.vocabulary)
     received = await run_in_threadpool(_keep_upload, upload, server.jobs.folder)
     try:  # the stream's declared frame size, before any frame is decoded
-        await run_in_threadpool(check_video_size, received, upload.filename, server.limits.video_pixels)
+        size = await run_in_threadpool(check_video_size, received, upload.filename, server.limits.video_pixels)
+        if zones is not None:
+            fit_zones(zones, size)
     except OvdetError as exc:
         received.unlink(missing_ok=True)
         raise ApiError(413 if isinstance(exc, ImageTooLarge) else 415, str(exc)) from None
-    job = await run_in_threadpool(server.jobs.create, received, upload.filename, options.vocabulary, options.settings)
+    except ApiError:
+        received.unlink(missing_ok=True)
+        raise
+    job_request = JobRequest(options.vocabulary, options.settings, zones)
+    job = await run_in_threadpool(server.jobs.create, received, upload.filename, job_request)
     return server.jobs.describe(job)
 
 
@@ -232,7 +273,10 @@ def get_job(job_id: str, request: Request) -> dict[str, Any]:
         raise ApiError(404, str(exc)) from None
 
 
-@router.get("/jobs/{job_id}/{output}", summary="A finished job's detections.jsonl or annotated.mp4")
+@router.get(
+    "/jobs/{job_id}/{output}",
+    summary="A finished job's output: detections.jsonl, annotated.mp4, alerts.jsonl, summary.json",
+)
 def get_job_output(job_id: str, output: str, request: Request) -> FileResponse:
     jobs = request.app.state.server.jobs
     if output not in JOB_OUTPUTS:
@@ -243,6 +287,8 @@ def get_job_output(job_id: str, output: str, request: Request) -> FileResponse:
         raise ApiError(404, str(exc)) from None
     if path is None:
         raise ApiError(409, f"job {job_id} is not done yet: poll GET /v1/jobs/{job_id} until its state is done")
+    if not path.is_file():
+        raise ApiError(404, f"job {job_id} has no {output}: it was sent no zones file (or one without rules)")
     return FileResponse(path, media_type=JOB_OUTPUTS[output], filename=output)
 
 
@@ -254,6 +300,8 @@ def health(request: Request) -> JSONResponse:
         "status": "ok" if ready else "loading",
         "version": __version__,
         "model": server.model_name,
+        "precision": server.precision,
+        "task": server.task,
         "waiting": server.batcher.waiting,
     }
     return JSONResponse(body, status_code=200 if ready else 503, headers=None if ready else {"Retry-After": "5"})

@@ -79,6 +79,8 @@ class _Server:
 
     token: str | None
     model_name: str
+    precision: str
+    task: str
     settings: InferenceSettings
     timeout_s: float
     limits: Limits
@@ -106,7 +108,9 @@ def create_app(detector, options: ServerOptions) -> FastAPI:
     encoder = ClassEncoder(detector, options.max_classes, max_pending=options.queue_size)
     server = _Server(
         token=options.token,
-        model_name=Path(getattr(detector, "model_path", "model")).name,
+        model_name=Path(detector.model_path).name,
+        precision=detector.precision,
+        task=detector.task,
         settings=options.settings,
         timeout_s=options.timeout_s,
         limits=options.limits,

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..prompts.embeddings import Embeddings
 from ..core.errors import OvdetError
+from ..prompts.embeddings import Embeddings
 from ..prompts.vocabulary import Vocabulary
 
 __all__ = ["DEFAULT_MAX_CLASSES", "ClassEncoder", "EncoderBusy", "Prepared", "TooManyClasses"]

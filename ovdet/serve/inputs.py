@@ -1,8 +1,9 @@
 """Turning a request into what detection needs: the image bytes, the vocabulary and the settings.
 
 ``POST /v1/detect`` takes a multipart form (``image`` file, and ``classes`` or ``vocabulary``, ``conf``, ``iou``,
-``imgsz`` fields) or JSON (the same fields, ``image`` as base64). Every refusal is an :class:`ApiError` with
-the HTTP status and one line saying what to fix.
+``imgsz`` fields) or JSON (the same fields, ``image`` as base64); ``POST /v1/jobs`` takes the same fields, a
+``video`` file and an optional ``zones`` file. Every refusal is an :class:`ApiError` with the HTTP status and one
+line saying what to fix.
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from ..analytics.stream import Analytics
+from ..analytics.zones_yaml import MAX_ZONES_BYTES, ZonesFile, check_rule_classes, parse_zones_yaml
 from ..core.config import InferenceSettings
-from ..core.errors import ConfigError, VocabularyError
+from ..core.errors import ConfigError, VocabularyError, ZonesError
 from ..prompts.vocabulary import Vocabulary, parse_classes
 from .security import IMAGE_TYPES, media_type
 from .vocabularies import DEFAULT_VOCABULARY, InvalidName, UnknownVocabulary, VocabularyStore
 
-__all__ = ["ApiError", "DetectJson", "Options", "read_detect_request", "read_options"]
+__all__ = ["ApiError", "DetectJson", "Options", "fit_zones", "read_detect_request", "read_options", "read_zones"]
 
 _SETTINGS = ("conf", "iou", "imgsz")
 
@@ -137,6 +140,44 @@ def _settings(fields: dict[str, Any], defaults: InferenceSettings) -> InferenceS
     try:
         return defaults.replace(**changes)
     except ConfigError as exc:
+        raise ApiError(422, str(exc)) from None
+
+
+def read_zones(field: Any, vocabulary: Vocabulary) -> ZonesFile | None:
+    """A job's ``zones`` field (a file, or its text), parsed and checked as ``ovdet detect --zones`` checks a zones
+    file: its YAML, the places its rules watch, and their classes against ``vocabulary``; call it off the event
+    loop. ``None`` when the form has no zones."""
+    if field is None or field == "":
+        return None
+    if isinstance(field, UploadFile):
+        origin = field.filename or "zones"
+        field.file.seek(0)
+        data = field.file.read(MAX_ZONES_BYTES + 1)
+    else:
+        origin, data = "zones", str(field).encode("utf-8")
+    if len(data) > MAX_ZONES_BYTES:
+        raise ApiError(413, f"zones file {origin} is over {MAX_ZONES_BYTES >> 10} KiB, the most a zones file may hold")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ApiError(
+            422, f"{origin}:{line}: byte {data[exc.start]:#04x} is not UTF-8: send the file as UTF-8"
+        ) from None
+    try:
+        zones = parse_zones_yaml(text, origin)
+        check_rule_classes(zones.rules, vocabulary.names, origin)
+        Analytics(zones)  # refuses a rule watching a zone or line the file does not have
+    except ZonesError as exc:
+        raise ApiError(422, str(exc)) from None
+    return zones
+
+
+def fit_zones(zones: ZonesFile, size: tuple[int, int]) -> None:
+    """Refuse zones and lines that do not fit a video's ``(width, height)`` frames."""
+    try:
+        zones.geometry.fit(*size)
+    except ZonesError as exc:
         raise ApiError(422, str(exc)) from None
 
 

@@ -1,4 +1,5 @@
-"""Video jobs: an uploaded video runs through the batcher into the JSONL and annotated MP4 sinks, one job at a time.
+"""Video jobs: an uploaded video runs through the batcher into the JSONL and annotated MP4 sinks, one job at a time;
+with a zones file, also into the alerts (when it has rules) and the summary, as ``ovdet detect --zones`` writes them.
 
 Each job is a folder ``<data>/jobs/<id>/`` holding the upload, ``job.json`` (its state, written atomically) and
 its outputs. States: ``queued`` → ``running`` → ``done`` or ``failed``; a job that was queued or running when
@@ -15,31 +16,42 @@ import shutil
 import threading
 import time
 import uuid
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..analytics.stream import Analytics
+from ..analytics.zones_yaml import ZonesFile
 from ..core.config import InferenceSettings
 from ..core.errors import OvdetError
 from ..core.files import write_json_atomically
+from ..io.alerts import AlertsSink
 from ..io.images import ImageTooLarge
+from ..io.pipeline import SinkWriter, detect_stream
 from ..io.sinks import JsonlSink
-from ..io.sources import open_source
+from ..io.sources import FrameSource, open_source
+from ..io.summary import RunSummary
 from ..io.video import AnnotatedVideoSink
-from ..io.pipeline import FrameReader, SinkWriter
 from ..prompts.vocabulary import Vocabulary
 from .batching import Batcher
-from .encoding import ClassEncoder
+from .encoding import ClassEncoder, Prepared
 
-__all__ = ["JOB_OUTPUTS", "UPLOAD_PREFIX", "Job", "JobRunner", "UnknownJob"]
+__all__ = ["JOB_OUTPUTS", "UPLOAD_PREFIX", "Job", "JobRequest", "JobRunner", "UnknownJob"]
 
 log = logging.getLogger(__name__)
 
-JOB_OUTPUTS = {"detections.jsonl": "application/x-ndjson", "annotated.mp4": "video/mp4"}
+JOB_OUTPUTS = {
+    "detections.jsonl": "application/x-ndjson",
+    "annotated.mp4": "video/mp4",
+    "alerts.jsonl": "application/x-ndjson",
+    "summary.json": "application/json",
+}
 UNFINISHED = ("queued", "running")
 UPLOAD_PREFIX = ".upload-"  # a video being copied in, before it becomes a job
 _ID = re.compile(r"[0-9a-f]{32}")
 _PROGRESS_EVERY_S = 0.5
+_INTERRUPTED = "the server stopped before the job finished: submit it again"
 
 
 class UnknownJob(OvdetError, LookupError):
@@ -58,6 +70,15 @@ class Job:
     error: str | None = None
     created: float = 0.0
     finished: float | None = None
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What a job runs with besides its video: the classes, the settings and, optionally, a checked zones file."""
+
+    vocabulary: Vocabulary
+    settings: InferenceSettings
+    zones: ZonesFile | None = None
 
 
 class JobRunner:
@@ -79,7 +100,7 @@ class JobRunner:
         self.encoder = encoder
         self.settings = settings
         self.max_pixels = max_pixels
-        self._queue: queue.Queue[tuple[str, Vocabulary, InferenceSettings] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, JobRequest] | None] = queue.Queue()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ovdet-jobs", daemon=True)
         folder.mkdir(parents=True, exist_ok=True)
@@ -98,7 +119,7 @@ class JobRunner:
         if self._thread.is_alive():
             self._thread.join()
 
-    def create(self, upload: Path, original_name: str, vocabulary: Vocabulary, settings: InferenceSettings) -> Job:
+    def create(self, upload: Path, original_name: str, request: JobRequest) -> Job:
         """Move a received upload into a new job's folder and queue the job."""
         job_id = uuid.uuid4().hex
         folder = self.folder / job_id
@@ -107,7 +128,8 @@ class JobRunner:
         shutil.move(upload, video)
         job = Job(job_id, "queued", original_name, created=time.time())
         self._save(job)
-        self._queue.put((job_id, vocabulary, settings.replace(batch=self.settings.batch)))
+        settings = request.settings.replace(batch=self.settings.batch)
+        self._queue.put((job_id, JobRequest(request.vocabulary, settings, request.zones)))
         return job
 
     def get(self, job_id: str) -> Job:
@@ -132,15 +154,15 @@ class JobRunner:
         for state_file in self.folder.glob("*/job.json"):
             job = self.get(state_file.parent.name)
             if job.state in UNFINISHED:
-                job.state, job.error = "interrupted", "the server stopped before the job finished: submit it again"
+                job.state, job.error = "interrupted", _INTERRUPTED
                 self._save(job)
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None and not self._stop.is_set():
-            job_id, vocabulary, settings = item
+            job_id, request = item
             job = self.get(job_id)
             try:
-                self._process(job, vocabulary, settings)
+                self._process(job, request)
             except OvdetError as exc:
                 job.state, job.error = "failed", str(exc)
             except Exception as exc:
@@ -150,47 +172,64 @@ class JobRunner:
             self._save(job)
         self._mark_interrupted()
 
-    def _process(self, job: Job, vocabulary: Vocabulary, settings: InferenceSettings) -> None:
+    def _process(self, job: Job, request: JobRequest) -> None:
         folder = self.folder / job.id
         source = open_source(str(next(folder.glob("input*"))))
+        source.name = job.video  # outputs name the video as its sender did, as `ovdet detect ward.mp4` names it
         job.state, job.frames_total = "running", source.total
         self._save(job)
-        sinks = [JsonlSink(folder / "detections.jsonl"), AnnotatedVideoSink(folder / "annotated.mp4", source.fps)]
-        sinks[1].use_vocabulary(vocabulary)
-        classes = self.encoder.prepare(vocabulary).result()
-        reader = FrameReader(source, depth=2 * settings.batch + 2).start()
+        classes = self.encoder.prepare(request.vocabulary).result()
+        settings = request.settings
+        analytics = Analytics(request.zones) if request.zones is not None else None
+        if analytics is not None:
+            analytics.check_source(source)
+            analytics.follow_tracks_of(source)
+        stream = detect_stream(
+            lambda images: self._infer(images, classes, settings), source, batch=settings.batch,
+            track=analytics is not None and analytics.needs_tracks, track_threshold=settings.conf, stop=self._stop,
+        )  # fmt: skip
         saved = time.monotonic()
-        try:
-            with SinkWriter(sinks) as writer:
-                while frames := reader.next_batch(settings.batch, self._stop):
-                    images = [self._checked(frame) for frame in frames]
-                    results = self.batcher.submit_waiting(images, classes, settings, self._stop)
-                    if results is None:
-                        break
-                    for frame, detections in zip(frames, results):
-                        writer.put(frame, detections)
-                    job.frames_done += len(frames)
-                    if time.monotonic() - saved > _PROGRESS_EVERY_S:
-                        self._save(job)
-                        saved = time.monotonic()
-        finally:
-            reader.stop()
+        with closing(stream), SinkWriter(_sinks(folder, source, request.vocabulary, analytics)) as writer:
+            for frame, detections in stream:
+                if analytics is not None:
+                    analytics.update(frame, detections)
+                writer.put(frame, detections)
+                job.frames_done += 1
+                if time.monotonic() - saved > _PROGRESS_EVERY_S:
+                    self._save(job)
+                    saved = time.monotonic()
         job.state = "interrupted" if self._stop.is_set() else "done"
         if job.state == "interrupted":
-            job.error = "the server stopped before the job finished: submit it again"
+            job.error = _INTERRUPTED
 
-    def _checked(self, frame) -> Any:
-        """A frame's pixels; a frame over the limit (a stream that changed size mid-way) fails the job."""
-        if frame.width * frame.height > self.max_pixels:
-            raise ImageTooLarge(
-                f"frame {frame.index} is {frame.width}×{frame.height} pixels: more than {self.max_pixels:,}, this "
-                f"server's limit per video frame"
-            )
-        return frame.image
+    def _infer(self, images, classes: Prepared, settings: InferenceSettings) -> list:
+        """A batch's detections through the shared batcher; none once the server stops (the stream then ends).
+
+        A frame over the pixel limit (a stream that changed size mid-way) fails the job."""
+        for image in images:
+            height, width = image.shape[:2]
+            if width * height > self.max_pixels:
+                raise ImageTooLarge(
+                    f"a frame is {width}×{height} pixels: more than {self.max_pixels:,}, this server's limit per "
+                    f"video frame"
+                )
+        return self.batcher.submit_waiting(images, classes, settings, self._stop) or []
 
     def describe(self, job: Job) -> dict[str, Any]:
         """The API's view of a job: its state, progress and, when done, where its outputs are."""
         view = asdict(job)
         if job.state == "done":
-            view["outputs"] = {name: f"/v1/jobs/{job.id}/{name}" for name in JOB_OUTPUTS}
+            folder = self.folder / job.id
+            view["outputs"] = {name: f"/v1/jobs/{job.id}/{name}" for name in JOB_OUTPUTS if (folder / name).is_file()}
         return view
+
+
+def _sinks(folder: Path, source: FrameSource, vocabulary: Vocabulary, analytics: Analytics | None) -> list:
+    video = AnnotatedVideoSink(folder / "annotated.mp4", source.fps)
+    video.use_vocabulary(vocabulary)
+    sinks = [JsonlSink(folder / "detections.jsonl"), video]
+    if analytics is not None:
+        if analytics.engine.rules:
+            sinks.append(AlertsSink(folder / "alerts.jsonl"))
+        sinks.append(RunSummary(folder / "summary.json", analytics.dwell_totals))
+    return sinks

@@ -105,6 +105,8 @@ class BlockingDetector:
     ``warm_up=False`` unless the test is of the loading state (its warm-up inference waits too)."""
 
     model_path = Path("blocking.pt")
+    precision = "fp32"
+    task = "detect"
     backend = SimpleNamespace(fixed_classes=None, max_classes=None, space="clip:ViT-B/32")
 
     def __init__(self) -> None:
