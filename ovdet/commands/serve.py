@@ -125,9 +125,7 @@ def run(args: argparse.Namespace) -> int:
     asked = precision_flags.requested(args)
     vocabulary = read_vocabulary_yaml(Path(args.vocab)) if args.vocab else None
     precision = precision_flags.choose(args, asked, vocabulary)
-    settings = InferenceSettings().replace(
-        conf=args.conf, iou=args.iou, imgsz=args.imgsz, batch=args.batch, half=precision.half
-    )
+    settings = InferenceSettings().replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, batch=args.batch)
     failed: list[BaseException] = []
     options = ServerOptions(
         data_dir=check_writable(args.data, directory=True),

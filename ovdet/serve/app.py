@@ -100,6 +100,7 @@ def create_app(detector, options: ServerOptions) -> FastAPI:
         >>> app = create_app(OpenVocabDetector("yolov8s-worldv2"), ServerOptions(Path("ovdet-data")))  # doctest: +SKIP
         >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
     """
+    settings = options.settings.replace(half=detector.settings.half)  # the precision is the detector's
     metrics = ServerMetrics(waiting=lambda: batcher.waiting)
     batcher = Batcher(
         detector, max_batch=options.max_batch, max_wait_s=options.batch_wait_s, queue_size=options.queue_size,
@@ -111,14 +112,14 @@ def create_app(detector, options: ServerOptions) -> FastAPI:
         model_name=Path(detector.model_path).name,
         precision=detector.precision,
         task=detector.task,
-        settings=options.settings,
+        settings=settings,
         timeout_s=options.timeout_s,
         limits=options.limits,
         batcher=batcher,
         encoder=encoder,
         budget=MemoryBudget(options.limits.queued_bytes),
         vocabularies=VocabularyStore(options.data_dir / "vocabularies", encoder),
-        jobs=JobRunner(options.data_dir / "jobs", batcher, encoder, options.settings, options.limits.video_pixels),
+        jobs=JobRunner(options.data_dir / "jobs", batcher, encoder, settings, options.limits.video_pixels),
         metrics=metrics,
     )
 
@@ -159,8 +160,8 @@ def _warm_up(server: _Server, options: ServerOptions) -> None:
     try:
         if options.warm_up:
             classes = server.encoder.warm_up_classes().result()
-            imgsz = options.settings.imgsz
-            server.batcher.submit([np.zeros((imgsz, imgsz, 3), np.uint8)], classes, options.settings).result()
+            imgsz = server.settings.imgsz
+            server.batcher.submit([np.zeros((imgsz, imgsz, 3), np.uint8)], classes, server.settings).result()
     except BaseException as exc:  # the command reports it and stops the server
         log.debug("warm-up failed", exc_info=True)
         options.on_ready(exc)

@@ -107,6 +107,7 @@ class BlockingDetector:
     model_path = Path("blocking.pt")
     precision = "fp32"
     task = "detect"
+    settings = InferenceSettings()
     backend = SimpleNamespace(fixed_classes=None, max_classes=None, space="clip:ViT-B/32")
 
     def __init__(self) -> None:
