@@ -69,7 +69,10 @@ _DETECT_BODY = {
 
 @router.post("/detect", openapi_extra=_DETECT_BODY, summary="Detect classes named in words in one image")
 async def detect(request: Request) -> dict[str, Any]:
-    """One record of the JSONL schema: source, frame 0, timestamp null, width, height and the detections."""
+    """One record of the JSONL schema: source, frame 0, timestamp null, width, height and the detections. With a
+    segmenting model (``ovdet serve --task segment``, a -seg checkpoint) each detection also carries ``polygon``:
+    its mask's boundary rings, each a flat ``[x1, y1, x2, y2, …]`` list of pixel centres, outermost first; filling
+    the rings with the even-odd rule (or XOR-ing their fills) gives the mask back, holes included."""
     server = request.app.state.server
     require_ready(server)
     deadline = time.monotonic() + server.timeout_s

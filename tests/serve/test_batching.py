@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ovdet.core.config import InferenceSettings
+from ovdet.prompts.vocabulary import Vocabulary
 from ovdet.serve.batching import Batcher, QueueFull
 from ovdet.serve.encoding import Prepared, vocabulary_key
-from ovdet.prompts.vocabulary import Vocabulary
 
 SETTINGS = InferenceSettings(imgsz=160)
 

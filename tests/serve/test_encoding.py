@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ovdet.serve.encoding import ClassEncoder, TooManyClasses
 from ovdet.prompts.vocabulary import Vocabulary
+from ovdet.serve.encoding import ClassEncoder, TooManyClasses
 
 
 class CountingDetector:

@@ -1,6 +1,6 @@
 """The page at ``/`` in a real headless Chromium (Debian's, driven by selenium through chromedriver): upload an
-image, type classes, see the labels, move the slider (no new request), store the vocabulary. A screenshot is kept
-under pytest's tmp folder and, if ``OVDET_SCREENSHOT_DIR`` is set, there too.
+image, type classes, see the labels, move the slider (no new request), store the vocabulary; a segmenting model's
+masks are drawn. A screenshot is kept under pytest's tmp folder and, if ``OVDET_SCREENSHOT_DIR`` is set, there too.
 
 CI installs chromium and chromium-driver (.ci/run); with ``CI`` set, a missing browser fails the test instead of
 skipping it.
@@ -14,11 +14,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
+import supervision as sv
 import yaml
 
 from tests.media import small_frames, write_clip
-from tests.serve.conftest import TOKEN, metric
+from tests.serve.conftest import TOKEN, BlockingDetector, metric, serve
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -136,3 +138,48 @@ def test_pick_a_frame_of_a_video_and_detect_on_it(server, browser, tmp_path: Pat
     wait.until(lambda driver: driver.execute_script("return state.record && state.record.source"))
     record = browser.execute_script("return state.record")
     assert record["source"] == "ward.webm at 0.50 s" and (record["width"], record["height"]) == (192, 112)
+
+
+GRAY = 128
+MASK_COLOUR = (0xE6, 0x19, 0x4B)  # the page's colour of class 0
+MASK_ALPHA = 0.45
+
+
+class MaskDetector(BlockingDetector):
+    """A segmenting model made up here: one bottle, its mask a rectangle with a square hole."""
+
+    task = "segment"
+
+    def detect_arrays(self, images, settings) -> list[sv.Detections]:
+        return [self._one_mask(*image.shape[:2]) for image in images]
+
+    @staticmethod
+    def _one_mask(height: int, width: int) -> sv.Detections:
+        mask = np.zeros((1, height, width), bool)
+        mask[0, 30:90, 30:130] = True
+        mask[0, 50:70, 70:90] = False
+        return sv.Detections(
+            xyxy=np.array([[20.0, 20.0, 140.0, 100.0]]), mask=mask, confidence=np.array([0.9]),
+            class_id=np.array([0]), data={"class_name": np.array(["bottle"])},
+        )  # fmt: skip
+
+
+def test_masks_are_drawn_on_the_image(browser, tmp_path: Path):
+    image = tmp_path / "gray.png"
+    cv2.imwrite(str(image), np.full((120, 160, 3), GRAY, np.uint8))
+    with serve(MaskDetector(), tmp_path / "data", warm_up=False) as live:
+        browser.get(live.url)
+        browser.find_element(By.CSS_SELECTOR, "details summary").click()
+        browser.find_element(By.ID, "token").send_keys(TOKEN)
+        browser.find_element(By.ID, "file").send_keys(str(image))
+        browser.find_element(By.ID, "classes").send_keys("bottle")
+        browser.find_element(By.ID, "detect").click()
+        WebDriverWait(browser, 60).until(lambda driver: boxes_listed(driver) == 1)
+    assert browser.execute_script("return state.record.detections[0].polygon.length") == 2, "the part and its hole"
+    inside, hole, outside = browser.execute_script(
+        "const context = document.getElementById('canvas').getContext('2d');"
+        "return [[40, 40], [80, 60], [150, 110]].map(([x, y]) => Array.from(context.getImageData(x, y, 1, 1).data));"
+    )
+    blended = [round(GRAY * (1 - MASK_ALPHA) + channel * MASK_ALPHA) for channel in MASK_COLOUR]
+    assert all(abs(got - want) <= 2 for got, want in zip(inside[:3], blended)), (inside, blended)
+    assert hole[:3] == outside[:3] == [GRAY] * 3, (hole, outside)

@@ -3,6 +3,7 @@
 "use strict";
 
 const REQUEST_CONF = 0.01;
+const MASK_ALPHA = 0.45;
 const PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
                  "#fabed4", "#469990", "#9a6324", "#800000", "#808000", "#000075"];
 
@@ -109,6 +110,7 @@ function draw() {
   const line = Math.max(2, Math.round(canvas.width / 400));
   context.font = `${Math.max(12, Math.round(canvas.width / 60))}px sans-serif`;
   context.lineWidth = line;
+  for (const box of boxes) if (box.polygon) drawMask(context, box.polygon, PALETTE[box.class_id % PALETTE.length]);
   const list = $("detections");
   list.replaceChildren();
   for (const box of boxes) {
@@ -130,6 +132,21 @@ function draw() {
     list.append(item);
   }
   if (state.record) showStatus(`${boxes.length} of ${state.record.detections.length} boxes at or above ${$("threshold").value}`);
+}
+
+// A mask arrives as its boundary rings (parts, holes, parts in holes …; see the API docs): filled together with
+// the even-odd rule, each hole stays clear.
+function drawMask(context, rings, color) {
+  const path = new Path2D();
+  for (const ring of rings) {
+    path.moveTo(ring[0], ring[1]);
+    for (let i = 2; i < ring.length; i += 2) path.lineTo(ring[i], ring[i + 1]);
+    path.closePath();
+  }
+  context.globalAlpha = MASK_ALPHA;
+  context.fillStyle = color;
+  context.fill(path, "evenodd");
+  context.globalAlpha = 1;
 }
 
 function vocabularyYaml() {
