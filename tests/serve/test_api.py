@@ -97,6 +97,7 @@ def test_health_docs_and_page(server):
     with server.client() as client:
         health = client.get("/v1/health").json()
         assert health["status"] == "ok" and health["model"] == "yolov8s-worldv2.pt"
+        assert (health["precision"], health["task"]) == ("fp32", "detect")
         schema = client.get("/openapi.json").json()
         assert {"/v1/detect", "/v1/jobs", "/v1/vocabularies/{name}", "/metrics"} <= set(schema["paths"])
         assert "multipart/form-data" in schema["paths"]["/v1/detect"]["post"]["requestBody"]["content"]

@@ -27,7 +27,10 @@ def test_serving_beyond_loopback_without_a_token_is_refused(capfd, monkeypatch, 
     ("flags", "mentions"),
     [(["--max-batch", "0"], ["--max-batch"]), (["--timeout", "-1"], ["--timeout"]),
      (["--vocab", "missing.yaml"], ["missing.yaml"]), (["--conf", "2"], ["conf"]),
-     (["--port", "99999"], ["--port", "99999", "65535"]), (["--port", "0"], ["--port", "0 is out of range"])],
+     (["--port", "99999"], ["--port", "99999", "65535"]), (["--port", "0"], ["--port", "0 is out of range"]),
+     (["--task", "track"], ["--task", "track"]), (["--precision", "fp64"], ["--precision", "fp64"]),
+     (["--precision", "int8", "--calibration", "missing.mp4"], ["--calibration", "missing.mp4"]),
+     (["--half", "--precision", "int8"], ["--half", "int8"]), (["--precision", "int8"], ["--calibration"])],
 )  # fmt: skip
 def test_bad_options_fail_before_the_model_loads(capfd, tmp_path: Path, flags: list[str], mentions: list[str]):
     result = run_cli(["serve", "--model", "never-loaded.pt", "--data", str(tmp_path / "data"), *flags], capfd)
@@ -50,7 +53,7 @@ def test_ovdet_serve_answers_with_its_default_vocabulary(model_path: Path, tmp_p
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings = ["--imgsz", "160", "--conf", "0.01", "--device", "cpu"]
+    settings = ["--imgsz", "160", "--conf", "0.01", "--device", "cpu", "--precision", "fp32", "--task", "detect"]
     command = [sys.executable, "-m", "ovdet", "serve", "--model", str(model_path), "--port", str(port), *settings,
                "--vocab", str(vocab), "--data", str(tmp_path / "data")]  # fmt: skip
     server = subprocess.Popen(
@@ -61,7 +64,8 @@ def test_ovdet_serve_answers_with_its_default_vocabulary(model_path: Path, tmp_p
         assert "serving on http://127.0.0.1" in server.stdout.readline()
         headers = {"Authorization": f"Bearer {TOKEN}"}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as client:
-            assert client.get("/v1/health").json()["status"] == "ok"
+            health = client.get("/v1/health").json()
+            assert (health["status"], health["precision"], health["task"]) == ("ok", "fp32", "detect")
             record = client.post("/v1/detect", files={"image": ("f.png", encode(bottle_frames[0]), "image/png")})
             assert record.status_code == 200, record.text
             assert record.json()["detections"] and {d["class_name"] for d in record.json()["detections"]} == {"bottle"}
