@@ -132,6 +132,25 @@ class BlockingDetector:
         return [sv.Detections.empty() for _ in images]
 
 
+class MaskDetector(BlockingDetector):
+    """A segmenting model made up here: one bottle, its mask a rectangle with a square hole."""
+
+    task = "segment"
+
+    def detect_arrays(self, images, settings) -> list[sv.Detections]:
+        return [self.bottle(*image.shape[:2]) for image in images]
+
+    @staticmethod
+    def bottle(height: int, width: int) -> sv.Detections:
+        mask = np.zeros((1, height, width), bool)
+        mask[0, 30:90, 30:130] = True
+        mask[0, 50:70, 70:90] = False
+        return sv.Detections(
+            xyxy=np.array([[20.0, 20.0, 140.0, 100.0]]), mask=mask, confidence=np.array([0.9]),
+            class_id=np.array([0]), data={"class_name": np.array(["bottle"])},
+        )  # fmt: skip
+
+
 @pytest.fixture
 def blocking(tmp_path: Path) -> Iterator[tuple[BlockingDetector, LiveServer]]:
     """A server whose model waits to be released, with a queue of one request and a 2 s timeout."""

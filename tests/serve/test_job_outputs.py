@@ -1,15 +1,20 @@
 """A video job's outputs are ``ovdet detect``'s, byte for byte, with the same model, classes, settings and precision;
-with a zones file, its alerts and summary too. A bad zones file is one 4xx line and no job."""
+with a zones file, its alerts and summary too; a segmenting model's masks are in the JSONL and the MP4. A bad zones
+file is one 4xx line and no job."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
+from ovdet.io.masks import mask_to_rings
 from tests.hostile.harness import assert_clean_stderr, run_cli
 from tests.media import small_frames, write_clip
-from tests.serve.conftest import CONF, IMGSZ, serve
+from tests.serve.conftest import CONF, IMGSZ, MaskDetector, serve
 from tests.serve.test_bad_input import one_line
 from tests.serve.test_jobs import post_job, wait_for
 
@@ -137,3 +142,20 @@ def test_a_job_without_zones_has_no_alerts_or_summary(server, clip: Path):
         assert set(done["outputs"]) == {"detections.jsonl", "annotated.mp4"}
         response = client.get(f"/v1/jobs/{done['id']}/alerts.jsonl")
     one_line(response, 404, "no alerts.jsonl", "zones")
+
+
+def test_a_segmenting_models_masks_are_in_the_jsonl_and_the_mp4(clip: Path, tmp_path: Path):
+    with serve(MaskDetector(), tmp_path / "data", warm_up=False) as live:
+        job = job_outputs(live, clip, tmp_path / "job")
+    expected = mask_to_rings(MaskDetector.bottle(112, 192).mask[0])
+    records = [json.loads(line) for line in job["detections.jsonl"].splitlines()]
+    assert records and all(record["detections"][0]["polygon"] == expected for record in records)
+    (tmp_path / "annotated.mp4").write_bytes(job["annotated.mp4"])
+    drawn, source = (first_frame(path).astype(int) for path in (tmp_path / "annotated.mp4", clip))
+    change = np.abs(drawn - source)
+    assert change[35:45, 35:65].mean() > 3 * change[55:65, 75:85].mean() + 10, "the mask tinted, its hole not"
+
+
+def first_frame(path: Path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="bgr24")

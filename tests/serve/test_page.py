@@ -16,11 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import supervision as sv
 import yaml
 
 from tests.media import small_frames, write_clip
-from tests.serve.conftest import TOKEN, BlockingDetector, metric, serve
+from tests.serve.conftest import TOKEN, MaskDetector, metric, serve
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -143,25 +142,6 @@ def test_pick_a_frame_of_a_video_and_detect_on_it(server, browser, tmp_path: Pat
 GRAY = 128
 MASK_COLOUR = (0xE6, 0x19, 0x4B)  # the page's colour of class 0
 MASK_ALPHA = 0.45
-
-
-class MaskDetector(BlockingDetector):
-    """A segmenting model made up here: one bottle, its mask a rectangle with a square hole."""
-
-    task = "segment"
-
-    def detect_arrays(self, images, settings) -> list[sv.Detections]:
-        return [self._one_mask(*image.shape[:2]) for image in images]
-
-    @staticmethod
-    def _one_mask(height: int, width: int) -> sv.Detections:
-        mask = np.zeros((1, height, width), bool)
-        mask[0, 30:90, 30:130] = True
-        mask[0, 50:70, 70:90] = False
-        return sv.Detections(
-            xyxy=np.array([[20.0, 20.0, 140.0, 100.0]]), mask=mask, confidence=np.array([0.9]),
-            class_id=np.array([0]), data={"class_name": np.array(["bottle"])},
-        )  # fmt: skip
 
 
 def test_masks_are_drawn_on_the_image(browser, tmp_path: Path):
