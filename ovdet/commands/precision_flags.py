@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ..core.errors import ConfigError, UsageError
+from ..core.errors import ConfigError, SourceError, UsageError
 from ..core.precision import PRECISIONS, check_precision, parse_precisions, requested_precision
 
 CHOICES = "|".join(PRECISIONS)
@@ -41,6 +42,25 @@ def requested(args: argparse.Namespace) -> str | None:
     """The one precision the flags ask for (``--half`` is ``bf16``), or ``None``; contradictions are usage errors."""
     try:
         return requested_precision(args.precision, args.half)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def choose(args: argparse.Namespace, vocabulary):
+    """What runs for ``ovdet detect`` and ``ovdet batch``: the flags' precision, else the vocabulary file's (see
+    ``models.choose_precision``); contradictory flags are usage errors, a calibration source that is missing is one
+    line naming it."""
+    from ..models import choose_precision
+    from ..prompts.vocabulary import Vocabulary, vocabulary_of
+
+    asked = requested(args)
+    if args.calibration and not Path(args.calibration).exists():
+        raise SourceError(f"--calibration {args.calibration} does not exist: pass a video file or a folder of images")
+    if args.calibration and asked != "int8":
+        raise UsageError("--calibration is for --precision int8: add it, or drop --calibration")
+    recorded = vocabulary if isinstance(vocabulary, Vocabulary) else vocabulary_of(vocabulary, args.vocab)
+    try:
+        return choose_precision(Path(args.model), asked, None, args.calibration, recorded)
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
 
