@@ -26,7 +26,8 @@ from ..io.images import ImageTooLarge
 from ..io.sinks import JsonlSink
 from ..io.sources import open_source
 from ..io.video import AnnotatedVideoSink
-from ..io.pipeline import FrameReader, SinkWriter
+from ..io.pipeline import FrameReader
+from ..run.writer import SinkWriter
 from ..prompts.vocabulary import Vocabulary
 from .batching import Batcher
 from .encoding import ClassEncoder
