@@ -87,8 +87,7 @@ class Analytics:
 
     def follow_tracks_of(self, source: FrameSource) -> None:
         """Keep a stay in a zone through a gap as long as the tracker keeps a lost track at ``source``'s rate."""
-        fps = source.fps / getattr(source, "vid_stride", 1) if source.fps else None
-        self.engine.stays.lost_after = lost_track_seconds(fps)
+        self.engine.stays.lost_after = lost_track_seconds(source.frame_rate)
 
     @property
     def needs_tracks(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,11 +15,11 @@ import supervision as sv
 
 from ..core.precision import precision_name
 from ..core.profiling import Profiler
+from ..run import OutputSpec, Run
 from .subjects import OVDET, ULTRALYTICS, BenchmarkError, LoopedClip, PacedClip, Subject, read_frames
 
 if TYPE_CHECKING:
     from ..detector import OpenVocabDetector
-    from ..io.sources import Frame
 
 __all__ = ["OvdetRunner", "UltralyticsRunner", "open_runner"]
 
@@ -68,34 +68,28 @@ class OvdetRunner:
         }
 
     def run(self, frames: int) -> dict[str, Any]:
-        """Stream ``frames`` frames from the clip's start into a JSONL file; seconds per stage and latencies."""
-        from ..io.sinks import JsonlSink
-        from ..io.pipeline import SinkWriter
-
-        profiler = Profiler()
+        """Run ``frames`` frames from the clip's start into a JSONL file; seconds per stage and latencies."""
+        subject, profiler, started = self.subject, Profiler(), time.perf_counter()
+        source = (PacedClip if subject.live else LoopedClip)(subject.clip, frames)
+        run = Run(source, [OutputSpec("jsonl", self.output)], profiler=profiler)
         self.detector.profiler = profiler
-        count, started = 0, time.perf_counter()
         try:
-            with SinkWriter([JsonlSink(self.output)], profiler=profiler) as writer:
-                for frame, detections in self.stream(frames):
-                    writer.put(frame, detections)
-                    count += 1
+            run.execute(
+                lambda stop, track: self.detector.stream(
+                    source, track=track, stop=stop, imgsz=subject.imgsz, batch=subject.batch, conf=subject.conf
+                ),
+                self.detector.vocabulary,
+            )
         finally:
             self.detector.profiler = None
         seconds = time.perf_counter() - started
         return {
-            "frames": count,
+            "frames": run.counts.frames,
             "seconds": seconds,
             "stages": dict(profiler.seconds),
             "latencies": profiler.latencies,
             "dropped": profiler.frames_dropped,
         }
-
-    def stream(self, frames: int) -> Iterator[tuple[Frame, sv.Detections]]:
-        """The detections of the clip's first ``frames`` frames (looped), at the subject's settings."""
-        subject = self.subject
-        source = (PacedClip if subject.live else LoopedClip)(subject.clip, frames)
-        return self.detector.stream(source, imgsz=subject.imgsz, batch=subject.batch, conf=subject.conf)
 
     def detections(self, conf: float, count: int, step: int) -> list[sv.Detections]:
         settings = self.detector.settings.replace(conf=conf, imgsz=self.subject.imgsz)

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..analytics.zones_yaml import ZonesFile
 from ..core.config import InferenceSettings
+from ..core.files import check_writable, file_digest
+from ..detector import OpenVocabDetector
 from ..prompts.embeddings import Embeddings
-from ..core.files import check_writable
 from ..prompts.vocabulary import Vocabulary
 from .lock import output_dir_lock
 from .manifest import Manifest
@@ -40,7 +42,9 @@ class BatchRequest:
 
     Attributes:
         sources: Videos, image folders, folders of videos, ``@list.txt`` files.
-        kinds: Outputs per source: ``"jsonl"``, ``"csv"``, ``"coco"``, ``"events"``, ``"video"``.
+        kinds: Outputs per source: keys of :data:`ovdet.run.outputs.OUTPUT_KINDS`.
+        precision, calibration, task: As for ``ovdet detect`` (the precision as chosen for it).
+        zones: The zones file read and checked; with ``analytics``, its zones and rules are applied.
         ray: ``None`` runs in this process; else a :class:`~ovdet.cluster.pools.RayPool` address.
         workers, cpus, gpus: Ray actors, and the CPUs and GPUs each reserves.
     """
@@ -55,6 +59,12 @@ class BatchRequest:
     runtime: str = "auto"
     vid_stride: int = 1
     track: bool = False
+    precision: str | None = None
+    calibration: str | None = None
+    task: str | None = None
+    zones: ZonesFile | None = None
+    zones_path: str | None = None
+    analytics: bool = False
     ray: str | None = None
     workers: int = 1
     cpus: float = 1.0
@@ -109,19 +119,21 @@ def run_batch(request: BatchRequest, stop: threading.Event) -> BatchReport:
 
 def _run_locked(request: BatchRequest, tasks: list[SourceTask], stop: threading.Event) -> BatchReport:
     """:func:`run_batch` while this run alone holds the output folder."""
-    from ..detector import OpenVocabDetector
-
     manifest = Manifest.open(request.output_dir, _fingerprinted(request), overwrite=request.overwrite)
     todo = [task for task in tasks if not manifest.is_done(task)]
     report = BatchReport(sources=len(tasks), skipped=len(tasks) - len(todo))
     if not todo:
         return report
-    detector = OpenVocabDetector(request.model, device=request.device, runtime=request.runtime,
-                                 **vars(request.settings))  # fmt: skip
+    detector = OpenVocabDetector(
+        request.model, device=request.device, runtime=request.runtime, precision=request.precision,
+        calibration=request.calibration, task=request.task, **vars(request.settings),
+    )  # fmt: skip
     detector.set_classes(request.classes)  # the one place text is embedded; workers get the vectors
     classes = detector.embeddings if detector.embeddings is not None else detector.vocabulary
-    spec = WorkerSpec(str(detector.model_path), request.device, request.runtime, request.settings, classes,
-                      request.vid_stride, request.track)  # fmt: skip
+    spec = WorkerSpec(
+        str(detector.model_path), request.device, request.runtime, detector.settings, classes, request.vid_stride,
+        request.track, detector.precision, detector.calibration, request.task, request.zones, request.analytics,
+    )  # fmt: skip
     if request.ray is None:
         pool = LocalPool(spec, stop, detector)
     else:
@@ -163,9 +175,14 @@ def _fingerprinted(request: BatchRequest) -> dict[str, Any]:
         "model_sha256": file_sha256(model) if model.is_file() else None,
         "runtime": request.runtime,
         "device": request.device,
-        **vars(request.settings),
+        **{name: value for name, value in vars(request.settings).items() if name != "half"},  # precision says it
+        "precision": request.precision,
+        "calibration": request.calibration,
+        "task": request.task,
         "vid_stride": request.vid_stride,
         "track": request.track,
+        "zones_sha256": file_digest(Path(request.zones_path)) if request.zones_path else None,
+        "analytics": request.analytics,
         "vocabulary_sha256": hashlib.sha256(described).hexdigest(),
         "outputs": sorted(request.kinds),
     }

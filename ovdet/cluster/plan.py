@@ -16,18 +16,12 @@ from pathlib import Path
 from ..core.errors import SourceError, UsageError
 from ..core.files import check_name_length, file_digest
 from ..io.images import IMAGE_SUFFIXES
+from ..io.sinks import coco_categories_path
 from ..io.sources import VIDEO_SUFFIXES
+from ..run.outputs import OUTPUT_KINDS
 
-__all__ = ["OUTPUT_KINDS", "SourceTask", "check_collisions", "digest", "expand_sources", "plan_tasks", "stamp"]
+__all__ = ["SourceTask", "check_collisions", "digest", "expand_sources", "plan_tasks", "stamp"]
 
-# Output kind → the suffix appended to the source's mirrored path.
-OUTPUT_KINDS = {
-    "jsonl": ".jsonl",
-    "csv": ".csv",
-    "coco": ".coco.json",
-    "events": ".events.jsonl",
-    "video": ".annotated.mp4",
-}
 DATASET_FOLDER = "detections"
 MAX_LIST_BYTES = 16 << 20  # a list file of sources: 16 MiB is some 100,000 paths
 MAX_LIST_DEPTH = 16  # lists naming lists
@@ -40,7 +34,7 @@ class SourceTask:
 
     Attributes:
         source: The video file or image folder, as given (it becomes the ``source`` field of every record).
-        outputs: Output kind (``"jsonl"``, ``"csv"``, ``"coco"``, ``"events"``, ``"video"``) → file.
+        outputs: Output kind (a key of :data:`ovdet.run.outputs.OUTPUT_KINDS`) → file or folder.
         parquet: The source's file in the Parquet dataset.
     """
 
@@ -131,13 +125,14 @@ def _folder_sources(folder: Path, skip: Path | None) -> list[str]:
 
 
 def plan_tasks(sources: Sequence[str], output_dir: Path, kinds: Sequence[str]) -> list[SourceTask]:
-    """Each source's outputs under ``output_dir``, mirroring the sources' paths below the folder they share."""
+    """Each source's outputs under ``output_dir``, mirroring the sources' paths below the folder they share, each
+    named by its kind's ``batch_suffix``."""
     resolved = [Path(os.path.abspath(source)) for source in sources]
     root = Path(os.path.commonpath([path.parent for path in resolved]))
     tasks = []
     for source, path in zip(sources, resolved):
         relative = path.relative_to(root)
-        outputs = {kind: str(output_dir / f"{relative}{OUTPUT_KINDS[kind]}") for kind in kinds}
+        outputs = {kind: str(output_dir / f"{relative}{OUTPUT_KINDS[kind].batch_suffix}") for kind in kinds}
         tasks.append(SourceTask(source, outputs, str(output_dir / DATASET_FOLDER / f"{relative}.parquet")))
     return tasks
 
@@ -146,7 +141,6 @@ def check_collisions(tasks: Sequence[SourceTask], inputs: Sequence[str]) -> None
     """Refuse before any work an output that is an input (a source, its images, the model, the vocabulary), that
     two sources would write (``a.mp4``'s events and the JSONL of an image folder named ``a.mp4.events``), or whose
     name is too long for a file system (a long source name with ``.annotated.mp4`` added)."""
-    from ..io.sinks import coco_categories_path
 
     read = {_identity(Path(path)): path for path in inputs}
     for task in tasks:

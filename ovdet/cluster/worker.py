@@ -13,13 +13,15 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..analytics.stream import Analytics
+from ..analytics.zones_yaml import ZonesFile
 from ..core.config import InferenceSettings
-from ..prompts.embeddings import Embeddings
-from ..core.errors import OvdetError, SourceError
-from ..io.parquet import ParquetSink
+from ..core.errors import OvdetError
 from ..io.sources import open_source
-from ..io.pipeline import SinkWriter
+from ..prompts.embeddings import Embeddings
 from ..prompts.vocabulary import Vocabulary
+from ..run import OutputSpec, Run, StopRequest
+from ..run.outputs import analytics_outputs
 from .plan import SourceTask, digest, stamp
 
 __all__ = ["SourceResult", "SourceWorker", "WorkerSpec"]
@@ -27,11 +29,15 @@ __all__ = ["SourceResult", "SourceWorker", "WorkerSpec"]
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What every worker needs to build the same detector: no text model, the classes come as embeddings.
+    """What every worker needs to build the same detector and run: no text model, the classes come as embeddings.
 
     Attributes:
         model: The weights file or exported model (the same path on every node).
+        settings: The driver's detector's settings (``half`` as its precision decided).
         classes: The vocabulary's embeddings, computed once by the driver (a vocabulary for a fixed-class export).
+        precision, calibration: What the driver's detector runs in (the calibration source on every node).
+        zones: The zones file, read and checked by the driver.
+        analytics: Apply the zones and rules (asked for by ``--zones``, ``--alerts``, ``--summary``, ``--save-crops``).
     """
 
     model: str
@@ -41,6 +47,11 @@ class WorkerSpec:
     classes: Embeddings | Vocabulary
     vid_stride: int = 1
     track: bool = False
+    precision: str | None = None
+    calibration: str | None = None
+    task: str | None = None
+    zones: ZonesFile | None = None
+    analytics: bool = False
 
 
 @dataclass
@@ -79,7 +90,10 @@ class SourceWorker:
         if detector is None:
             from ..detector import OpenVocabDetector
 
-            detector = OpenVocabDetector(spec.model, device=spec.device, runtime=spec.runtime, **vars(spec.settings))
+            detector = OpenVocabDetector(
+                spec.model, device=spec.device, runtime=spec.runtime, precision=spec.precision,
+                calibration=spec.calibration, task=spec.task, **vars(spec.settings),
+            )  # fmt: skip
             detector.set_classes(spec.classes)
         self.spec = spec
         self.detector = detector
@@ -114,57 +128,25 @@ class SourceWorker:
 
     def _run(self, task: SourceTask, result: SourceResult) -> None:
         source = open_source(task.source, vid_stride=self.spec.vid_stride)
+        analytics = Analytics(self.spec.zones) if self.spec.analytics else None
+        run = Run(source, self._outputs(task, analytics), analytics=analytics, track=self.spec.track,
+                  stop=StopRequest(event=self._stop))  # fmt: skip
+        settings = vars(self.spec.settings)
         try:
-            sinks = self._open_sinks(task, source)
-        except BaseException:
-            source.close()
-            raise
-        parquet = sinks[-1]
-        writer = SinkWriter(sinks)
-        settings = self.spec.settings
-        finished = False
-        try:
-            track = self.spec.track or "events" in task.outputs
-            for frame, detections in self.detector.stream(source, track=track, stop=self._stop, **vars(settings)):
-                writer.put(frame, detections)
-                result.frames += 1
-                result.detections += len(detections)
-            finished = not self._stop.is_set()
+            run.execute(
+                lambda stop, track: self.detector.stream(source, track=track, stop=stop, **settings),
+                self.detector.vocabulary,
+            )
         finally:
-            if not finished:
-                parquet.abandon()
-            writer.close()
-        if not finished:
-            result.status = "stopped"
-        elif result.frames == 0:
-            raise SourceError(f"no frame or image could be read from {task.source}")
-        else:
-            result.status = "done"
+            result.frames, result.detections = run.counts.frames, run.counts.detections
+        result.status = "stopped" if run.stopped else "done"
 
-    def _open_sinks(self, task: SourceTask, source) -> list:
-        """The sinks ``ovdet detect`` opens for the same outputs, told the vocabulary as it tells them; then the
-        source's Parquet file, last."""
-        from ..io.sinks import CocoSink, CsvSink, EventsSink, JsonlSink
-        from ..io.video import AnnotatedVideoSink
-        from ..vision.tracking import lost_track_frames
-
-        fps = source.fps / getattr(source, "vid_stride", 1) if source.fps else None
-        openers = {
-            "jsonl": JsonlSink,
-            "csv": CsvSink,
-            "coco": CocoSink,
-            "events": lambda path: EventsSink(path, lost_track_frames(fps)),
-            "video": lambda path: AnnotatedVideoSink(path, fps),
-        }
-        sinks = []
-        try:
-            for kind, path in task.outputs.items():
-                sinks.append(openers[kind](path))
-                if hasattr(sinks[-1], "use_vocabulary"):
-                    sinks[-1].use_vocabulary(self.detector.vocabulary)
-            sinks.append(ParquetSink(task.parquet))
-        except BaseException:
-            for sink in sinks:
-                sink.close()
-            raise
-        return sinks
+    def _outputs(self, task: SourceTask, analytics: Analytics | None) -> list[OutputSpec]:
+        """The outputs ``ovdet detect`` writes for the same flags; then the source's Parquet file."""
+        named = {kind: path for kind, path in task.outputs.items() if kind not in ("crops", "alerts", "summary")}
+        specs = [OutputSpec(kind, path) for kind, path in named.items()]
+        specs += analytics_outputs(
+            analytics, crops=task.outputs.get("crops"), alerts=task.outputs.get("alerts"),
+            summary=task.outputs.get("summary"),
+        )  # fmt: skip
+        return [*specs, OutputSpec("parquet", task.parquet)]

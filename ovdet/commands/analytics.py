@@ -7,8 +7,6 @@ from pathlib import Path
 
 from ..core.errors import UsageError
 
-JSONL_SUFFIXES = [".jsonl", ".ndjson"]
-
 
 def add_arguments(detect: argparse.ArgumentParser) -> None:
     """Register ``--zones``, ``--alerts``, ``--webhook``, ``--save-crops`` and ``--summary``."""
@@ -24,14 +22,16 @@ def add_arguments(detect: argparse.ArgumentParser) -> None:
 
 
 def targets(args: argparse.Namespace) -> tuple[list, list]:
-    """(inputs, outputs) of these flags, for ``_check_paths``; refuses wrong file types and a bad webhook URL."""
+    """(inputs, outputs) of these flags, for ``ovdet detect``'s path checks; refuses wrong file types and a bad
+    webhook URL."""
     from ..io.alerts import check_webhook_url
     from ..io.targets import Target, check_suffix
+    from ..run.outputs import OUTPUT_KINDS
 
     if args.alerts:
-        check_suffix("--alerts", args.alerts, JSONL_SUFFIXES)
+        check_suffix("--alerts", args.alerts, OUTPUT_KINDS["alerts"].suffixes)
     if args.summary:
-        check_suffix("--summary", args.summary, [".json"])
+        check_suffix("--summary", args.summary, OUTPUT_KINDS["summary"].suffixes)
     if args.webhook is not None:  # an empty URL too
         check_webhook_url(args.webhook)
     inputs = [Target("--zones", Path(args.zones))] if args.zones else []
@@ -43,71 +43,42 @@ def targets(args: argparse.Namespace) -> tuple[list, list]:
     return inputs, outputs
 
 
-class AnalyticsRun:
-    """The zones file read and checked before any work, then applied frame by frame in the CLI's loop."""
+def read_zones(zones: str | None, alerts_asked: str | None, class_names: tuple[str, ...]):
+    """The zones file read and checked before any work (alerts need rules, rules name known classes), or ``None``.
 
-    def __init__(self, args: argparse.Namespace, class_names: tuple[str, ...]) -> None:
-        from ..analytics.stream import Analytics
-        from ..analytics.zones_yaml import check_rule_classes, read_zones_yaml
+    ``alerts_asked``: the flag that asks for alerts (``"--alerts"``, ``"--webhook"``), or ``None``.
+    """
+    from ..analytics.zones_yaml import check_rule_classes, read_zones_yaml
 
-        self.args = args
-        self.enabled = any((args.zones, args.alerts, args.webhook, args.save_crops, args.summary))
-        zones = read_zones_yaml(args.zones) if args.zones else None
-        rules = zones.rules if zones is not None else ()
-        if (args.alerts or args.webhook) and not rules:
-            flag = "--alerts" if args.alerts else "--webhook"
-            raise UsageError(
-                f"{flag} needs rules to fire alerts: add a 'rules:' section to a --zones file (see README)"
-            )
-        check_rule_classes(rules, class_names, args.zones or "")
-        self.analytics = Analytics(zones)
-        self.summary = None
+    zones_file = read_zones_yaml(zones) if zones else None
+    rules = zones_file.rules if zones_file is not None else ()
+    if alerts_asked and not rules:
+        raise UsageError(
+            f"{alerts_asked} needs rules to fire alerts: add a 'rules:' section to a --zones file (see README)"
+        )
+    check_rule_classes(rules, class_names, zones or "")
+    return zones_file
 
-    def check_source(self, source) -> None:
-        """Zones that do not fit the source's frames are refused before any output is opened."""
-        if self.enabled:
-            self.analytics.check_source(source)
 
-    @property
-    def needs_tracks(self) -> bool:
-        return self.enabled and (bool(self.args.save_crops) or self.analytics.needs_tracks)
+def detect_analytics(args: argparse.Namespace, class_names: tuple[str, ...]):
+    """``ovdet detect``'s :class:`~ovdet.analytics.stream.Analytics`, or ``None`` when none of these flags is given."""
+    from ..analytics.stream import Analytics
 
-    def open_sinks(self, source) -> list:
-        """The sinks of these flags; the caller closes them."""
-        from ..io.alerts import AlertsSink, WebhookSender
-        from ..io.crops import CropWriter
-        from ..io.summary import RunSummary
-        from ..vision.tracking import lost_track_frames
+    asked = "--alerts" if args.alerts else "--webhook" if args.webhook else None
+    zones_file = read_zones(args.zones, asked, class_names)
+    enabled = any((args.zones, args.alerts, args.webhook, args.save_crops, args.summary))
+    return Analytics(zones_file) if enabled else None
 
-        if not self.enabled:
-            return []
-        self.analytics.follow_tracks_of(source)
-        fps = source.fps / getattr(source, "vid_stride", 1) if source.fps else None
-        args, sinks = self.args, []
-        try:
-            crops = CropWriter(args.save_crops, lost_track_frames(fps)) if args.save_crops else None
-            if crops is not None:
-                sinks.append(crops)
-            if self.analytics.engine.rules:
-                webhook = WebhookSender(args.webhook) if args.webhook else None
-                sinks.append(AlertsSink(args.alerts, webhook, crops))
-            self.summary = RunSummary(args.summary, self.analytics.dwell_totals)
-            sinks.append(self.summary)
-        except BaseException:
-            for sink in sinks:
-                sink.close()
-            raise
-        return sinks
 
-    def update(self, frame, detections) -> None:
-        if self.enabled:
-            self.analytics.update(frame, detections)
+def show(args: argparse.Namespace, sinks: list) -> None:
+    """The run summary's lines, and where these flags' outputs went."""
+    from ..io.summary import RunSummary
 
-    def show(self) -> None:
-        if self.summary is None:
-            return
-        for line in self.summary.lines():
-            print(line)
-        for target in (self.args.alerts, self.args.save_crops, self.args.summary):
-            if target:
-                print(f"→ {target}")
+    summary = next((sink for sink in sinks if isinstance(sink, RunSummary)), None)
+    if summary is None:
+        return
+    for line in summary.lines():
+        print(line)
+    for target in (args.alerts, args.save_crops, args.summary):
+        if target:
+            print(f"→ {target}")

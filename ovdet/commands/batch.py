@@ -9,16 +9,21 @@ from pathlib import Path
 
 from ..core.errors import OvdetError, UsageError
 from ..runtimes.registry import pt_runtimes
-from .detect import EXIT_BY_SIGNAL, _stop_on_signals
+from . import analytics as analytics_flags
+from . import precision_flags
 
 log = logging.getLogger(__name__)
 
+# Output kind → its flag and what it writes per source, named as ovdet detect's same output
 KIND_FLAGS = {
-    "jsonl": "a line per frame, byte-identical to ovdet detect --output X.jsonl (the default)",
-    "csv": "a row per box",
-    "coco": "COCO detection results",
-    "events": "a line per track when it ends (implies --track)",
-    "video": "the annotated video (H.264 .mp4)",
+    "jsonl": ("--jsonl", "a line per frame, byte-identical to ovdet detect --output X.jsonl (the default)"),
+    "csv": ("--csv", "a row per box"),
+    "coco": ("--coco", "COCO detection results"),
+    "events": ("--events", "a line per track when it ends (implies --track)"),
+    "video": ("--video", "the annotated video (H.264 .mp4)"),
+    "alerts": ("--alerts", "a line per alert fired by the rules in --zones"),
+    "summary": ("--summary", "per class: frames, tracks, dwell per zone, alerts (JSON)"),
+    "crops": ("--save-crops", "a folder of the best crop of each finished track and of each alert (implies --track)"),
 }
 
 
@@ -39,9 +44,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     vocabulary.add_argument("--classes", help='comma-separated class names, e.g. "infusion pump,person"')
     vocabulary.add_argument("--vocab", metavar="FILE", help="vocabulary file: .yaml or .npz (from ovdet embed)")
     batch.add_argument("--output-dir", required=True, metavar="DIR", help="where the outputs and manifest go")
-    for kind, meaning in KIND_FLAGS.items():
-        batch.add_argument(f"--{kind}", action="store_true", help=f"write {meaning}")
+    for kind, (flag, meaning) in KIND_FLAGS.items():
+        batch.add_argument(flag, dest=kind, action="store_true", help=f"write {meaning}")
+    batch.add_argument(
+        "--zones", metavar="FILE", help="zones, lines and alert rules (.yaml), as for ovdet detect, on every source"
+    )
     batch.add_argument("--model", default="yolov8s-worldv2", help="registry name or model file (default %(default)s)")
+    batch.add_argument(
+        "--task",
+        choices=("detect", "segment"),
+        help="detect: boxes; segment: boxes and masks (a -seg checkpoint); default: what the model does",
+    )
     batch.add_argument("--conf", type=float, help="confidence threshold (default 0.25)")
     batch.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.7)")
     batch.add_argument("--imgsz", type=int, help="network input size, a multiple of 32 (default 640)")
@@ -49,7 +62,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     batch.add_argument("--batch", type=int, help="frames per forward pass, per worker (default 1)")
     batch.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default %(default)s)")
     batch.add_argument("--runtime", default="auto", choices=("auto", *pt_runtimes()), help="as for ovdet detect")
-    batch.add_argument("--half", action="store_true", default=None, help="FP16 inference (CUDA only)")
+    precision_flags.add_arguments(batch)
     batch.add_argument("--agnostic-nms", action="store_true", default=None, help="one box, one label")
     batch.add_argument("--vid-stride", type=int, default=1, help="process every n-th video frame (default 1)")
     batch.add_argument("--track", action="store_true", help="give boxes ids that stay stable within a source")
@@ -71,21 +84,29 @@ def run(args: argparse.Namespace) -> int:
     from ..cluster.job import BatchRequest, run_batch
     from ..core.config import InferenceSettings
     from ..prompts.vocabulary import load_vocabulary, parse_classes
+    from ..run import stop_on_signals
 
     _check_counts(args)
+    precision_flags.requested(args)  # contradictory precision flags are the first error
     settings = InferenceSettings().replace(
         conf=args.conf, iou=args.iou, imgsz=args.imgsz, max_det=args.max_det, batch=args.batch,
-        half=args.half, agnostic_nms=args.agnostic_nms,
+        agnostic_nms=args.agnostic_nms,
     )  # fmt: skip
     kinds = tuple(kind for kind in KIND_FLAGS if getattr(args, kind)) or ("jsonl",)
+    vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
+    precision = precision_flags.choose(args, vocabulary)
+    zones = analytics_flags.read_zones(args.zones, "--alerts" if args.alerts else None, vocabulary.names)
+    inputs = [path for path in (args.vocab, args.zones, args.calibration) if path]
+    analytics = any((args.zones, args.alerts, args.summary, args.crops))
     request = BatchRequest(
-        sources=args.sources, output_dir=Path(args.output_dir), kinds=kinds, model=args.model,
-        classes=load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes), settings=settings,
-        device=args.device, runtime=args.runtime, vid_stride=args.vid_stride, track=args.track or args.events,
-        ray=args.ray, workers=args.workers, cpus=args.cpus_per_worker, gpus=args.gpus_per_worker,
-        overwrite=args.overwrite, inputs=[args.vocab] if args.vocab else [], quiet=args.quiet,
+        sources=args.sources, output_dir=Path(args.output_dir), kinds=kinds, model=args.model, classes=vocabulary,
+        settings=settings, device=args.device, runtime=args.runtime, vid_stride=args.vid_stride,
+        track=args.track or args.events, precision=precision.precision, calibration=precision.calibration,
+        task=args.task, zones=zones, zones_path=args.zones,
+        analytics=analytics, ray=args.ray, workers=args.workers, cpus=args.cpus_per_worker,
+        gpus=args.gpus_per_worker, overwrite=args.overwrite, inputs=inputs, quiet=args.quiet,
     )  # fmt: skip
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         report = run_batch(request, stop.event)
     if stop.signum is not None:
         log.warning("stopped by %s: the sources finished are complete and listed in %s",
@@ -93,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         _show(report, args)
     if stop.signum is not None:
-        return EXIT_BY_SIGNAL[stop.signum]
+        return stop.exit_code
     if report.failures:
         raise OvdetError(
             f"{len(report.failures)} of {report.sources} source(s) failed, first {report.failures[0][0]}: "

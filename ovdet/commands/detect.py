@@ -6,22 +6,19 @@ import argparse
 import logging
 import shutil
 import signal
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..core.errors import OvdetError, SourceError, UsageError
+from ..core.errors import OvdetError, UsageError
 from ..io.samples import SAMPLE_CLASSES
 from ..runtimes.registry import pt_runtimes
 from . import analytics as analytics_flags
 from . import precision_flags, run_dir
-from .report import RunSummary, frame_unit
 
 log = logging.getLogger(__name__)
 
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
-EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+OUTPUT_FILE_KINDS = ("jsonl", "csv", "video")  # what --output writes, told apart by the file's suffix
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -94,67 +91,51 @@ def run(args: argparse.Namespace) -> int:
     """Check every path and open the source (bad input fails before work), load the model, open every output, then
     stream."""
     from ..core.config import InferenceSettings
-    from ..detector import OpenVocabDetector
     from ..core.files import check_writable
+    from ..detector import OpenVocabDetector
     from ..io.sources import open_source
-    from ..io.pipeline import SinkWriter
     from ..prompts.vocabulary import VocabularyWatcher, load_vocabulary, parse_classes
+    from ..run import Run, RunCounts, frame_unit, stop_on_signals
 
-    summary = RunSummary()
-    asked = precision_flags.requested(args)
+    counts = RunCounts()
     names = ("conf", "iou", "imgsz", "max_det", "batch", "agnostic_nms")
     given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    precision_flags.requested(args)  # contradictory precision flags are the first error
     InferenceSettings().replace(**given)  # bad values are refused before any work
     args = run_dir.with_default_source(args)
     vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
-    precision = precision_flags.choose(args, asked, vocabulary)
+    precision = precision_flags.choose(args, vocabulary)
     watcher = VocabularyWatcher(args.vocab) if args.vocab and not args.vocab.endswith(".npz") else None
-    analytics = analytics_flags.AnalyticsRun(args, vocabulary.names)
-    track = args.track or bool(args.events) or analytics.needs_tracks
+    analytics = analytics_flags.detect_analytics(args, vocabulary.names)
     source = open_source(args.source, vid_stride=args.vid_stride, reconnect_timeout=args.reconnect_timeout)
     args, results_folder = run_dir.with_default_outputs(args, source)
-    outputs = _check_paths(args, source)
-    analytics.check_source(source)
-    with _removed_if_nothing_written(results_folder, summary), _stop_on_signals() as stop:
-        for output in outputs:  # fail fast, but truncate no earlier result until the model is ready
-            check_writable(output.path, directory=output.folder)
+    targets = _check_paths(args, source)
+    outputs = _output_specs(args, analytics)
+    with _removed_if_nothing_written(results_folder, counts), stop_on_signals() as stop:
+        the_run = Run(source, outputs, analytics=analytics, track=args.track, stop=stop, counts=counts,
+                      progress=not args.quiet)  # fmt: skip
+        for target in targets:  # fail fast, but truncate no earlier result until the model is ready
+            check_writable(target.path, directory=target.folder)
         detector = OpenVocabDetector(
             args.model, device=args.device, runtime=args.runtime, precision=precision.precision,
             calibration=precision.calibration, task=args.task, **given,
         )  # fmt: skip
         detector.set_classes(vocabulary)
-        writer = SinkWriter(_open_sinks(args, source, analytics))
-        try:
-            _tell_sinks(detector, writer.sinks)
-            summary.ready()
-            stream = detector.stream(source, track=track, stop=stop.event)
-            with _progress(source, args.quiet) as progress:
-                for frame, detections in stream:
-                    analytics.update(frame, detections)
-                    writer.put(frame, detections)
-                    summary.add(detections)
-                    progress.update()
-                    if watcher is not None and (edited := watcher.poll()) is not None:
-                        _reload_vocabulary(detector, edited, writer.sinks)
-        finally:
-            stop.closing()  # from here on no signal may cut the closing of the outputs short
-            writer.close()
-        if summary.frames == 0 and stop.signum is None:
-            raise SourceError(f"no frame or image could be read from {source.name}")
+        the_run.execute(_frames(detector, source, watcher, the_run), detector.vocabulary)
     if stop.signum is not None:
         log.warning(
             "stopped by %s after %d frame(s); every output holds those frames and is complete",
-            signal.Signals(stop.signum).name, summary.frames,
+            signal.Signals(stop.signum).name, counts.frames,
         )  # fmt: skip
     if not args.quiet:
-        outputs = [target for target in (*args.output, args.coco, args.events, args.save_annotated) if target]
-        print("\n".join(summary.lines(source.name, frame_unit(source), outputs, results_folder)))
-        analytics.show()
-    return EXIT_BY_SIGNAL[stop.signum] if stop.signum is not None else 0
+        shown = [target for target in (*args.output, args.coco, args.events, args.save_annotated) if target]
+        print("\n".join(counts.lines(source.name, frame_unit(source), shown, results_folder)))
+        analytics_flags.show(args, the_run.sinks)
+    return stop.exit_code
 
 
 @contextmanager
-def _removed_if_nothing_written(folder: Path | None, summary: RunSummary) -> Iterator[None]:
+def _removed_if_nothing_written(folder: Path | None, counts) -> Iterator[None]:
     """A default results folder this run creates (with the parents it creates) goes again if the run fails before
     its first frame."""
     created = None
@@ -165,23 +146,28 @@ def _removed_if_nothing_written(folder: Path | None, summary: RunSummary) -> Ite
     try:
         yield
     except BaseException:
-        if created is not None and summary.frames == 0:
+        if created is not None and counts.frames == 0:
             shutil.rmtree(created, ignore_errors=True)
         raise
 
 
-def _tell_sinks(detector, sinks: list) -> None:
-    """Tell the sinks that name or colour the classes what the detector's classes are."""
-    for sink in sinks:
-        if hasattr(sink, "use_vocabulary"):
-            sink.use_vocabulary(detector.vocabulary)
+def _frames(detector, source, watcher, the_run):
+    """The detector's stream of ``source``, following the edits of a watched vocabulary file between frames."""
+
+    def frames(stop, track):
+        for item in detector.stream(source, track=track, stop=stop):
+            yield item
+            if watcher is not None and (edited := watcher.poll()) is not None:
+                _reload_vocabulary(detector, edited, the_run)
+
+    return frames
 
 
-def _reload_vocabulary(detector, vocabulary, sinks: list) -> None:
+def _reload_vocabulary(detector, vocabulary, the_run) -> None:
     """A live edit the detector refuses (e.g. new names for a fixed-class export) is reported and ignored."""
     try:
         detector.set_classes(vocabulary)
-        _tell_sinks(detector, sinks)
+        the_run.use_vocabulary(detector.vocabulary)
     except OvdetError as exc:
         log.warning("ignoring the edited vocabulary, keeping the current one: %s", exc)
 
@@ -191,11 +177,12 @@ def _check_paths(args: argparse.Namespace, source) -> list:
     the outputs as targets."""
     from ..io.sinks import coco_categories_path
     from ..io.targets import Target, check_suffix, check_targets
+    from ..run.outputs import OUTPUT_KINDS
 
     if args.coco:
-        check_suffix("--coco", args.coco, [".json"])
+        check_suffix("--coco", args.coco, OUTPUT_KINDS["coco"].suffixes)
     if args.events:
-        check_suffix("--events", args.events, list(JSONL_SUFFIXES))
+        check_suffix("--events", args.events, OUTPUT_KINDS["events"].suffixes)
     read = getattr(source, "paths", None) or ([Path(source.name)] if Path(source.name).is_file() else [])
     inputs = [Target("the input", Path(path)) for path in read]
     named = (("--vocab", args.vocab), ("--model", args.model), ("--calibration", args.calibration))
@@ -215,95 +202,25 @@ def _check_paths(args: argparse.Namespace, source) -> list:
     return outputs + more_outputs
 
 
-def _open_sinks(args: argparse.Namespace, source, analytics: analytics_flags.AnalyticsRun) -> list:
-    from ..io.sinks import AnnotatedImageWriter, CocoSink, CsvSink, EventsSink, JsonlSink
-    from ..io.video import AnnotatedVideoSink
-    from ..vision.tracking import lost_track_frames
+def _output_specs(args: argparse.Namespace, analytics) -> list:
+    from ..run.outputs import OutputSpec, analytics_outputs
 
-    fps = source.fps / getattr(source, "vid_stride", 1) if source.fps else None
-    openers = {"jsonl": JsonlSink, "csv": CsvSink, "video": lambda path: AnnotatedVideoSink(path, fps)}
-    sinks = []
-    try:
-        for output in args.output:
-            sinks.append(openers[_output_kind(output)](output))
-        if args.coco:
-            sinks.append(CocoSink(args.coco))
-        if args.events:
-            sinks.append(EventsSink(args.events, lost_track_frames(fps)))
-        if args.save_annotated:
-            sinks.append(AnnotatedImageWriter(args.save_annotated))
-        sinks += analytics.open_sinks(source)
-    except BaseException:
-        for sink in sinks:
-            sink.close()
-        raise
-    return sinks
+    specs = [OutputSpec(_output_kind(output), output) for output in args.output]
+    named = (("coco", args.coco), ("events", args.events), ("annotated", args.save_annotated))
+    specs += [OutputSpec(kind, path) for kind, path in named if path]
+    return specs + analytics_outputs(
+        analytics, crops=args.save_crops, alerts=args.alerts, webhook=args.webhook, summary=args.summary
+    )
 
 
 def _output_kind(output: str) -> str:
     """``"jsonl"``, ``"csv"`` or ``"video"`` from the file's suffix; anything else is a usage error."""
-    from ..io.video import VIDEO_OUTPUT_SUFFIXES
+    from ..run.outputs import OUTPUT_KINDS
 
     suffix = Path(output).suffix.lower()
-    if suffix in JSONL_SUFFIXES:
-        return "jsonl"
-    if suffix == ".csv":
-        return "csv"
-    if suffix in VIDEO_OUTPUT_SUFFIXES:
-        return "video"
-    known = ", ".join((*JSONL_SUFFIXES, ".csv", *sorted(VIDEO_OUTPUT_SUFFIXES)))
+    for kind in OUTPUT_FILE_KINDS:
+        if suffix in OUTPUT_KINDS[kind].suffixes:
+            return kind
+    known = ", ".join(suffix for kind in OUTPUT_FILE_KINDS for suffix in OUTPUT_KINDS[kind].suffixes)
     hint = " (COCO results go to --coco)" if suffix == ".json" else ""
     raise UsageError(f"--output {output}: unknown file type {suffix or '(none)'}; use {known}{hint}")
-
-
-class _StopRequest:
-    """Set by SIGINT/SIGTERM: the frame in flight finishes, outputs are closed valid, then the run ends.
-
-    A second signal stops at once — unless the outputs are already being closed: from then on signals are
-    ignored (at the OS level, so that also holds while the interpreter shuts down), and closing always completes.
-    """
-
-    def __init__(self, handles_signals: bool) -> None:
-        self.signum: int | None = None
-        self.event = threading.Event()
-        self.finalizing = False
-        self.handles_signals = handles_signals
-
-    def closing(self) -> None:
-        self.finalizing = True
-        if self.handles_signals:
-            for signum in EXIT_BY_SIGNAL:
-                signal.signal(signum, signal.SIG_IGN)
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[_StopRequest]:
-    stop = _StopRequest(handles_signals=threading.current_thread() is threading.main_thread())
-    if not stop.handles_signals:
-        yield stop
-        return
-
-    def request_stop(signum: int, _frame) -> None:
-        if stop.signum is not None and not stop.finalizing:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        stop.signum = stop.signum or signum
-        stop.event.set()
-
-    previous = {signum: signal.signal(signum, request_stop) for signum in EXIT_BY_SIGNAL}
-    try:
-        yield stop
-    except KeyboardInterrupt:
-        if stop.signum is None:
-            raise
-    finally:
-        if stop.signum is None:  # once stopped by a signal, later ones stay ignored while the process exits
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-
-
-@contextmanager
-def _progress(source, quiet: bool):
-    from tqdm.auto import tqdm
-
-    with tqdm(total=source.total, unit=frame_unit(source), disable=quiet, dynamic_ncols=True, leave=False) as bar:
-        yield bar

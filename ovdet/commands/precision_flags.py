@@ -1,4 +1,4 @@
-"""``--precision`` (and its alias ``--half``) and ``--calibration``, the same on detect, serve, export, bench and eval."""
+"""``--precision`` (and its alias ``--half``) and ``--calibration``, the same on detect, export, bench and eval."""
 
 from __future__ import annotations
 
@@ -46,6 +46,29 @@ def requested(args: argparse.Namespace) -> str | None:
         raise UsageError(str(exc)) from exc
 
 
+def choose(args: argparse.Namespace, vocabulary):
+    """What runs for ``ovdet detect``, ``ovdet batch`` and ``ovdet serve``: the flags' precision, else the vocabulary
+    file's, if any (see ``models.choose_precision``); contradictory flags are usage errors, a calibration source
+    that is missing is one line naming it."""
+    from ..models import choose_precision
+    from ..prompts.vocabulary import Vocabulary, vocabulary_of
+
+    asked = requested(args)
+    if args.calibration and not Path(args.calibration).exists():
+        raise SourceError(f"--calibration {args.calibration} does not exist: pass a video file or a folder of images")
+    if args.calibration and asked != "int8":
+        raise UsageError("--calibration is for --precision int8: add it, or drop --calibration")
+    recorded = (
+        vocabulary
+        if vocabulary is None or isinstance(vocabulary, Vocabulary)
+        else vocabulary_of(vocabulary, args.vocab)
+    )
+    try:
+        return choose_precision(Path(args.model), asked, None, args.calibration, recorded)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def _checked(parse):
     """An argparse ``type`` that turns the parser's one-line error into argparse's own (exit code 2)."""
 
@@ -57,22 +80,3 @@ def _checked(parse):
 
     check.__name__ = "precision"
     return check
-
-
-def choose(args: argparse.Namespace, asked: str | None, vocabulary):
-    """The flags' precision, else the vocabulary file's (see ``models.choose_precision``); contradictory flags are
-    usage errors, a calibration source that is missing is one line naming it."""
-    from ..models import choose_precision
-    from ..prompts.vocabulary import Vocabulary, vocabulary_of
-
-    if args.calibration and not Path(args.calibration).exists():
-        raise SourceError(f"--calibration {args.calibration} does not exist: pass a video file or a folder of images")
-    if args.calibration and asked != "int8":
-        raise UsageError("--calibration is for --precision int8: add it, or drop --calibration")
-    recorded = vocabulary if vocabulary is None or isinstance(vocabulary, Vocabulary) else vocabulary_of(
-        vocabulary, args.vocab
-    )
-    try:
-        return choose_precision(Path(args.model), asked, None, args.calibration, recorded)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from exc

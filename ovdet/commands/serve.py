@@ -122,9 +122,8 @@ def run(args: argparse.Namespace) -> int:
 
     token = args.token or os.environ.get("OVDET_TOKEN") or None
     check_bind(args.host, token)
-    asked = precision_flags.requested(args)
     vocabulary = read_vocabulary_yaml(Path(args.vocab)) if args.vocab else None
-    precision = precision_flags.choose(args, asked, vocabulary)
+    precision = precision_flags.choose(args, vocabulary)
     settings = InferenceSettings().replace(conf=args.conf, iou=args.iou, imgsz=args.imgsz, batch=args.batch)
     failed: list[BaseException] = []
     options = ServerOptions(

@@ -71,6 +71,7 @@ class FrameSource:
         name: What the user passed, for messages and outputs.
         live: Frames arrive in real time (webcam, network stream); there is no known end.
         fps: Frames per second of the source, where known.
+        vid_stride: Every n-th frame is kept.
         total: Frames the iteration will yield (after ``vid_stride``), where known.
         size: (width, height) of the first frame, where known before reading (a video's header, the first image).
     """
@@ -78,8 +79,14 @@ class FrameSource:
     name: str = ""
     live: bool = False
     fps: Fraction | None = None
+    vid_stride: int = 1
     total: int | None = None
     size: tuple[int, int] | None = None
+
+    @property
+    def frame_rate(self) -> Fraction | None:
+        """Frames per second of the frames this source yields (its rate over ``vid_stride``), where known."""
+        return self.fps / self.vid_stride if self.fps else None
 
     def warn(self, message: str) -> None:
         """Report a problem with the input; a reader thread replaces this to pass warnings on in frame order."""

@@ -16,7 +16,6 @@ import shutil
 import threading
 import time
 import uuid
-from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,14 +25,12 @@ from ..analytics.zones_yaml import ZonesFile
 from ..core.config import InferenceSettings
 from ..core.errors import OvdetError
 from ..core.files import write_json_atomically
-from ..io.alerts import AlertsSink
 from ..io.images import ImageTooLarge
-from ..io.pipeline import SinkWriter, detect_stream
-from ..io.sinks import JsonlSink
+from ..io.pipeline import detect_stream
 from ..io.sources import FrameSource, open_source
-from ..io.summary import RunSummary
-from ..io.video import AnnotatedVideoSink
 from ..prompts.vocabulary import Vocabulary
+from ..run import Frames, OutputSpec, Run, StopRequest
+from ..run.outputs import analytics_outputs
 from .batching import Batcher
 from .encoding import ClassEncoder, Prepared
 
@@ -173,36 +170,42 @@ class JobRunner:
         self._mark_interrupted()
 
     def _process(self, job: Job, request: JobRequest) -> None:
+        """The job's frames through the batcher into the run, with the outputs ``ovdet detect`` would write."""
         folder = self.folder / job.id
+        classes = self.encoder.prepare(request.vocabulary).result()
         source = open_source(str(next(folder.glob("input*"))))
         source.name = job.video  # outputs name the video as its sender did, as `ovdet detect ward.mp4` names it
         job.state, job.frames_total = "running", source.total
         self._save(job)
-        classes = self.encoder.prepare(request.vocabulary).result()
-        settings = request.settings
         analytics = Analytics(request.zones) if request.zones is not None else None
-        if analytics is not None:
-            analytics.check_source(source)
-            analytics.follow_tracks_of(source)
-        stream = detect_stream(
-            lambda images: self._infer(images, classes, settings), source, batch=settings.batch,
-            track=analytics is not None and analytics.needs_tracks, track_threshold=settings.conf, stop=self._stop,
-        )  # fmt: skip
-        saved = time.monotonic()
-        with closing(stream), SinkWriter(_sinks(folder, source, request.vocabulary, analytics)) as writer:
-            for frame, detections in stream:
-                if analytics is not None:
-                    analytics.update(frame, detections)
-                writer.put(frame, detections)
+        outputs = [OutputSpec("jsonl", folder / "detections.jsonl"), OutputSpec("video", folder / "annotated.mp4")]
+        outputs += analytics_outputs(analytics, alerts=folder / "alerts.jsonl", summary=folder / "summary.json")
+        run = Run(source, outputs, analytics=analytics, stop=StopRequest(event=self._stop))
+        run.execute(self._frames(job, source, classes, request.settings), request.vocabulary)
+        job.state = "interrupted" if run.stopped else "done"
+        if job.state == "interrupted":
+            job.error = _INTERRUPTED
+
+    def _frames(self, job: Job, source: FrameSource, classes: Prepared, settings: InferenceSettings) -> Frames:
+        """The run's stream: ``settings.batch`` frames at a time through the shared batcher; the job's progress is
+        saved as frames come."""
+
+        def frames(stop: threading.Event, track: bool):
+            stream = detect_stream(
+                lambda images: self._infer(images, classes, settings, stop), source, batch=settings.batch,
+                track=track, track_threshold=settings.conf, stop=stop,
+            )  # fmt: skip
+            saved = time.monotonic()
+            for item in stream:
+                yield item
                 job.frames_done += 1
                 if time.monotonic() - saved > _PROGRESS_EVERY_S:
                     self._save(job)
                     saved = time.monotonic()
-        job.state = "interrupted" if self._stop.is_set() else "done"
-        if job.state == "interrupted":
-            job.error = _INTERRUPTED
 
-    def _infer(self, images, classes: Prepared, settings: InferenceSettings) -> list:
+        return frames
+
+    def _infer(self, images, classes: Prepared, settings: InferenceSettings, stop: threading.Event) -> list:
         """A batch's detections through the shared batcher; none once the server stops (the stream then ends).
 
         A frame over the pixel limit (a stream that changed size mid-way) fails the job."""
@@ -213,7 +216,7 @@ class JobRunner:
                     f"a frame is {width}×{height} pixels: more than {self.max_pixels:,}, this server's limit per "
                     f"video frame"
                 )
-        return self.batcher.submit_waiting(images, classes, settings, self._stop) or []
+        return self.batcher.submit_waiting(images, classes, settings, stop) or []
 
     def describe(self, job: Job) -> dict[str, Any]:
         """The API's view of a job: its state, progress and, when done, where its outputs are."""
@@ -222,14 +225,3 @@ class JobRunner:
             folder = self.folder / job.id
             view["outputs"] = {name: f"/v1/jobs/{job.id}/{name}" for name in JOB_OUTPUTS if (folder / name).is_file()}
         return view
-
-
-def _sinks(folder: Path, source: FrameSource, vocabulary: Vocabulary, analytics: Analytics | None) -> list:
-    video = AnnotatedVideoSink(folder / "annotated.mp4", source.fps)
-    video.use_vocabulary(vocabulary)
-    sinks = [JsonlSink(folder / "detections.jsonl"), video]
-    if analytics is not None:
-        if analytics.engine.rules:
-            sinks.append(AlertsSink(folder / "alerts.jsonl"))
-        sinks.append(RunSummary(folder / "summary.json", analytics.dwell_totals))
-    return sinks

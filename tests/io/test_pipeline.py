@@ -13,7 +13,7 @@ from pycocotools.coco import COCO
 from ovdet.io.sinks import CocoSink, CsvSink, EventsSink, JsonlSink
 from ovdet.io.sources import open_source
 from ovdet.io.video import AnnotatedVideoSink
-from ovdet.io.pipeline import SinkWriter
+from ovdet.run.writer import SinkWriter
 from tests.conftest import PEOPLE_GIF
 from tests.media import small_frames, write_clip
 

@@ -1,5 +1,5 @@
-"""The summary ``ovdet detect`` prints at the end: what was found, the processing rate with start-up shown apart,
-and where the results are."""
+"""A run's counts (frames, detections per class) and times, and the lines ``ovdet detect`` prints from them: what
+was found, the processing rate with start-up shown apart, and where the results are."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["RunSummary", "frame_unit"]
+__all__ = ["RunCounts", "frame_unit"]
 
 
 def frame_unit(source) -> str:
@@ -16,17 +16,18 @@ def frame_unit(source) -> str:
     return "image" if source.fps is None and not source.live else "frame"
 
 
-class RunSummary:
+class RunCounts:
     """Counts frames and detections; times start-up (model, conversion, classes) apart from processing.
 
     Example:
-        >>> summary = RunSummary()
-        >>> summary.ready()  # the model is loaded and the classes are set
-        >>> summary.add(detections)  # doctest: +SKIP
+        >>> counts = RunCounts()
+        >>> counts.ready()  # the model is loaded, the classes are set and the outputs are open
+        >>> counts.add(detections)  # doctest: +SKIP
     """
 
     def __init__(self) -> None:
         self.frames = 0
+        self.detections = 0
         self.counts: Counter[str] = Counter()
         self._started = self._ready = time.perf_counter()
 
@@ -36,6 +37,7 @@ class RunSummary:
 
     def add(self, detections) -> None:
         self.frames += 1
+        self.detections += len(detections)
         self.counts.update(str(name) for name in detections.data.get("class_name", ()))
 
     def lines(self, name: str, unit: str, outputs: Sequence[str], folder: Path | None) -> list[str]:
@@ -45,7 +47,7 @@ class RunSummary:
         rate = self.frames / processing if processing > 0 else 0.0
         units = f"{unit}(s)"
         lines = [
-            f"{name}: {self.frames} {units}, {sum(self.counts.values())} detection(s) ({found})",
+            f"{name}: {self.frames} {units}, {self.detections} detection(s) ({found})",
             f"{self.frames} {units} in {processing:.1f} s, {rate:.1f} {unit}s/s; "
             f"start-up {self._ready - self._started:.1f} s",
         ]
