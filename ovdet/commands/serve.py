@@ -15,8 +15,9 @@ from ..core.files import check_writable
 from ..io.images import MAX_IMAGE_PIXELS
 from ..prompts.vocabulary_yaml import read_vocabulary_yaml
 from ..runtimes.registry import pt_runtimes
-from ..serve.admission import MAX_VIDEO_PIXELS  # these two modules run without the serve extra (FastAPI)
+from ..serve.admission import MAX_VIDEO_PIXELS  # these three modules run without the serve extra (FastAPI)
 from ..serve.encoding import DEFAULT_MAX_CLASSES, TooManyClasses
+from ..serve.vocabularies import DEFAULT_VOCABULARY
 from . import precision_flags
 from .numbers import number_in
 
@@ -114,7 +115,6 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from ..serve.app import ServerOptions, create_app
-        from ..serve.vocabularies import DEFAULT_VOCABULARY
     except ImportError as exc:
         raise missing_dependency(exc.name or "fastapi", "serve", "ovdet serve") from None
     from ..detector import OpenVocabDetector
