@@ -184,10 +184,17 @@ def detect_stream(
 ) -> Iterator[tuple[Frame, sv.Detections]]:
     """Yield every frame of ``source`` once, in order, with its detections (tracked when ``track``).
 
-    ``infer`` takes up to ``batch`` BGR frames and returns their detections. A change of ``vocabulary_version()``
-    between two frames applies from the next frame on: frames of the current batch not yet yielded are inferred
-    again, and the tracker restarts with fresh ids. Once ``stop`` is set, the stream ends after the batch in flight,
-    without waiting for more frames.
+    Args:
+        infer: Detects in one batch of BGR frames: one ``Detections`` per frame, in order.
+        source: The frames.
+        batch: Frames per call of ``infer``.
+        track: Give detections stable ``tracker_id`` values (ByteTrack, from ``track_threshold`` up).
+        track_threshold: The confidence the tracker starts tracks from.
+        stop: Once set, the stream ends after the batch in flight, without waiting for more frames.
+        profiler: Counts decoding time and frames.
+        vocabulary_version: Changes when the classes ``infer`` detects change. A change between two frames
+            applies from the next frame on: frames of the current batch not yet yielded are inferred again, and
+            the tracker restarts with fresh ids.
     """
     reader = FrameReader(source, depth=2 * batch + 2, profiler=profiler).start()
     tracker = Tracker(source.frame_rate, threshold=track_threshold) if track else None
@@ -204,14 +211,19 @@ def detect_stream(
         reader.stop()
 
 
-def _yield_batch(infer, batch: Sequence[Frame], tracker: Tracker | None, vocabulary_version: Callable[[], int]):
+def _yield_batch(
+    infer: Callable[[Sequence[np.ndarray]], list[sv.Detections]],
+    frames: Sequence[Frame],
+    tracker: Tracker | None,
+    vocabulary_version: Callable[[], int],
+):
     """Infer and yield a batch; returns the frames left over when the vocabulary changed mid-batch."""
     version = vocabulary_version()
-    results = infer([frame.image for frame in batch])
-    for position, (frame, detections) in enumerate(zip(batch, results)):
+    results = infer([frame.image for frame in frames])
+    for position, (frame, detections) in enumerate(zip(frames, results)):
         if tracker is not None:
             detections = tracker.update(detections, frame.timestamp)
         yield frame, detections
         if vocabulary_version() != version:
-            return list(batch[position + 1 :])
+            return list(frames[position + 1 :])
     return []
