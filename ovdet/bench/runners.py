@@ -16,6 +16,7 @@ import supervision as sv
 from ..core.precision import precision_name
 from ..core.profiling import Profiler
 from ..run import OutputSpec, Run
+from ..vision.preprocess import target_shape
 from .subjects import OVDET, ULTRALYTICS, BenchmarkError, LoopedClip, PacedClip, Subject, read_frames
 
 if TYPE_CHECKING:
@@ -52,8 +53,6 @@ class OvdetRunner:
         self.set_classes_ms = _time_set_classes(self.detector, subject.classes)
 
     def describe(self) -> dict[str, Any]:
-        from ..vision.preprocess import target_shape
-
         backend = self.detector.backend
         frame = read_frames(self.subject.clip, 1)[0]
         half = getattr(backend, "half", False)

@@ -22,6 +22,7 @@ from typing import Any
 from ..analytics.zones_yaml import ZonesFile
 from ..core.config import InferenceSettings
 from ..core.files import check_writable, file_digest
+from ..core.weights import file_sha256, resolve_weights
 from ..detector import OpenVocabDetector
 from ..prompts.embeddings import Embeddings
 from ..prompts.vocabulary import Vocabulary
@@ -162,8 +163,6 @@ def _run_locked(request: BatchRequest, tasks: list[SourceTask], stop: threading.
 
 def _fingerprinted(request: BatchRequest) -> dict[str, Any]:
     """The settings that decide the outputs, as the manifest records them (known before any model loads)."""
-    from ..core.weights import file_sha256, resolve_weights
-
     model = resolve_weights(request.model)
     classes = request.classes
     if isinstance(classes, Embeddings):

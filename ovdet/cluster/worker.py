@@ -17,6 +17,7 @@ from ..analytics.stream import Analytics
 from ..analytics.zones_yaml import ZonesFile
 from ..core.config import InferenceSettings
 from ..core.errors import OvdetError
+from ..detector import OpenVocabDetector
 from ..io.sources import open_source
 from ..prompts.embeddings import Embeddings
 from ..prompts.vocabulary import Vocabulary
@@ -86,10 +87,10 @@ class SourceWorker:
         'done'
     """
 
-    def __init__(self, spec: WorkerSpec, stop: threading.Event | None = None, detector: Any = None) -> None:
+    def __init__(
+        self, spec: WorkerSpec, stop: threading.Event | None = None, detector: OpenVocabDetector | None = None
+    ) -> None:
         if detector is None:
-            from ..detector import OpenVocabDetector
-
             detector = OpenVocabDetector(
                 spec.model, device=spec.device, runtime=spec.runtime, precision=spec.precision,
                 calibration=spec.calibration, task=spec.task, **vars(spec.settings),
