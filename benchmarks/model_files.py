@@ -100,8 +100,6 @@ class ModelFiles:
         return self._detector
 
     def _ovdet_export(self, export: str, max_classes: int, int8: bool) -> str:
-        from ovdet.export.exporter import export_detector
-
         output = self.folder / f"{export}-dynamic{max_classes}{'-int8' if int8 else ''}"
         quantized = {}
         if int8:
@@ -111,8 +109,7 @@ class ModelFiles:
                 "calibration_frames": self.calibration_frames,
             }
         detector = self._source()
-        return str(export_detector(detector, export, dynamic_vocab=True, max_classes=max_classes, output=output,
-                                   **quantized))  # fmt: skip
+        return str(detector.export(export, dynamic_vocab=True, max_classes=max_classes, output=output, **quantized))
 
     def _ultralytics_export(self, export: str, classes: Sequence[str], int8: bool) -> str:
         import shutil

@@ -100,16 +100,15 @@ def _read_frames(clip: Path, count: int) -> list[np.ndarray]:
 def _export_all(args: argparse.Namespace, classes: list[str]) -> list[Plan]:
     """PyTorch, the fixed and changeable exports to ONNX and OpenVINO, and the OpenVINO ones in reduced precision."""
     from ovdet import OpenVocabDetector
-    from ovdet.export.exporter import export_detector
 
     source = OpenVocabDetector("yolov8s-worldv2", device="cpu", imgsz=args.imgsz)
     source.set_classes(classes)
     exports = args.exports or Path(tempfile.mkdtemp(prefix="ovdet-bench-"))
     plans = [Plan("torch", str(source.model_path))]
     for runtime in ("onnx", "openvino"):
-        fixed = export_detector(source, runtime, output=exports / f"{runtime}-fixed")
-        dynamic = export_detector(
-            source, runtime, dynamic_vocab=True, max_classes=args.max_classes, output=exports / f"{runtime}-dynamic"
+        fixed = source.export(runtime, output=exports / f"{runtime}-fixed")
+        dynamic = source.export(
+            runtime, dynamic_vocab=True, max_classes=args.max_classes, output=exports / f"{runtime}-dynamic"
         )
         plans += [Plan(f"{runtime} fixed {len(classes)}", str(fixed))]
         plans += [Plan(f"{runtime} dynamic {args.max_classes}", str(dynamic))]

@@ -14,14 +14,15 @@ import numpy as np
 import supervision as sv
 
 from .analytics.stream import Analysed, Analytics, analyse_stream
-from .prompts.cache import EmbeddingCache, encode_cached
+from .prompts.cache import EmbeddingCache
 from .prompts.classes import ClassTable, embed, table_of
 from .core.config import InferenceSettings
 from .prompts.embeddings import Embeddings
 from .core.errors import ConfigError, ModelError, SourceError, VocabularyError
 from .io.images import load_image
 from .io.sources import Frame, FrameSource, open_source
-from .models import choose_precision, load_backend
+from .export.exporter import ExportOptions, export_backend
+from .models import choose_precision, load_backend, torch_backend_of
 from .io.pipeline import detect_stream
 from .vision.postprocess import postprocess
 from .vision.preprocess import letterbox_batch
@@ -183,10 +184,6 @@ class OpenVocabDetector:
         """
         return embed(vocabulary, self.text_encoder, self._cache).embeddings
 
-    def encode_prompts(self, prompts: Sequence[str]) -> np.ndarray:
-        """Embed prompts through the cache: ``(N, D)`` float32 rows in the order given."""
-        return encode_cached(self.text_encoder, self._cache, prompts)
-
     def set_embeddings(self, embeddings: Embeddings) -> None:
         """Use precomputed embeddings (e.g. from ``ovdet embed``: ``Embeddings.load("vocab.npz")``).
 
@@ -300,26 +297,69 @@ class OpenVocabDetector:
         if zones is None and rules is None:
             if not isinstance(source, FrameSource):
                 source = open_source(source, vid_stride=vid_stride, reconnect_timeout=reconnect_timeout)
-            return detect_stream(self, source, settings, track=track, stop=stop)
+            return self._detect_stream(source, settings, track, stop)
         analytics = Analytics(zones, rules)
         check_rule_classes(analytics.engine.rules, self.classes, analytics.origin)
         if not isinstance(source, FrameSource):
             source = open_source(source, vid_stride=vid_stride, reconnect_timeout=reconnect_timeout)
         analytics.check_source(source)
         analytics.follow_tracks_of(source)
-        stream = detect_stream(self, source, settings, track=track or analytics.needs_tracks, stop=stop)
+        stream = self._detect_stream(source, settings, track or analytics.needs_tracks, stop)
         return analyse_stream(stream, analytics)
 
-    def export(self, format: str = "onnx", **options: Any) -> Path:
-        """Export for a deployment runtime; options as :func:`ovdet.export.export_detector`.
+    def _detect_stream(
+        self, source: FrameSource, settings: InferenceSettings, track: bool, stop: threading.Event | None
+    ) -> Iterator[tuple[Frame, sv.Detections]]:
+        return detect_stream(
+            lambda images: self.detect_arrays(images, settings), source, batch=settings.batch, track=track,
+            track_threshold=settings.conf, stop=stop, profiler=self.profiler,
+            vocabulary_version=lambda: self.vocabulary_version,
+        )  # fmt: skip
+
+    def export(self, format: str = "onnx", *, output: str | os.PathLike[str] | None = None, **options: Any) -> Path:
+        """Export for a deployment runtime, with its metadata in ``ovdet.json`` beside the model (a ``.pt``'s).
+
+        A fixed export bakes the current classes in; a dynamic one (``dynamic_vocab``) takes 1 to ``max_classes``
+        class embeddings per call and ships the text tower of the detector's encoder (CLIP, MobileCLIP) with its
+        tokenizer, so the deployment changes classes with neither torch nor Ultralytics installed.
+
+        Args:
+            format: ``"onnx"``, ``"openvino"``, ``"torchscript"`` or ``"engine"``.
+            output: Folder to write (default ``runs/export/<model>-<format>-<fixed|dynamic><K>``); replaced if it
+                holds an earlier export, refused if it holds anything else.
+            **options: :class:`~ovdet.export.exporter.ExportOptions`' ``dynamic_vocab``, ``max_classes``, ``imgsz``
+                (default: the detector's), ``batch``, ``half``, ``int8``, ``calibration``, ``calibration_frames``.
+
+        Returns:
+            The exported model file; pass it (or its folder) to ``OpenVocabDetector`` or ``ovdet detect --model``.
 
         Example:
             >>> detector.export("openvino", dynamic_vocab=True, max_classes=16)  # doctest: +SKIP
             PosixPath('runs/export/yolov8s-worldv2-openvino-dynamic16/yolov8s-worldv2.xml')
         """
-        from .export.exporter import export_detector
+        options["imgsz"] = options.get("imgsz") or self.settings.imgsz
+        if options.get("calibration") is not None:
+            options["calibration"] = os.fspath(options["calibration"])
+        chosen = ExportOptions(format, **options)
+        backend = torch_backend_of(self.backend, self.model_path)
+        if chosen.dynamic_vocab:
+            return export_backend(backend, self.model_path, chosen, output, text_encoder=self.text_encoder)
+        return export_backend(backend, self.model_path, chosen, output, embeddings=self._baked_embeddings())
 
-        return export_detector(self, format, **options)
+    def _baked_embeddings(self) -> Embeddings:
+        """The current classes, which a fixed-vocabulary export bakes in."""
+        if self.embeddings is None:
+            raise ModelError(
+                'a fixed-vocabulary export bakes the current classes in, and none are set: call set_classes(["person", '
+                "...]) first (ovdet export --classes), or export with --dynamic-vocab"
+            )
+        dropped = self.vocabulary.dropped if self.vocabulary is not None else ()
+        if dropped:
+            raise ModelError(
+                f"a fixed-vocabulary export bakes classes only, and this vocabulary also has the decoy or background "
+                f"prompts {', '.join(map(repr, dropped))}: export with --dynamic-vocab, which takes them at run time"
+            )
+        return self.embeddings
 
     def detect_arrays(self, images: Sequence[np.ndarray], settings: InferenceSettings) -> list[sv.Detections]:
         """Detect in BGR uint8 arrays with explicit settings; the fast path under :meth:`detect`."""

@@ -1,41 +1,37 @@
 """Open a model with the runtime it needs: an ``ovdet export`` with its format's runtime, a ``.pt`` with PyTorch or,
 converted once and cached, with OpenVINO or onnxruntime.
 
-This sits above the runtimes and the exporter: it is the one place that converts a ``.pt`` through the exporter
-(the default CPU path). The graph has a fixed number of class slots; a vocabulary that needs more converts once
-more with twice the slots, and since the class embeddings are an input of the graph, changing the classes needs
-no new conversion.
+This sits above the runtimes and the exporter: it is the one place that hands the exporter to the runtime layer's
+cache of conversions (:mod:`ovdet.runtimes.converted`), the default CPU path.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
-import math
 import os
 from dataclasses import dataclass
-from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from .core.errors import ConfigError, MissingDependencyError, SourceError, WeightsError
-from .export.quantize import DEFAULT_CALIBRATION_FRAMES, calibration_digest
+from .core.errors import ConfigError, MissingDependencyError, ModelError, SourceError, WeightsError
 from .core.precision import REDUCED, requested_precision
-from .runtimes.artifact import artifact_format, exported_metadata
-from .runtimes.backend import Backend
-from .runtimes.registry import RUNTIMES, pt_runtimes, runtime_for_format, runtime_named
+from .export.exporter import ExportOptions, export_backend
+from .export.quantize import DEFAULT_CALIBRATION_FRAMES, calibration_digest
 from .prompts.text import TextEncoder, text_encoder_for
 from .prompts.vocabulary import Vocabulary
-from .core.weights import cache_dir, file_sha256
+from .runtimes.artifact import artifact_format, exported_metadata
+from .runtimes.backend import Backend
+from .runtimes.converted import DEFAULT_SLOTS, ConversionCache, ConvertedBackend
+from .runtimes.exported import load_exported
+from .runtimes.registry import RUNTIMES, pt_runtimes, runtime_named
 
-__all__ = ["CompiledBackend", "PrecisionChoice", "choose_precision", "compiled_dir", "load_backend"]
+if TYPE_CHECKING:
+    from .runtimes.torch import TorchBackend
+
+__all__ = ["PrecisionChoice", "choose_precision", "converted_backend", "load_backend", "torch_backend_of"]
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SLOTS = 80
-_OPENED_ATTRIBUTES = ("name", "space", "stride", "device", "input_dtype", "precision", "task", "end2end")
 
 
 def load_backend(
@@ -82,11 +78,7 @@ def load_backend(
             f"{path} has an unsupported format {path.suffix or '(none)'}: ovdet loads YOLO-World .pt files and "
             f"models exported with ovdet export ({suffixes}, or their folder)"
         )
-    entry = runtime_for_format(exported)
-    backend_class = getattr(import_module(entry.module), entry.class_name)
-    backend = backend_class(path, device=device, half=half)
-    backend.select_task(task)
-    return backend
+    return load_exported(path, exported, device=device, half=half, task=task)
 
 
 @dataclass(frozen=True)
@@ -196,8 +188,20 @@ def _load_weights(
     if runtime == "torch":
         return TorchBackend(path, device=device, half=half, task=task)
     device = "cpu" if device == "auto" else device
-    return CompiledBackend(
-        path, runtime, device=device, half=half, calibration=calibration, calibration_encoder=text_encoder, task=task
+    return converted_backend(path, runtime, device, half, calibration, text_encoder, task)
+
+
+def torch_backend_of(backend: Backend, model: Path) -> TorchBackend:
+    """The PyTorch model behind a running ``backend`` of ``model``, for an export: the backend itself, or for a
+    converted ``.pt`` the ``.pt`` loaded on the CPU."""
+    from .runtimes.torch import TorchBackend
+
+    if isinstance(backend, TorchBackend):
+        return backend
+    if model.suffix in runtime_named("torch").suffixes:
+        return TorchBackend(model, device="cpu", task=backend.task)
+    raise ModelError(
+        f"{model.name} is already an exported {backend.name} model: export from the YOLO-World .pt file it came from"
     )
 
 
@@ -208,126 +212,53 @@ def _fastest_runtime(device: str) -> str:
     return "openvino"
 
 
-def compiled_dir() -> Path:
-    """Where converted models are kept: ``$OVDET_COMPILED_DIR``, else ``<ovdet cache>/compiled``."""
-    return Path(os.environ.get("OVDET_COMPILED_DIR") or cache_dir() / "compiled").expanduser()
-
-
-class CompiledBackend:
-    """A YOLO-World or YOLOE ``.pt`` run by OpenVINO or onnxruntime through a cached changeable-vocabulary export.
-
-    The converted model is opened (and, the first time, converted) when first needed — usually when the classes
-    are set — so a vocabulary or CLIP file that fails does so before a conversion of many seconds.
+def converted_backend(
+    weights: Path,
+    runtime: str,
+    device: str = "cpu",
+    half: bool = False,
+    calibration: str | os.PathLike[str] | None = None,
+    text_encoder: TextEncoder | None = None,
+    task: str | None = None,
+    slots: int = DEFAULT_SLOTS,
+) -> ConvertedBackend:
+    """A ``.pt`` run by OpenVINO or onnxruntime through a changeable-vocabulary export of it, made once and cached
+    (see :mod:`ovdet.runtimes.converted`); the exporter makes the conversions.
 
     Args:
-        weights: The YOLO-World ``.pt`` file.
+        weights: The YOLO-World or YOLOE ``.pt`` file.
         runtime: ``"openvino"`` or ``"onnxruntime"``.
-        device: ``"auto"`` or ``"cpu"``.
+        device: ``"cpu"``.
         half: Let OpenVINO compute in the CPU's BF16 instead of FP32.
-        slots: Class slots of the first conversion.
         calibration: INT8 (OpenVINO): convolutions quantized on frames of this video file or image folder; the
             conversion is cached per weights, calibration content and frame count.
-        calibration_frames: How many frames of ``calibration``.
-        calibration_encoder: Encodes the classes an INT8 conversion is calibrated with; default: the model's own
-            text encoder, loaded for it.
+        text_encoder: Encodes the classes an INT8 conversion is calibrated with; default: the model's own text
+            encoder, loaded for it.
         task: ``"detect"`` or ``"segment"``; ``None``: what the checkpoint does. A ``-seg`` checkpoint converted
             for ``"detect"`` has no mask branch, and is cached apart.
+        slots: Class slots of the first conversion.
 
     Example:
-        >>> backend = CompiledBackend(Path("weights/yolov8s-worldv2.pt"), "openvino")  # doctest: +SKIP
+        >>> backend = converted_backend(Path("weights/yolov8s-worldv2.pt"), "openvino")  # doctest: +SKIP
         >>> backend.name, backend.precision  # doctest: +SKIP
         ('openvino', 'fp32')
     """
+    from .runtimes.torch import TorchBackend, checkpoint_segments, checkpoint_space
 
-    rect = True
-    fixed_classes = None
-    max_classes = None  # grows on demand
+    space = checkpoint_space(weights)
+    calibration = os.fspath(calibration) if calibration is not None else None
 
-    def __init__(
-        self,
-        weights: Path,
-        runtime: str,
-        device: str = "auto",
-        half: bool = False,
-        slots: int = DEFAULT_SLOTS,
-        calibration: str | os.PathLike[str] | None = None,
-        calibration_frames: int = DEFAULT_CALIBRATION_FRAMES,
-        calibration_encoder: TextEncoder | None = None,
-        task: str | None = None,
-    ) -> None:
-        from .runtimes.torch import checkpoint_segments, checkpoint_space
-
-        self.weights, self.runtime, self.half, self._device = Path(weights), runtime, half, device
-        self.space = checkpoint_space(self.weights)  # known before the conversion: classes are encoded before it
-        self._task = task
-        self._digest = file_sha256(self.weights)
-        self._first_slots = slots
-        self.calibration = os.fspath(calibration) if calibration is not None else None
-        self.calibration_frames = calibration_frames
-        self.calibration_encoder = calibration_encoder
-        self._variant = f"-int8-{_content_key(Path(calibration), calibration_frames)}" if calibration else ""
-        self._variant += "-detect" if task == "detect" and checkpoint_segments(self.weights) else ""
-
-    def __getattr__(self, name: str):
-        """The converted model's attributes (and ``slots``) open it on first use."""
-        if name not in (*_OPENED_ATTRIBUTES, "slots") or "_first_slots" not in self.__dict__:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        self._open(self._first_slots)
-        return getattr(self, name)
-
-    def _open(self, slots: int) -> None:
-        folder = compiled_dir() / f"{self.weights.stem}-{self._digest[:16]}-{self.runtime}-k{slots}{self._variant}"
-        if not (folder / "ovdet.json").is_file():
-            self._convert(folder, slots)
-        self._inner = load_backend(folder, device=self._device, half=self.half, task=self._task)
-        self.slots = slots
-        for name in _OPENED_ATTRIBUTES:
-            setattr(self, name, getattr(self._inner, name))
-
-    def _convert(self, folder: Path, slots: int) -> None:
-        from .export.exporter import ExportOptions, export_backend
-        from .runtimes.torch import TorchBackend
-
-        log.info("converting %s for %s once (%d class slots; takes a while); cached in %s", self.weights.name,
-                 self.runtime, slots, folder)  # fmt: skip
+    def convert(folder: Path, slots: int) -> None:
         options = ExportOptions(
-            runtime_named(self.runtime).format, dynamic_vocab=True, max_classes=slots, int8=bool(self.calibration),
-            calibration=self.calibration, calibration_frames=self.calibration_frames,
+            runtime_named(runtime).format, dynamic_vocab=True, max_classes=slots, int8=calibration is not None,
+            calibration=calibration, calibration_frames=DEFAULT_CALIBRATION_FRAMES,
         )  # fmt: skip
-        backend = TorchBackend(self.weights, device="cpu", task=self._task)
-        encoder = (self.calibration_encoder or self.default_text_encoder()) if self.calibration else None
-        export_backend(backend, self.weights, options, folder, calibration_encoder=encoder)
+        backend = TorchBackend(weights, device="cpu", task=task)
+        encoder = (text_encoder or text_encoder_for(space, device="cpu")) if calibration is not None else None
+        export_backend(backend, weights, options, folder, calibration_encoder=encoder)
 
-    def default_text_encoder(self) -> TextEncoder:
-        """The space's text encoder in PyTorch, as for the ``.pt`` itself: the same embeddings, the same cache."""
-        return text_encoder_for(self.space, device="cpu")
-
-    def set_vocabulary(self, vectors: np.ndarray) -> None:
-        """Use these embeddings; a vocabulary larger than the graph's slots converts once more, with more slots."""
-        if "slots" not in self.__dict__:
-            self._open(max(self._first_slots, _slots_for(len(vectors))))
-        elif len(vectors) > self.slots:
-            self._open(_slots_for(len(vectors)))
-        self._inner.set_vocabulary(vectors)
-
-    def infer(self, images: np.ndarray) -> np.ndarray:
-        return self._inner.infer(images)
-
-
-def _content_key(source: Path, frames: int) -> str:
-    """A short digest of a calibration source's content (a file's bytes; a folder's names, sizes and times)."""
-    if not source.exists():
-        raise SourceError(f"--calibration {source} does not exist: pass a video file or a folder of images")
-    digest = hashlib.sha256(f"{frames}".encode())
-    if source.is_file():
-        digest.update(file_sha256(source).encode())
-    else:
-        for entry in sorted(path for path in source.rglob("*") if path.is_file()):
-            status = entry.stat()
-            digest.update(f"{entry.relative_to(source)}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
-    return digest.hexdigest()[:12]
-
-
-def _slots_for(rows: int) -> int:
-    """Class slots for ``rows`` embeddings: the next power of two."""
-    return 2 ** math.ceil(math.log2(max(rows, 1)))
+    cache = ConversionCache(
+        weights, runtime, convert, calibration=calibration, calibration_frames=DEFAULT_CALIBRATION_FRAMES,
+        without_masks=task == "detect" and checkpoint_segments(weights),
+    )  # fmt: skip
+    return ConvertedBackend(cache, space, device=device, half=half, task=task, slots=slots)

@@ -14,7 +14,6 @@ from pathlib import Path
 import cv2
 import pytest
 
-from ovdet.export.exporter import export_detector
 from tests import labelled_data, network_guard
 from tests.hostile.harness import REPO, assert_clean_stderr, run_subprocess
 
@@ -51,7 +50,7 @@ def _written_under(home: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def onnx_export(session_detector, tmp_path_factory: pytest.TempPathFactory) -> Path:
     session_detector.set_classes(["bottle", "person"])
-    return export_detector(session_detector, "onnx", imgsz=int(IMGSZ), output=tmp_path_factory.mktemp("onnx") / "e")
+    return session_detector.export("onnx", imgsz=int(IMGSZ), output=tmp_path_factory.mktemp("onnx") / "e")
 
 
 def test_an_onnx_export_runs_without_telemetry_or_files_in_home(

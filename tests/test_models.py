@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ovdet import ConfigError, OpenVocabDetector, models
-from ovdet.models import CompiledBackend
+from ovdet.runtimes.converted import ConvertedBackend, compiled_dir
 
 CLASSES = ["bottle", "person", "red backpack"]
 
@@ -23,7 +23,7 @@ def converted(model_path: Path) -> OpenVocabDetector:
 def test_auto_picks_openvino_on_the_cpu(model_path: Path, monkeypatch: pytest.MonkeyPatch, converted) -> None:
     monkeypatch.delenv("OVDET_RUNTIME")
     detector = OpenVocabDetector(model_path, device="cpu")
-    assert isinstance(detector.backend, CompiledBackend)
+    assert isinstance(detector.backend, ConvertedBackend)
     assert (detector.backend.name, detector.backend.precision) == ("openvino", "fp32")
     monkeypatch.setenv("OVDET_RUNTIME", "torch")
     assert OpenVocabDetector(model_path, device="cpu").backend.name == "torch"
@@ -47,16 +47,16 @@ def test_conversion_is_cached_and_new_classes_need_none(model_path: Path, conver
     def no_conversion(*args, **kwargs):
         raise AssertionError("converted again")
 
-    monkeypatch.setattr(CompiledBackend, "_convert", no_conversion)
+    monkeypatch.setattr(models, "export_backend", no_conversion)
     detector = OpenVocabDetector(model_path, device="cpu", runtime="openvino")
     detector.set_classes(["forklift", "pallet", "helmet", "vest"])
     assert detector.classes == ("forklift", "pallet", "helmet", "vest")
 
 
 def test_a_larger_vocabulary_converts_once_more_with_more_slots(model_path: Path, bottle_frames) -> None:
-    backend = CompiledBackend(model_path, "openvino", device="cpu", slots=2)
+    backend = models.converted_backend(model_path, "openvino", device="cpu", slots=2)
     assert backend.slots == 2
     backend.set_vocabulary(np.eye(3, 512, dtype=np.float32))
     assert backend.slots == 4
-    slot_counts = {p.name.rsplit("-", 1)[1] for p in models.compiled_dir().iterdir()}
+    slot_counts = {p.name.rsplit("-", 1)[1] for p in compiled_dir().iterdir()}
     assert {"k2", "k4"} <= slot_counts

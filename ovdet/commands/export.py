@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..export.exporter import DEFAULT_MAX_CLASSES, FORMATS, export_detector
+from ..export.exporter import DEFAULT_MAX_CLASSES, FORMATS
 from ..export.quantize import DEFAULT_CALIBRATION_FRAMES
 from ..core.precision import REDUCED
 from ..runtimes.artifact import Artifact
@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
     detector = OpenVocabDetector(args.model, device=args.device, runtime="torch")
     if args.classes is not None or args.vocab is not None:
         detector.set_classes(load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes))
-    model_file = export_detector(
-        detector, args.format, dynamic_vocab=args.dynamic_vocab, max_classes=args.max_classes, imgsz=args.imgsz,
+    model_file = detector.export(
+        args.format, dynamic_vocab=args.dynamic_vocab, max_classes=args.max_classes, imgsz=args.imgsz,
         batch=args.batch, half=precision in REDUCED, int8=precision == "int8",
         calibration=args.calibration, calibration_frames=args.calibration_frames, output=args.output,
     )  # fmt: skip

@@ -1,4 +1,5 @@
-"""Export a detector: its vocabulary baked in (fixed), or taken per call with its text tower beside it (dynamic).
+"""Export a detector's parts (its PyTorch model, and its classes or its text encoder): the vocabulary baked in
+(fixed), or taken per call with its text tower beside it (dynamic).
 
 The export is written into a hidden staging folder and moved into place once complete, so an interrupted export
 never leaves a half-written artifact under the requested name, and nothing ovdet did not write is ever deleted.
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ..core import __version__
 from ..core.config import check_sizes
-from ..core.errors import ConfigError, ModelError
+from ..core.errors import ConfigError
 from ..runtimes.artifact import METADATA_FILE, ArtifactMetadata
 from ..runtimes.registry import export_formats, format_suffix
 from .quantize import DEFAULT_CALIBRATION_FRAMES, Calibration
@@ -25,13 +26,11 @@ from .text_towers import tower_encoder, write_text_tower
 if TYPE_CHECKING:
     import torch
 
-    from ..detector import OpenVocabDetector
     from ..prompts.embeddings import Embeddings
     from ..runtimes.torch import TorchBackend
     from ..prompts.text import TextEncoder
-    from .text_towers import TowerEncoder
 
-__all__ = ["DEFAULT_MAX_CLASSES", "FORMATS", "ExportOptions", "export_backend", "export_detector"]
+__all__ = ["DEFAULT_MAX_CLASSES", "FORMATS", "ExportOptions", "export_backend"]
 
 log = logging.getLogger(__name__)
 
@@ -114,85 +113,36 @@ class ExportOptions:
         return "float16" if self.half and self.format in HALF_NEEDS_CUDA else "float32"
 
 
-def export_detector(
-    detector: OpenVocabDetector,
-    format: str = "onnx",
-    *,
-    dynamic_vocab: bool = False,
-    max_classes: int | None = None,
-    imgsz: int | None = None,
-    batch: int = 1,
-    half: bool = False,
-    int8: bool = False,
-    calibration: str | os.PathLike[str] | None = None,
-    calibration_frames: int = DEFAULT_CALIBRATION_FRAMES,
-    output: str | os.PathLike[str] | None = None,
-) -> Path:
-    """Export a PyTorch detector for a deployment runtime, with its metadata in ``ovdet.json`` beside the model.
-
-    A fixed export bakes the detector's current classes in. A dynamic export takes 1 to ``max_classes`` class
-    embeddings per call and ships the text tower of the model's space (CLIP, MobileCLIP) as ONNX with its
-    tokenizer, so the deployment changes classes
-    with neither torch nor Ultralytics installed.
-
-    Args:
-        detector: An :class:`~ovdet.OpenVocabDetector` on a ``.pt`` model; for a fixed export, with classes set.
-        format: ``"onnx"``, ``"openvino"``, ``"torchscript"`` or ``"engine"``.
-        dynamic_vocab: Keep the vocabulary changeable.
-        max_classes: Class slots of a dynamic export (default 80).
-        imgsz: Input size (default: the detector's).
-        batch: Largest batch of an engine.
-        half: Reduced precision (see :class:`ExportOptions`).
-        int8: INT8 convolutions, OpenVINO only, calibrated on ``calibration_frames`` frames of ``calibration``.
-        calibration: A video file or image folder like the scenes the model will see.
-        calibration_frames: How many frames, spread over ``calibration``.
-        output: Folder to write (default ``runs/export/<model>-<format>-<fixed|dynamic><K>``); replaced if it
-            holds an earlier export, refused if it holds anything else.
-
-    Returns:
-        The exported model file; pass it (or its folder) to ``OpenVocabDetector`` or ``ovdet detect --model``.
-
-    Example:
-        >>> detector = OpenVocabDetector("yolov8s-worldv2")  # doctest: +SKIP
-        >>> export_detector(detector, "openvino", dynamic_vocab=True, max_classes=16)  # doctest: +SKIP
-        PosixPath('runs/export/yolov8s-worldv2-openvino-dynamic16/yolov8s-worldv2.xml')
-    """
-    options = ExportOptions(
-        format, dynamic_vocab, max_classes, imgsz or detector.settings.imgsz, batch, half,
-        int8, os.fspath(calibration) if calibration is not None else None, calibration_frames,
-    )  # fmt: skip
-    backend = _torch_backend(detector)
-    embeddings = None if options.dynamic_vocab else _baked_embeddings(detector)
-    num_classes = options.max_classes if embeddings is None else len(embeddings)
-    stem = detector.model_path.stem
-    folder = Path(output) if output is not None else DEFAULT_ROOT / f"{stem}-{format}-{options.vocabulary}{num_classes}"
-    _check_masks(options, backend)  # before the text tower is looked for: a refused export says nothing else
-    text_encoder = tower_encoder(detector, backend.space) if options.dynamic_vocab else None
-    return export_backend(backend, detector.model_path, options, folder, embeddings, text_encoder)
-
-
 def export_backend(
     backend: TorchBackend,
     weights: Path,
     options: ExportOptions,
-    folder: Path,
+    folder: str | os.PathLike[str] | None = None,
     embeddings: Embeddings | None = None,
-    text_encoder: TowerEncoder | None = None,
+    text_encoder: TextEncoder | None = None,
     calibration_encoder: TextEncoder | None = None,
 ) -> Path:
     """Write an artifact folder from a loaded PyTorch model: the detector graph, ``ovdet.json``, and (when a
     ``text_encoder`` is given) its text tower; the folder appears only once complete.
 
+    A fixed export bakes ``embeddings`` in. A dynamic export takes 1 to ``max_classes`` class embeddings per call
+    and ships the text tower of ``text_encoder`` (CLIP, MobileCLIP) as ONNX with its tokenizer, so the deployment
+    changes classes with neither torch nor Ultralytics installed.
+
     Args:
-        backend: The PyTorch runtime holding the YOLO-World model.
+        backend: The PyTorch runtime holding the YOLO-World or YOLOE model.
         weights: The ``.pt`` file it came from (its name and SHA-256 go into the metadata).
         options: What to export.
-        folder: Where; replaced if it holds an earlier export.
+        folder: Where (default ``runs/export/<model>-<format>-<fixed|dynamic><K>``); replaced if it holds an
+            earlier export, refused if it holds anything else.
         embeddings: The classes to bake in, for a fixed export.
         text_encoder: The encoder (CLIP or MobileCLIP, of the model's space) whose text tower a dynamic export
             ships; ``None`` ships none.
         calibration_encoder: Encodes the names an INT8 changeable graph is calibrated with (default
             ``text_encoder``), for an export that ships no text tower.
+
+    Returns:
+        The exported model file; pass it (or its folder) to ``OpenVocabDetector`` or ``ovdet detect --model``.
 
     Example:
         >>> options = ExportOptions("openvino", dynamic_vocab=True)
@@ -200,8 +150,12 @@ def export_backend(
         PosixPath('out/yolov8s-worldv2.xml')
     """
     num_classes = options.max_classes if embeddings is None else len(embeddings)
+    if folder is None:
+        folder = DEFAULT_ROOT / f"{weights.stem}-{options.format}-{options.vocabulary}{num_classes}"
+    folder = Path(folder)
+    _check_masks(options, backend)  # before the text tower is looked for: a refused export says nothing else
+    text_encoder = tower_encoder(text_encoder, backend.space) if text_encoder is not None else None
     _check_half(options, backend)
-    _check_masks(options, backend)
     check_target(folder)
     encoder = calibration_encoder or text_encoder
     calibration = _calibration(options, backend, encoder, num_classes)  # a bad source fails before the export
@@ -240,34 +194,6 @@ def export_backend(
 def _script_digest(path: Path) -> str:
     """A TorchScript graph is code: its digest goes into ``ovdet.json``, and only a file that matches it is loaded."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _torch_backend(detector: OpenVocabDetector) -> TorchBackend:
-    from ..runtimes.torch import TorchBackend
-
-    if isinstance(detector.backend, TorchBackend):
-        return detector.backend
-    if detector.model_path.suffix == ".pt":  # runs converted (ovdet.models.CompiledBackend), but the .pt is at hand
-        return TorchBackend(detector.model_path, device="cpu", task=detector.backend.task)
-    raise ModelError(
-        f"{detector.model_path.name} is already an exported {detector.backend.name} model: "
-        f"export from the YOLO-World .pt file it came from"
-    )
-
-
-def _baked_embeddings(detector: OpenVocabDetector) -> Embeddings:
-    if detector.embeddings is None:
-        raise ModelError(
-            'a fixed-vocabulary export bakes the current classes in, and none are set: call set_classes(["person", '
-            "...]) first (ovdet export --classes), or export with --dynamic-vocab"
-        )
-    dropped = detector.vocabulary.dropped if detector.vocabulary is not None else ()
-    if dropped:
-        raise ModelError(
-            f"a fixed-vocabulary export bakes classes only, and this vocabulary also has the decoy or background "
-            f"prompts {', '.join(map(repr, dropped))}: export with --dynamic-vocab, which takes them at run time"
-        )
-    return detector.embeddings
 
 
 def _check_half(options: ExportOptions, backend: TorchBackend) -> None:

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..core.errors import ModelError
+from ..prompts.mobileclip import MobileClipTextEncoder
+from ..prompts.text import ClipTextEncoder, TextEncoder
 from ..runtimes.artifact import TextTowerInfo
 
-if TYPE_CHECKING:
-    from ..detector import OpenVocabDetector
-    from ..prompts.text import ClipTextEncoder
-    from ..prompts.mobileclip import MobileClipTextEncoder
-
-    TowerEncoder = ClipTextEncoder | MobileClipTextEncoder
+TowerEncoder = ClipTextEncoder | MobileClipTextEncoder
 
 __all__ = ["TEXT_MODEL_FILE", "TOKENIZER_FILE", "tower_encoder", "write_text_tower"]
 
@@ -26,11 +22,8 @@ TEXT_MODEL_FILE = "text-encoder.onnx"
 TOKENIZER_FILE = "bpe_simple_vocab_16e6.txt.gz"
 
 
-def tower_encoder(detector: OpenVocabDetector, space: str) -> TowerEncoder:
-    from ..prompts.text import ClipTextEncoder
-    from ..prompts.mobileclip import MobileClipTextEncoder
-
-    encoder = detector.text_encoder
+def tower_encoder(encoder: TextEncoder, space: str) -> TowerEncoder:
+    """The detector's text encoder, checked to be one whose tower ovdet exports, in the model's ``space``."""
     if not isinstance(encoder, (ClipTextEncoder, MobileClipTextEncoder)):
         raise ModelError(
             f"a --dynamic-vocab export ships the text tower of the detector's encoder, and ovdet cannot export "

@@ -10,19 +10,16 @@ import queue
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol
 
+import numpy as np
 import supervision as sv
 
-from ..core.config import InferenceSettings
 from ..core.files import output_error
 from .sources import Frame, FrameSource
 from ..core.profiling import Profiler
 from ..vision.tracking import Tracker
-
-if TYPE_CHECKING:
-    from ..detector import OpenVocabDetector
 
 __all__ = ["FrameReader", "Sink", "SinkWriter", "detect_stream"]
 
@@ -176,29 +173,40 @@ class FrameReader:
 
 
 def detect_stream(
-    detector: OpenVocabDetector,
+    infer: Callable[[Sequence[np.ndarray]], list[sv.Detections]],
     source: FrameSource,
-    settings: InferenceSettings,
     *,
+    batch: int,
     track: bool,
+    track_threshold: float,
     stop: threading.Event | None = None,
+    profiler: Profiler | None = None,
+    vocabulary_version: Callable[[], int] = lambda: 0,
 ) -> Iterator[tuple[Frame, sv.Detections]]:
     """Yield every frame of ``source`` once, in order, with its detections (tracked when ``track``).
 
-    A vocabulary change between two frames (``detector.set_classes``) applies from the next frame on: frames of
-    the current batch not yet yielded are inferred again, and the tracker restarts with fresh ids. Once ``stop``
-    is set, the stream ends after the batch in flight, without waiting for more frames.
+    Args:
+        infer: Detects in one batch of BGR frames: one ``Detections`` per frame, in order.
+        source: The frames.
+        batch: Frames per call of ``infer``.
+        track: Give detections stable ``tracker_id`` values (ByteTrack, from ``track_threshold`` up).
+        track_threshold: The confidence the tracker starts tracks from.
+        stop: Once set, the stream ends after the batch in flight, without waiting for more frames.
+        profiler: Counts decoding time and frames.
+        vocabulary_version: Changes when the classes ``infer`` detects change. A change between two frames
+            applies from the next frame on: frames of the current batch not yet yielded are inferred again, and
+            the tracker restarts with fresh ids.
     """
-    reader = FrameReader(source, depth=2 * settings.batch + 2, profiler=detector.profiler).start()
+    reader = FrameReader(source, depth=2 * batch + 2, profiler=profiler).start()
     fps = source.fps / getattr(source, "vid_stride", 1) if source.fps else None
-    tracker = Tracker(fps, threshold=settings.conf) if track else None
-    vocabulary = detector.vocabulary_version
+    tracker = Tracker(fps, threshold=track_threshold) if track else None
+    vocabulary = vocabulary_version()
     try:
-        while batch := reader.next_batch(settings.batch, stop):
-            while batch:
-                batch = yield from _yield_batch(detector, batch, settings, tracker)
-                if detector.vocabulary_version != vocabulary:
-                    vocabulary = detector.vocabulary_version
+        while frames := reader.next_batch(batch, stop):
+            while frames:
+                frames = yield from _yield_batch(infer, frames, tracker, vocabulary_version)
+                if vocabulary_version() != vocabulary:
+                    vocabulary = vocabulary_version()
                     if tracker is not None:
                         tracker.reset()
     finally:
@@ -206,17 +214,20 @@ def detect_stream(
 
 
 def _yield_batch(
-    detector: OpenVocabDetector, batch: Sequence[Frame], settings: InferenceSettings, tracker: Tracker | None
+    infer: Callable[[Sequence[np.ndarray]], list[sv.Detections]],
+    frames: Sequence[Frame],
+    tracker: Tracker | None,
+    vocabulary_version: Callable[[], int],
 ):
     """Infer and yield a batch; returns the frames left over when the vocabulary changed mid-batch."""
-    version = detector.vocabulary_version
-    results = detector.detect_arrays([frame.image for frame in batch], settings)
-    for position, (frame, detections) in enumerate(zip(batch, results)):
+    version = vocabulary_version()
+    results = infer([frame.image for frame in frames])
+    for position, (frame, detections) in enumerate(zip(frames, results)):
         if tracker is not None:
             detections = tracker.update(detections, frame.timestamp)
         yield frame, detections
-        if detector.vocabulary_version != version:
-            return list(batch[position + 1 :])
+        if vocabulary_version() != version:
+            return list(frames[position + 1 :])
     return []
 
 

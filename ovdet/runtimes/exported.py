@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from abc import ABC, abstractmethod
+from importlib import import_module
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,12 +18,12 @@ import numpy as np
 from ..core.errors import MissingDependencyError, ModelError, missing_dependency
 from .artifact import Artifact
 from .backend import check_task
-from .registry import runtime_named
+from .registry import runtime_for_format, runtime_named
 
 if TYPE_CHECKING:
     from .text_tower import OnnxTextEncoder
 
-__all__ = ["ExportedBackend"]
+__all__ = ["ExportedBackend", "load_exported"]
 
 
 class ExportedBackend(ABC):
@@ -139,3 +140,13 @@ class ExportedBackend(ABC):
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Run the graph on one batch; ``text_embeddings`` is ``None`` for fixed-vocabulary graphs. A segmentation
         graph also returns its mask prototypes."""
+
+
+def load_exported(
+    path: str | os.PathLike[str], format: str, *, device: str, half: bool, task: str | None
+) -> ExportedBackend:
+    """Open an ``ovdet export`` of ``format`` (its folder or model file) with its runtime, for ``task``."""
+    runtime = runtime_for_format(format)
+    backend = getattr(import_module(runtime.module), runtime.class_name)(path, device=device, half=half)
+    backend.select_task(task)
+    return backend

@@ -24,7 +24,6 @@ from ovdet import (
     WeightsError,
 )
 from ovdet.cli import main
-from ovdet.export.exporter import export_detector
 from ovdet.runtimes.artifact import METADATA_FILE, Artifact
 from tests.conftest import PEOPLE, read_frames
 from tests.hostile.harness import run_cli
@@ -79,14 +78,14 @@ def exports(torch_detector: OpenVocabDetector, tmp_path_factory: pytest.TempPath
     root = tmp_path_factory.mktemp("exports")
     made = {}
     for runtime in RUNTIMES:
-        made[f"{runtime}-dynamic"] = export_detector(
-            torch_detector, runtime, dynamic_vocab=True, max_classes=SLOTS, output=root / f"{runtime}-dynamic"
+        made[f"{runtime}-dynamic"] = torch_detector.export(
+            runtime, dynamic_vocab=True, max_classes=SLOTS, output=root / f"{runtime}-dynamic"
         )
     for count in (1, len(CLASSES), SLOTS):
         torch_detector.set_classes(MORE_CLASSES[:count])
         for runtime in RUNTIMES if count == len(CLASSES) else ["onnx"]:
             folder = root / f"{runtime}-fixed{count}"
-            made[f"{runtime}-fixed{count}"] = export_detector(torch_detector, runtime, output=folder)
+            made[f"{runtime}-fixed{count}"] = torch_detector.export(runtime, output=folder)
     return made
 
 
@@ -238,7 +237,7 @@ def test_vocabulary_errors_say_how_to_fix_them(exports: dict[str, Path], torch_d
     with pytest.raises(ModelError, match="no classes set"):
         dynamic.detect(np.zeros((64, 64, 3), np.uint8))
     with pytest.raises(ModelError, match=r"export from the YOLO-World \.pt file"):
-        export_detector(dynamic, "onnx")
+        dynamic.export("onnx")
 
 
 def test_precomputed_embeddings_need_no_text_model(exports: dict[str, Path], torch_detector, frames, tmp_path):
@@ -276,12 +275,12 @@ def test_export_options_are_checked(torch_detector, tmp_path: Path) -> None:
     ]
     for options, error, message in cases:
         with pytest.raises(error, match=message):
-            export_detector(torch_detector, **{"format": "onnx", "output": work / "out", **options})
+            torch_detector.export(**{"format": "onnx", "output": work / "out", **options})
     assert sorted(path.name for path in work.iterdir()) == ["taken"], "nothing is written before the checks"
     assert (work / "taken" / "notes.txt").read_text() == "mine"
     fresh = OpenVocabDetector(torch_detector.model_path, device="cpu")
     with pytest.raises(ModelError, match="none are set"):
-        export_detector(fresh, "onnx")
+        fresh.export("onnx")
 
 
 def test_cli_exports_and_detects_with_the_export(

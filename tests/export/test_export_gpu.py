@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from ovdet import OpenVocabDetector
-from ovdet.export.exporter import export_detector
 from tests.conftest import PEOPLE, read_frames
 from tests.export.test_export import CLASSES, CONF, IMGSZ, MORE_CLASSES, assert_same_detections
 
@@ -46,7 +45,7 @@ def test_tensorrt_engine_matches_pytorch(dynamic_vocab: bool, gpu_detector, fram
     pytest.importorskip("tensorrt")
     gpu_detector.set_classes(CLASSES)
     options = {"dynamic_vocab": True, "max_classes": 5} if dynamic_vocab else {}
-    model = export_detector(gpu_detector, "engine", batch=len(frames), output=tmp_path / "engine", **options)
+    model = gpu_detector.export("engine", batch=len(frames), output=tmp_path / "engine", **options)
     exported = OpenVocabDetector(model, device="cuda", imgsz=IMGSZ)
     assert exported.backend.name == "tensorrt"
     for classes in [MORE_CLASSES[:1], MORE_CLASSES] if dynamic_vocab else [CLASSES]:
@@ -56,7 +55,7 @@ def test_tensorrt_engine_matches_pytorch(dynamic_vocab: bool, gpu_detector, fram
 def test_tensorrt_fp16_engine_runs(gpu_detector, frames, tmp_path: Path) -> None:
     pytest.importorskip("tensorrt")
     gpu_detector.set_classes(CLASSES)
-    model = export_detector(gpu_detector, "engine", half=True, output=tmp_path / "engine16")
+    model = gpu_detector.export("engine", half=True, output=tmp_path / "engine16")
     exported = OpenVocabDetector(model, device="cuda", imgsz=IMGSZ)
     detections = exported.detect(frames[0], conf=CONF)
     assert exported.backend.precision == "fp16" and len(detections) > 0
@@ -67,7 +66,7 @@ def test_onnxruntime_cuda_provider_matches_pytorch(gpu_detector, frames, tmp_pat
     onnxruntime = pytest.importorskip("onnxruntime")
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
-    model = export_detector(gpu_detector, "onnx", dynamic_vocab=True, max_classes=5, output=tmp_path / "onnx")
+    model = gpu_detector.export("onnx", dynamic_vocab=True, max_classes=5, output=tmp_path / "onnx")
     exported = OpenVocabDetector(model, device="cuda", imgsz=IMGSZ)
     assert exported.backend.device == "cuda:0"
     _assert_matches_pytorch(gpu_detector, exported, CLASSES, frames)
@@ -75,7 +74,7 @@ def test_onnxruntime_cuda_provider_matches_pytorch(gpu_detector, frames, tmp_pat
 
 def test_torchscript_on_cuda_matches_pytorch(gpu_detector, frames, tmp_path: Path) -> None:
     gpu_detector.set_classes(CLASSES)
-    model = export_detector(gpu_detector, "torchscript", output=tmp_path / "torchscript")
+    model = gpu_detector.export("torchscript", output=tmp_path / "torchscript")
     exported = OpenVocabDetector(model, device="cuda", imgsz=IMGSZ)
     _assert_matches_pytorch(gpu_detector, exported, CLASSES, frames)
 
@@ -85,7 +84,7 @@ def test_fp16_onnx_export_takes_fp16_inputs(gpu_detector, frames, tmp_path: Path
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         pytest.skip("this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
     gpu_detector.set_classes(CLASSES)
-    model = export_detector(gpu_detector, "onnx", half=True, output=tmp_path / "onnx16")
+    model = gpu_detector.export("onnx", half=True, output=tmp_path / "onnx16")
     exported = OpenVocabDetector(model, device="cuda", imgsz=IMGSZ)
     assert exported.backend.input_dtype is np.float16
     assert len(exported.detect(frames[0], conf=CONF)) > 0

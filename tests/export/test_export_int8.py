@@ -14,7 +14,6 @@ import pytest
 
 from ovdet import ConfigError, OpenVocabDetector, SourceError
 from ovdet.core.environment import import_openvino
-from ovdet.export.exporter import export_detector
 from ovdet.runtimes.artifact import Artifact
 from tests.hostile.harness import assert_clean_stderr, assert_error, run_cli
 from tests.media import small_frames, write_clip
@@ -36,7 +35,7 @@ def int8_exports(model_path: Path, calibration: Path, tmp_path_factory: pytest.T
     detector = OpenVocabDetector(model_path, device="cpu", imgsz=IMGSZ, cache_dir=tmp_path_factory.mktemp("cache"))
     root = tmp_path_factory.mktemp("int8")
     int8 = {"int8": True, "calibration": calibration, "calibration_frames": 8}
-    dynamic = export_detector(detector, "openvino", dynamic_vocab=True, max_classes=SLOTS, output=root / "dyn", **int8)
+    dynamic = detector.export("openvino", dynamic_vocab=True, max_classes=SLOTS, output=root / "dyn", **int8)
     command = [sys.executable, "-m", "ovdet", "export", "--model", str(model_path), "--format", "openvino",
                "--classes", ",".join(BAKED), "--imgsz", str(IMGSZ), "--precision", "int8", "--calibration",
                str(calibration), "--calibration-frames", "8", "-o", str(root / "fixed")]  # fmt: skip
@@ -120,7 +119,7 @@ def test_int8_options_are_checked_before_anything_is_written(
 ) -> None:
     options = {"calibration": calibration, **options} if options.get("calibration_frames") == 0 else options
     with pytest.raises(error, match=mentions) as raised:
-        export_detector(session_detector, dynamic_vocab=True, output=tmp_path / "out", **options)
+        session_detector.export(dynamic_vocab=True, output=tmp_path / "out", **options)
     assert "\n" not in str(raised.value)
     assert not (tmp_path / "out").exists()
 

@@ -18,7 +18,8 @@ import supervision as sv
 
 from ovdet import ConfigError, Embeddings, EmbeddingSpaceError, OpenVocabDetector, WeightsError
 from ovdet.cli import main
-from ovdet.models import compiled_dir
+from ovdet.models import converted_backend
+from ovdet.runtimes.converted import compiled_dir
 from ovdet.runtimes.artifact import Artifact
 from tests.conftest import BOTTLES, read_frames
 from tests.export.test_export import TORCH_FREE_CLI
@@ -201,8 +202,6 @@ def test_detect_task_converts_a_seg_checkpoint_without_its_mask_branch(yoloe_pat
 
 
 def test_detect_task_on_a_detection_checkpoint_shares_its_default_conversion(yoloe_paths, model_path: Path) -> None:
-    from ovdet.models import CompiledBackend
-
     for path in (yoloe_paths["yoloe-11n"], model_path):  # no mask branch to skip: one conversion serves both
-        assert CompiledBackend(path, "onnxruntime", task="detect")._variant == ""
-    assert CompiledBackend(yoloe_paths["yoloe-11n-seg"], "onnxruntime", task="detect")._variant == "-detect"
+        assert converted_backend(path, "onnxruntime", task="detect").cache.variant == ""
+    assert converted_backend(yoloe_paths["yoloe-11n-seg"], "onnxruntime", task="detect").cache.variant == "-detect"

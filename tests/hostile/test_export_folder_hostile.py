@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from ovdet import ModelError, OpenVocabDetector
-from ovdet.export.exporter import export_detector
 from ovdet.runtimes.artifact import METADATA_FILE, Artifact
 from ovdet.runtimes.text_tower import OnnxTextEncoder
 from tests.hostile.harness import assert_error, assert_no_temporaries, run_cli, unchanged
@@ -74,11 +73,11 @@ def exports(session_detector, tmp_path_factory: pytest.TempPathFactory) -> dict[
     root = tmp_path_factory.mktemp("hostile-exports")
     session_detector.set_classes(CLASSES)
     made = {
-        kind: export_detector(session_detector, kind, imgsz=IMGSZ, output=root / kind).parent
+        kind: session_detector.export(kind, imgsz=IMGSZ, output=root / kind).parent
         for kind in ("onnx", "openvino")
     }
-    made["dynamic"] = export_detector(
-        session_detector, "onnx", dynamic_vocab=True, max_classes=SLOTS, imgsz=IMGSZ, output=root / "dynamic"
+    made["dynamic"] = session_detector.export(
+        "onnx", dynamic_vocab=True, max_classes=SLOTS, imgsz=IMGSZ, output=root / "dynamic"
     ).parent
     return made
 

@@ -23,7 +23,6 @@ import torch
 from ovdet import Embeddings, OpenVocabDetector, WeightsError
 
 from ovdet.core import weights
-from ovdet.export.exporter import export_detector
 from ovdet.prompts.mobileclip import MOBILECLIP_MODELS
 from tests import weights_fixtures
 from tests.hostile.code_payloads import script_setstate
@@ -57,7 +56,7 @@ def image(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def script_export(session_detector, tmp_path_factory: pytest.TempPathFactory) -> Path:
     session_detector.set_classes(["bottle", "person"])
-    return export_detector(session_detector, "torchscript", imgsz=160, output=tmp_path_factory.mktemp("ts") / "e")
+    return session_detector.export("torchscript", imgsz=160, output=tmp_path_factory.mktemp("ts") / "e")
 
 
 def _swap_for_payload(folder: Path, graph: Path, marker: Path) -> None:
