@@ -6,45 +6,41 @@ import os
 import reprlib
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import supervision as sv
 
-from .analytics.stream import Analysed, Analytics, analyse_stream
-from .prompts.cache import EmbeddingCache
-from .prompts.classes import ClassTable, embed, table_of
-from .core.config import InferenceSettings
-from .prompts.embeddings import Embeddings
-from .core.errors import ConfigError, ModelError, SourceError, VocabularyError
-from .io.images import load_image
-from .io.sources import Frame, FrameSource, open_source
-from .export.exporter import ExportOptions, export_backend
-from .models import choose_precision, load_backend, torch_backend_of
-from .io.pipeline import detect_stream
-from .vision.postprocess import postprocess
-from .vision.preprocess import letterbox_batch
-from .core.profiling import Profiler
 from .analytics.rules import Rule
-from .runtimes.backend import Backend
-from .prompts.text import TextEncoder
-from .prompts.vocabulary import Vocabulary, load_vocabulary, vocabulary_of
-from .core.weights import resolve_weights
+from .analytics.stream import Analysed, Analytics, analyse_stream
 from .analytics.zones import Geometry
 from .analytics.zones_yaml import ZonesFile, check_rule_classes
+from .core.config import InferenceSettings
+from .core.errors import ConfigError, ModelError, SourceError, VocabularyError
+from .core.profiling import Profiler
+from .core.weights import resolve_weights
+from .export.exporter import ExportOptions, export_backend
+from .io.images import load_image
+from .io.pipeline import detect_stream
+from .io.sources import Frame, FrameSource, open_source
+from .models import choose_precision, load_backend, torch_backend_of
+from .prompts.cache import EmbeddingCache, encode_cached
+from .prompts.classes import ClassTable, embed, table_of
+from .prompts.embeddings import Embeddings
+from .prompts.text import TextEncoder
+from .prompts.vocabulary import Vocabulary, load_vocabulary, vocabulary_of
+from .runtimes.backend import Backend
+from .vision.postprocess import postprocess
+from .vision.preprocess import letterbox_batch
 
 __all__ = ["OpenVocabDetector"]
 
 
-class _NoProfiler:
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        yield
-
-
-_NO_PROFILER = _NoProfiler()
+def _untimed(stage: str) -> nullcontext[None]:
+    return nullcontext()
 
 
 class OpenVocabDetector:
@@ -65,8 +61,9 @@ class OpenVocabDetector:
             cached conversion is calibrated on (convolutions INT8; whatever takes the class embeddings stays in
             floating point, so classes still change freely).
         vocabulary: Classes to set at once: a vocabulary file (``.yaml`` or ``.npz``), a
-            :class:`~ovdet.prompts.vocabulary.Vocabulary` or :class:`~ovdet.prompts.embeddings.Embeddings`. A precision it records
-            (written by ``ovdet eval --write-vocab``) is used for a ``.pt`` unless ``precision`` or ``half`` is given.
+            :class:`~ovdet.prompts.vocabulary.Vocabulary` or :class:`~ovdet.prompts.embeddings.Embeddings`. A
+            precision it records (written by ``ovdet eval --write-vocab``) is used for a ``.pt`` unless
+            ``precision`` or ``half`` is given.
         task: ``"detect"`` or ``"segment"``; ``None``: what the model does. A ``-seg`` YOLOE segments (each
             detection gets a ``mask``); ``"detect"`` on it skips the mask branch.
         **settings: Defaults for :class:`InferenceSettings` (``conf``, ``iou``, ``imgsz``, ``max_det``, ``half``,
@@ -184,6 +181,10 @@ class OpenVocabDetector:
         """
         return embed(vocabulary, self.text_encoder, self._cache).embeddings
 
+    def encode_prompts(self, prompts: Sequence[str]) -> np.ndarray:
+        """Embed prompts through the cache: ``(N, D)`` float32 rows in the order given."""
+        return encode_cached(self.text_encoder, self._cache, prompts)
+
     def set_embeddings(self, embeddings: Embeddings) -> None:
         """Use precomputed embeddings (e.g. from ``ovdet embed``: ``Embeddings.load("vocab.npz")``).
 
@@ -273,16 +274,16 @@ class OpenVocabDetector:
             reconnect_timeout: Seconds a dropped live stream may stay away before the stream ends.
             stop: Set it (from another thread or a signal handler) to end the stream after the frames in flight,
                 without waiting for a stream that is reconnecting.
-            zones: A zones file (zones, lines and rules; see :mod:`ovdet.analytics.zones_yaml`) or its parsed form. Lines and
-                ``dwell``/``crosses`` rules turn tracking on.
+            zones: A zones file (zones, lines and rules; see :mod:`ovdet.analytics.zones_yaml`) or its parsed
+                form. Lines and ``dwell``/``crosses`` rules turn tracking on.
             rules: :class:`~ovdet.analytics.rules.Rule` objects to use instead of the zones file's rules.
             **settings: Per-call overrides of :class:`InferenceSettings`.
 
         Yields:
             ``(frame, detections)``: the :class:`~ovdet.io.sources.Frame` (``image``, ``index``, ``timestamp``,
             ``source``) and its ``supervision.Detections``. With ``zones`` or ``rules``:
-            :class:`~ovdet.analytics.stream.Analysed` ``(frame, detections, alerts)``, the detections carrying their zones
-            (``detections.data["zones"]``) and the frame's counts (``detections.metadata``).
+            :class:`~ovdet.analytics.stream.Analysed` ``(frame, detections, alerts)``, the detections carrying
+            their zones (``detections.data["zones"]``) and the frame's counts (``detections.metadata``).
 
         Example:
             >>> for frame, detections in detector.stream("shop.mp4", track=True):  # doctest: +SKIP
@@ -294,27 +295,22 @@ class OpenVocabDetector:
                 f"cannot stream from {reprlib.repr(source)}: pass a video file, stream URL, webcam index, image "
                 f"folder or glob, or a FrameSource"
             )
+        detections = partial(
+            detect_stream, lambda images: self.detect_arrays(images, settings), batch=settings.batch,
+            track_threshold=settings.conf, stop=stop, profiler=self.profiler,
+            vocabulary_version=lambda: self.vocabulary_version,
+        )  # fmt: skip
         if zones is None and rules is None:
             if not isinstance(source, FrameSource):
                 source = open_source(source, vid_stride=vid_stride, reconnect_timeout=reconnect_timeout)
-            return self._detect_stream(source, settings, track, stop)
+            return detections(source, track=track)
         analytics = Analytics(zones, rules)
         check_rule_classes(analytics.engine.rules, self.classes, analytics.origin)
         if not isinstance(source, FrameSource):
             source = open_source(source, vid_stride=vid_stride, reconnect_timeout=reconnect_timeout)
         analytics.check_source(source)
         analytics.follow_tracks_of(source)
-        stream = self._detect_stream(source, settings, track or analytics.needs_tracks, stop)
-        return analyse_stream(stream, analytics)
-
-    def _detect_stream(
-        self, source: FrameSource, settings: InferenceSettings, track: bool, stop: threading.Event | None
-    ) -> Iterator[tuple[Frame, sv.Detections]]:
-        return detect_stream(
-            lambda images: self.detect_arrays(images, settings), source, batch=settings.batch, track=track,
-            track_threshold=settings.conf, stop=stop, profiler=self.profiler,
-            vocabulary_version=lambda: self.vocabulary_version,
-        )  # fmt: skip
+        return analyse_stream(detections(source, track=track or analytics.needs_tracks), analytics)
 
     def export(self, format: str = "onnx", *, output: str | os.PathLike[str] | None = None, **options: Any) -> Path:
         """Export for a deployment runtime, with its metadata in ``ovdet.json`` beside the model (a ``.pt``'s).
@@ -368,15 +364,15 @@ class OpenVocabDetector:
             raise ModelError('no classes set: call set_classes(["person", ...]) before detect')
         if settings.half != self.settings.half:
             raise ConfigError("half is chosen when the detector is created: OpenVocabDetector(..., half=True)")
-        profiler = self.profiler or _NO_PROFILER
-        with profiler.stage("preprocess"):
+        stage = self.profiler.stage if self.profiler is not None else _untimed
+        with stage("preprocess"):
             batch, placements = letterbox_batch(
                 images, settings.imgsz, self.backend.stride, self.backend.rect, self.backend.input_dtype
             )
-        with profiler.stage("inference"):
+        with stage("inference"):
             raw = self.backend.infer(batch)
             raw, prototypes = raw if isinstance(raw, tuple) else (raw, None)
-        with profiler.stage("postprocess"):
+        with stage("postprocess"):
             thresholds = table.class_thresholds(settings.conf)
             results = postprocess(
                 raw,

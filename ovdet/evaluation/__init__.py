@@ -14,7 +14,8 @@ Example:
 
 from __future__ import annotations
 
-from .datasets import LabelledDataset, LabelledImage, load_coco, load_dataset, match_categories
+from .datasets import load_coco, load_dataset
+from .labelled import LabelledDataset, LabelledImage, match_categories
 from .metrics import ClassOutcome, OperatingPoint, RunMetrics, best_f1_point, coco_metrics, operating_point
 from .prompts import RankedVariant, Variant, plan_variants
 from .report import write_report

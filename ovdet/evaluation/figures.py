@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..io.images import load_image
-from .datasets import LabelledDataset
+from .labelled import LabelledDataset
 from .metrics import ClassOutcome, OperatingPoint, ScoredBox
 
 __all__ = ["Curve", "Mistake", "mistakes_sheet", "precision_recall_figure", "worst_mistakes"]

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import supervision as sv
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from .datasets import LabelledDataset
+from ..io.masks import masks_to_rle
+from .labelled import LabelledDataset
 
 __all__ = [
     "ClassOutcome",
@@ -27,6 +29,7 @@ __all__ = [
     "ScoredBox",
     "best_f1_point",
     "coco_metrics",
+    "coco_results",
     "operating_point",
     "threshold_between",
 ]
@@ -284,3 +287,20 @@ def threshold_between(low: float, high: float) -> float:
             if np.float32(low) <= np.float32(candidate) < np.float32(high):
                 return candidate
     return float(low)
+
+
+def coco_results(image_id: int, detections: sv.Detections, category_of: Mapping[str, int]) -> list[dict[str, Any]]:
+    """One image's detections as COCO results, with the category id of each class paired with one (others left out)
+    and, where the detections carry masks, their RLE ``segmentation``."""
+    segmentations = masks_to_rle(detections.mask) if detections.mask is not None else [None] * len(detections)
+    results = []
+    for (x1, y1, x2, y2), score, name, segmentation in zip(
+        detections.xyxy, detections.confidence, detections.data["class_name"], segmentations
+    ):
+        if str(name) in category_of:
+            bbox = [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]
+            result = {"image_id": image_id, "category_id": category_of[str(name)], "bbox": bbox, "score": float(score)}
+            if segmentation is not None:
+                result["segmentation"] = segmentation
+            results.append(result)
+    return results

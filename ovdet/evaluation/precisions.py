@@ -15,12 +15,11 @@ import numpy as np
 import supervision as sv
 
 from ..core.config import InferenceSettings
-from ..io.images import load_image
 from ..core.precision import PRECISIONS
+from ..io.images import load_image
 from ..prompts.vocabulary import Vocabulary
-from .datasets import LabelledDataset
-from .metrics import RunMetrics, coco_metrics
-from .runner import coco_results
+from .labelled import LabelledDataset
+from .metrics import RunMetrics, coco_metrics, coco_results
 
 if TYPE_CHECKING:
     from ..detector import OpenVocabDetector

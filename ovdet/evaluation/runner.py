@@ -11,15 +11,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import supervision as sv
 
 from ..core.config import InferenceSettings
 from ..core.errors import SourceError
 from ..io.images import load_image
-from ..io.masks import masks_to_rle
 from ..prompts.vocabulary import Vocabulary
-from .datasets import LabelledDataset, LabelledImage, match_categories
-from .metrics import OperatingPoint, RunMetrics, best_f1_point, coco_metrics
+from .labelled import LabelledDataset, LabelledImage, match_categories
+from .metrics import OperatingPoint, RunMetrics, best_f1_point, coco_metrics, coco_results
 from .prompts import (
     ALL_PHRASINGS,
     ALL_TEMPLATES,
@@ -38,7 +36,7 @@ if TYPE_CHECKING:
     from ..detector import OpenVocabDetector
     from .precisions import PrecisionComparison
 
-__all__ = ["AP_CONF", "Evaluation", "coco_results", "detect_dataset", "evaluate"]
+__all__ = ["AP_CONF", "Evaluation", "detect_dataset", "evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -241,23 +239,6 @@ def _read(image: LabelledImage, where: str) -> np.ndarray:
             f"belong to another version of the image; re-export them with this one"
         )
     return array
-
-
-def coco_results(image_id: int, detections: sv.Detections, category_of: Mapping[str, int]) -> list[dict[str, Any]]:
-    """One image's detections as COCO results, with the category id of each class paired with one (others left out)
-    and, where the detections carry masks, their RLE ``segmentation``."""
-    segmentations = masks_to_rle(detections.mask) if detections.mask is not None else [None] * len(detections)
-    results = []
-    for (x1, y1, x2, y2), score, name, segmentation in zip(
-        detections.xyxy, detections.confidence, detections.data["class_name"], segmentations
-    ):
-        if str(name) in category_of:
-            bbox = [float(x1), float(y1), float(x2 - x1), float(y2 - y1)]
-            result = {"image_id": image_id, "category_id": category_of[str(name)], "bbox": bbox, "score": float(score)}
-            if segmentation is not None:
-                result["segmentation"] = segmentation
-            results.append(result)
-    return results
 
 
 def _rankings(

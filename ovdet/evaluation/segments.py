@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..core.errors import SourceError
-
-if TYPE_CHECKING:
-    from .datasets import LabelledDataset, LabelledImage
+from .labelled import LabelledDataset, LabelledImage
 
 __all__ = ["coco_segmentation", "missing_segment", "require_outlines", "yolo_polygon"]
 

@@ -11,7 +11,7 @@ import yaml
 
 from ..core.errors import SourceError
 from ..io.images import IMAGE_SUFFIXES
-from .datasets import LabelledDataset, LabelledImage, checked_dataset, coco_annotation, image_size
+from .labelled import LabelledDataset, LabelledImage, checked_dataset, coco_annotation, image_size
 from .segments import missing_segment, yolo_polygon
 
 __all__ = ["load_yolo"]

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     import torch
 
     from ..prompts.embeddings import Embeddings
-    from ..runtimes.torch import TorchBackend
     from ..prompts.text import TextEncoder
+    from ..runtimes.torch import TorchBackend
 
 __all__ = ["DEFAULT_MAX_CLASSES", "FORMATS", "ExportOptions", "export_backend"]
 

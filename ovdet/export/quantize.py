@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core.errors import ConfigError, MissingDependencyError, SourceError
+from ..core.weights import file_sha256
 from ..io.sources import open_source
 from ..vision.preprocess import letterbox_batch
-from ..core.weights import file_sha256
 
 if TYPE_CHECKING:
     import openvino

@@ -11,7 +11,6 @@ import os
 import warnings
 from abc import ABC, abstractmethod
 from importlib import import_module
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,9 +18,7 @@ from ..core.errors import MissingDependencyError, ModelError, missing_dependency
 from .artifact import Artifact
 from .backend import check_task
 from .registry import runtime_for_format, runtime_named
-
-if TYPE_CHECKING:
-    from .text_tower import OnnxTextEncoder
+from .text_tower import OnnxTextEncoder
 
 __all__ = ["ExportedBackend", "load_exported"]
 
@@ -60,8 +57,6 @@ class ExportedBackend(ABC):
 
     def default_text_encoder(self) -> OnnxTextEncoder:
         """The artifact's exported CLIP text tower, run without torch (changeable-vocabulary exports only)."""
-        from .text_tower import OnnxTextEncoder
-
         metadata = self.artifact.metadata
         if metadata.text_encoder is None and metadata.dynamic:
             raise ModelError(

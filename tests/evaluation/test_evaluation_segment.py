@@ -17,7 +17,7 @@ from pycocotools.cocoeval import COCOeval
 from ovdet.core.config import InferenceSettings
 from ovdet.core.errors import SourceError
 from ovdet.evaluation import coco_metrics, evaluate, load_dataset
-from ovdet.evaluation.datasets import LabelledDataset
+from ovdet.evaluation.labelled import LabelledDataset
 from ovdet.prompts.vocabulary import Vocabulary
 from tests.hostile.harness import assert_clean_stderr, assert_error, run_cli
 

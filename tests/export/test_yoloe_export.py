@@ -19,8 +19,8 @@ import supervision as sv
 from ovdet import ConfigError, Embeddings, EmbeddingSpaceError, OpenVocabDetector, WeightsError
 from ovdet.cli import main
 from ovdet.models import converted_backend
-from ovdet.runtimes.converted import compiled_dir
 from ovdet.runtimes.artifact import Artifact
+from ovdet.runtimes.converted import compiled_dir
 from tests.conftest import BOTTLES, read_frames
 from tests.export.test_export import TORCH_FREE_CLI
 from tests.weights_fixtures import random_text_features

@@ -73,8 +73,7 @@ def exports(session_detector, tmp_path_factory: pytest.TempPathFactory) -> dict[
     root = tmp_path_factory.mktemp("hostile-exports")
     session_detector.set_classes(CLASSES)
     made = {
-        kind: session_detector.export(kind, imgsz=IMGSZ, output=root / kind).parent
-        for kind in ("onnx", "openvino")
+        kind: session_detector.export(kind, imgsz=IMGSZ, output=root / kind).parent for kind in ("onnx", "openvino")
     }
     made["dynamic"] = session_detector.export(
         "onnx", dynamic_vocab=True, max_classes=SLOTS, imgsz=IMGSZ, output=root / "dynamic"
