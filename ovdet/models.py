@@ -250,11 +250,11 @@ def converted_backend(
 
     def convert(folder: Path, slots: int) -> None:
         options = ExportOptions(
-            runtime_named(runtime).format, dynamic_vocab=True, max_classes=slots, int8=calibration is not None,
+            runtime_named(runtime).format, dynamic_vocab=True, max_classes=slots, int8=bool(calibration),
             calibration=calibration, calibration_frames=DEFAULT_CALIBRATION_FRAMES,
         )  # fmt: skip
         backend = TorchBackend(weights, device="cpu", task=task)
-        encoder = (text_encoder or text_encoder_for(space, device="cpu")) if calibration is not None else None
+        encoder = (text_encoder or text_encoder_for(space, device="cpu")) if calibration else None
         export_backend(backend, weights, options, folder, calibration_encoder=encoder)
 
     cache = ConversionCache(

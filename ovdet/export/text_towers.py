@@ -23,7 +23,7 @@ TOKENIZER_FILE = "bpe_simple_vocab_16e6.txt.gz"
 
 
 def tower_encoder(encoder: TextEncoder, space: str) -> TowerEncoder:
-    """The detector's text encoder, checked to be one whose tower ovdet exports, in the model's ``space``."""
+    """``encoder``, checked to be one whose tower ovdet exports (CLIP or MobileCLIP), in the model's ``space``."""
     if not isinstance(encoder, (ClipTextEncoder, MobileClipTextEncoder)):
         raise ModelError(
             f"a --dynamic-vocab export ships the text tower of the detector's encoder, and ovdet cannot export "
