@@ -209,11 +209,11 @@ class LongRunner(OvdetRunner):
     def long_run(self, frames: int, checkpoints: Sequence[int]) -> list[dict[str, float]]:
         """Stream ``frames`` frames once; current and peak RSS when each checkpoint's frame has been handed on."""
         from ovdet.io.sinks import JsonlSink
-        from ovdet.io.pipeline import SinkWriter
+        from ovdet.run import SinkWriter
 
         samples, started = [], time.perf_counter()
         with SinkWriter([JsonlSink(self.output)]) as writer:
-            for count, (frame, detections) in enumerate(self.stream(frames), start=1):
+            for count, (frame, detections) in enumerate(self.stream(self.clip(frames)), start=1):
                 writer.put(frame, detections)
                 if count in checkpoints:
                     samples.append({"frames": count, "seconds": time.perf_counter() - started, **process_memory()})

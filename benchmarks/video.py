@@ -36,7 +36,7 @@ def run_ovdet(clip: Path, imgsz: int, limit: int | None, batch: int) -> dict:
 
     from ovdet import OpenVocabDetector
     from ovdet.io.sinks import JsonlSink
-    from ovdet.io.pipeline import SinkWriter
+    from ovdet.run import SinkWriter
 
     detector = OpenVocabDetector("yolov8s-worldv2", device="cpu")
     detector.set_classes(CLASSES)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ import supervision as sv
 
 from ..core.precision import precision_name
 from ..core.profiling import Profiler
+from ..io.sources import Frame, FrameSource
 from ..run import OutputSpec, Run
 from ..vision.preprocess import target_shape
 from .subjects import OVDET, ULTRALYTICS, BenchmarkError, LoopedClip, PacedClip, Subject, read_frames
@@ -68,17 +70,12 @@ class OvdetRunner:
 
     def run(self, frames: int) -> dict[str, Any]:
         """Run ``frames`` frames from the clip's start into a JSONL file; seconds per stage and latencies."""
-        subject, profiler, started = self.subject, Profiler(), time.perf_counter()
-        source = (PacedClip if subject.live else LoopedClip)(subject.clip, frames)
+        profiler, started = Profiler(), time.perf_counter()
+        source = self.clip(frames)
         run = Run(source, [OutputSpec("jsonl", self.output)], profiler=profiler)
         self.detector.profiler = profiler
         try:
-            run.execute(
-                lambda stop, track: self.detector.stream(
-                    source, track=track, stop=stop, imgsz=subject.imgsz, batch=subject.batch, conf=subject.conf
-                ),
-                self.detector.vocabulary,
-            )
+            run.execute(lambda stop, track: self.stream(source, stop, track), self.detector.vocabulary)
         finally:
             self.detector.profiler = None
         seconds = time.perf_counter() - started
@@ -89,6 +86,19 @@ class OvdetRunner:
             "latencies": profiler.latencies,
             "dropped": profiler.frames_dropped,
         }
+
+    def clip(self, frames: int) -> LoopedClip:
+        """The clip's first ``frames`` frames (looped), delivered in real time for a live subject."""
+        return (PacedClip if self.subject.live else LoopedClip)(self.subject.clip, frames)
+
+    def stream(
+        self, source: FrameSource, stop: threading.Event | None = None, track: bool = False
+    ) -> Iterator[tuple[Frame, sv.Detections]]:
+        """The detections of ``source``'s frames at the subject's settings."""
+        subject = self.subject
+        return self.detector.stream(
+            source, track=track, stop=stop, imgsz=subject.imgsz, batch=subject.batch, conf=subject.conf
+        )
 
     def detections(self, conf: float, count: int, step: int) -> list[sv.Detections]:
         settings = self.detector.settings.replace(conf=conf, imgsz=self.subject.imgsz)

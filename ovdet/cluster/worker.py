@@ -36,7 +36,7 @@ class WorkerSpec:
         model: The weights file or exported model (the same path on every node).
         settings: The driver's detector's settings (``half`` as its precision decided).
         classes: The vocabulary's embeddings, computed once by the driver (a vocabulary for a fixed-class export).
-        precision, calibration: What the driver's detector runs in (the calibration source on every node).
+        precision, calibration, task: What the driver's detector runs (the calibration source on every node).
         zones: The zones file, read and checked by the driver.
         analytics: Apply the zones and rules (asked for by ``--zones``, ``--alerts``, ``--summary``, ``--save-crops``).
     """

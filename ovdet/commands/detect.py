@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     targets = _check_paths(args, source)
     outputs = _output_specs(args, analytics)
     with _removed_if_nothing_written(results_folder, counts), stop_on_signals() as stop:
-        the_run = Run(source, outputs, analytics=analytics, track=args.track, stop=stop, counts=counts,
+        detection_run = Run(source, outputs, analytics=analytics, track=args.track, stop=stop, counts=counts,
                       progress=not args.quiet)  # fmt: skip
         for target in targets:  # fail fast, but truncate no earlier result until the model is ready
             check_writable(target.path, directory=target.folder)
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             calibration=precision.calibration, task=args.task, **given,
         )  # fmt: skip
         detector.set_classes(vocabulary)
-        the_run.execute(_frames(detector, source, watcher, the_run), detector.vocabulary)
+        detection_run.execute(_frames(detector, source, watcher, detection_run), detector.vocabulary)
     if stop.signum is not None:
         log.warning(
             "stopped by %s after %d frame(s); every output holds those frames and is complete",
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         shown = [target for target in (*args.output, args.coco, args.events, args.save_annotated) if target]
         print("\n".join(counts.lines(source.name, frame_unit(source), shown, results_folder)))
-        analytics_flags.show(args, the_run.sinks)
+        analytics_flags.show(args, detection_run.sinks)
     return stop.exit_code
 
 
@@ -151,23 +151,23 @@ def _removed_if_nothing_written(folder: Path | None, counts) -> Iterator[None]:
         raise
 
 
-def _frames(detector, source, watcher, the_run):
+def _frames(detector, source, watcher, detection_run):
     """The detector's stream of ``source``, following the edits of a watched vocabulary file between frames."""
 
     def frames(stop, track):
         for item in detector.stream(source, track=track, stop=stop):
             yield item
             if watcher is not None and (edited := watcher.poll()) is not None:
-                _reload_vocabulary(detector, edited, the_run)
+                _reload_vocabulary(detector, edited, detection_run)
 
     return frames
 
 
-def _reload_vocabulary(detector, vocabulary, the_run) -> None:
+def _reload_vocabulary(detector, vocabulary, detection_run) -> None:
     """A live edit the detector refuses (e.g. new names for a fixed-class export) is reported and ignored."""
     try:
         detector.set_classes(vocabulary)
-        the_run.use_vocabulary(detector.vocabulary)
+        detection_run.use_vocabulary(detector.vocabulary)
     except OvdetError as exc:
         log.warning("ignoring the edited vocabulary, keeping the current one: %s", exc)
 

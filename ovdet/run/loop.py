@@ -4,11 +4,11 @@ clean end on a signal or an error (every output closed valid)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from threading import Event
 from typing import Any
 
 import supervision as sv
+from tqdm.auto import tqdm
 
 from ..analytics.stream import Analytics
 from ..core.errors import SourceError
@@ -120,12 +120,6 @@ class Run:
         """The classes changed mid-run: the outputs that name or colour them follow."""
         tell_vocabulary(self.sinks, vocabulary)
 
-    @contextmanager
-    def _progress_bar(self):
-        from tqdm.auto import tqdm
-
+    def _progress_bar(self) -> tqdm:
         unit = frame_unit(self.source)
-        with tqdm(
-            total=self.source.total, unit=unit, disable=not self.progress, dynamic_ncols=True, leave=False
-        ) as bar:
-            yield bar
+        return tqdm(total=self.source.total, unit=unit, disable=not self.progress, dynamic_ncols=True, leave=False)

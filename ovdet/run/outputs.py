@@ -93,8 +93,8 @@ def _alerts(spec: OutputSpec, opening: _Opening) -> AlertsSink:
 
 
 def _summary(spec: OutputSpec, opening: _Opening) -> RunSummary:
-    analytics = opening.analytics if opening.analytics is not None else Analytics()
-    return RunSummary(spec.path, analytics.dwell_totals)
+    dwell_totals = opening.analytics.dwell_totals if opening.analytics is not None else lambda: {}
+    return RunSummary(spec.path, dwell_totals)
 
 
 OUTPUT_KINDS: dict[str, OutputKind] = {
