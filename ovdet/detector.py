@@ -15,7 +15,7 @@ import supervision as sv
 
 from .analytics.stream import Analysed, Analytics, analyse_stream
 from .prompts.cache import EmbeddingCache, encode_cached
-from .prompts.classes import ClassTable, embed, table_of
+from .prompts.classes import ClassTable, embed
 from .core.config import InferenceSettings
 from .prompts.embeddings import Embeddings
 from .core.errors import ConfigError, ModelError, SourceError, VocabularyError
@@ -28,8 +28,9 @@ from .vision.preprocess import letterbox_batch
 from .core.profiling import Profiler
 from .analytics.rules import Rule
 from .runtimes.backend import Backend
-from .prompts.text import TextEncoder
-from .prompts.vocabulary import Vocabulary, load_vocabulary, vocabulary_of
+from .prompts.spaces import TextEncoder
+from .prompts.vocabulary import Vocabulary
+from .prompts.vocabulary_files import load_vocabulary
 from .core.weights import resolve_weights
 from .analytics.zones import Geometry
 from .analytics.zones_yaml import ZonesFile, check_rule_classes
@@ -101,7 +102,7 @@ class OpenVocabDetector:
         self.model_path = resolve_weights(model)
         if isinstance(vocabulary, (str, os.PathLike)):
             vocabulary = load_vocabulary(vocabulary)
-        recorded = vocabulary_of(vocabulary) if isinstance(vocabulary, Embeddings) else vocabulary
+        recorded = vocabulary.as_vocabulary() if isinstance(vocabulary, Embeddings) else vocabulary
         choice = choose_precision(self.model_path, precision, settings.get("half"), calibration, recorded)
         self.precision, self.calibration = choice.precision, choice.calibration
         self.settings = InferenceSettings().replace(**{**settings, "half": choice.half})
@@ -196,7 +197,7 @@ class OpenVocabDetector:
             raise VocabularyError(
                 f"set_embeddings takes Embeddings, got {reprlib.repr(embeddings)}: pass Embeddings.load('vocab.npz')"
             )
-        table = table_of(embeddings)
+        table = ClassTable.of_embeddings(embeddings)
         if self.backend.fixed_classes is not None:
             self._use_fixed_classes(table.vocabulary)
             return

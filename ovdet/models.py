@@ -26,7 +26,8 @@ from .core.precision import REDUCED, requested_precision
 from .runtimes.artifact import artifact_format, exported_metadata
 from .runtimes.backend import Backend
 from .runtimes.registry import RUNTIMES, pt_runtimes, runtime_for_format, runtime_named
-from .prompts.text import TextEncoder, text_encoder_for
+from .prompts.spaces import TextEncoder
+from .prompts.text import text_encoder_for
 from .prompts.vocabulary import Vocabulary
 from .core.weights import cache_dir, file_sha256
 

@@ -98,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     from ..core.files import check_writable
     from ..io.sources import open_source
     from ..io.pipeline import SinkWriter
-    from ..prompts.vocabulary import VocabularyWatcher, load_vocabulary, parse_classes
+    from ..prompts.vocabulary import parse_classes
+    from ..prompts.vocabulary_files import VocabularyWatcher, load_vocabulary
 
     summary = RunSummary()
     asked = precision_flags.requested(args)
@@ -174,13 +175,13 @@ def _choose_precision(args: argparse.Namespace, asked: str | None, vocabulary):
     """The flags' precision, else the vocabulary file's (see ``models.choose_precision``); contradictory flags are
     usage errors, a calibration source that is missing is one line naming it."""
     from ..models import choose_precision
-    from ..prompts.vocabulary import Vocabulary, vocabulary_of
+    from ..prompts.vocabulary import Vocabulary
 
     if args.calibration and not Path(args.calibration).exists():
         raise SourceError(f"--calibration {args.calibration} does not exist: pass a video file or a folder of images")
     if args.calibration and asked != "int8":
         raise UsageError("--calibration is for --precision int8: add it, or drop --calibration")
-    recorded = vocabulary if isinstance(vocabulary, Vocabulary) else vocabulary_of(vocabulary, args.vocab)
+    recorded = vocabulary if isinstance(vocabulary, Vocabulary) else vocabulary.as_vocabulary()
     try:
         return choose_precision(Path(args.model), asked, None, args.calibration, recorded)
     except ConfigError as exc:

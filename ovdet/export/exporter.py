@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..detector import OpenVocabDetector
     from ..prompts.embeddings import Embeddings
     from ..runtimes.torch import TorchBackend
-    from ..prompts.text import TextEncoder
+    from ..prompts.spaces import TextEncoder
     from .text_towers import TowerEncoder
 
 __all__ = ["DEFAULT_MAX_CLASSES", "FORMATS", "ExportOptions", "export_backend", "export_detector"]

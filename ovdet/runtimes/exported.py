@@ -20,7 +20,7 @@ from .backend import check_task
 from .registry import runtime_named
 
 if TYPE_CHECKING:
-    from .text_tower import OnnxTextEncoder
+    from .text_model import OnnxTextEncoder
 
 __all__ = ["ExportedBackend"]
 
@@ -59,7 +59,7 @@ class ExportedBackend(ABC):
 
     def default_text_encoder(self) -> OnnxTextEncoder:
         """The artifact's exported CLIP text tower, run without torch (changeable-vocabulary exports only)."""
-        from .text_tower import OnnxTextEncoder
+        from .text_model import OnnxTextEncoder
 
         metadata = self.artifact.metadata
         if metadata.text_encoder is None and metadata.dynamic:
