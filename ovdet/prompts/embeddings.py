@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from ..core.errors import EmbeddingSpaceError, SourceError, VocabularyError
 from ..core.files import write_atomically
@@ -203,8 +204,10 @@ def _class_arrays(names: tuple[str, ...], vocabulary: Vocabulary) -> dict[str, n
 
 
 def _stored_vocabulary(stored: dict[str, Any]) -> Vocabulary:
-    """JSON is YAML: the stored object is checked by the same strict reader as a vocabulary file."""
-    return parse_vocabulary_yaml(json.dumps(stored, ensure_ascii=False), "its stored vocabulary")
+    """The stored object, written out as YAML, is checked by the same strict reader as a vocabulary file (YAML's
+    block form: JSON's flow form allows no key over 1024 characters)."""
+    text = yaml.safe_dump(stored, sort_keys=False, allow_unicode=True)
+    return parse_vocabulary_yaml(text, "its stored vocabulary")
 
 
 def _json_object(arrays: dict[str, np.ndarray], what: str) -> dict[str, Any]:
