@@ -28,10 +28,11 @@ from .io.pipeline import detect_stream
 from .io.sources import Frame, FrameSource, open_source
 from .models import choose_precision, load_backend, torch_backend_of
 from .prompts.cache import EmbeddingCache, encode_cached
-from .prompts.classes import ClassTable, embed, table_of
+from .prompts.classes import ClassTable, embed
 from .prompts.embeddings import Embeddings
-from .prompts.text import TextEncoder
-from .prompts.vocabulary import Vocabulary, load_vocabulary, vocabulary_of
+from .prompts.spaces import TextEncoder
+from .prompts.vocabulary import Vocabulary
+from .prompts.vocabulary_files import load_vocabulary
 from .runtimes.backend import Backend
 from .vision.postprocess import postprocess
 from .vision.preprocess import letterbox_batch
@@ -99,7 +100,7 @@ class OpenVocabDetector:
         self.model_path = resolve_weights(model)
         if isinstance(vocabulary, (str, os.PathLike)):
             vocabulary = load_vocabulary(vocabulary)
-        recorded = vocabulary_of(vocabulary) if isinstance(vocabulary, Embeddings) else vocabulary
+        recorded = vocabulary.as_vocabulary() if isinstance(vocabulary, Embeddings) else vocabulary
         choice = choose_precision(self.model_path, precision, settings.get("half"), calibration, recorded)
         self.precision, self.calibration = choice.precision, choice.calibration
         self.settings = InferenceSettings().replace(**{**settings, "half": choice.half})
@@ -194,7 +195,7 @@ class OpenVocabDetector:
             raise VocabularyError(
                 f"set_embeddings takes Embeddings, got {reprlib.repr(embeddings)}: pass Embeddings.load('vocab.npz')"
             )
-        table = table_of(embeddings)
+        table = ClassTable.of_embeddings(embeddings)
         if self.backend.fixed_classes is not None:
             self._use_fixed_classes(table.vocabulary)
             return

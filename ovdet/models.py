@@ -18,7 +18,8 @@ from .core.errors import ConfigError, MissingDependencyError, ModelError, Source
 from .core.precision import REDUCED, requested_precision
 from .export.exporter import ExportOptions, export_backend
 from .export.quantize import DEFAULT_CALIBRATION_FRAMES, calibration_digest
-from .prompts.text import TextEncoder, text_encoder_for
+from .prompts.spaces import TextEncoder
+from .prompts.text import text_encoder_for
 from .prompts.vocabulary import Vocabulary
 from .runtimes.artifact import artifact_format, exported_metadata
 from .runtimes.backend import Backend

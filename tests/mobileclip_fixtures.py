@@ -17,8 +17,9 @@ from pathlib import Path
 
 import torch
 
-from ovdet.prompts.mobileclip import MOBILECLIP_MODELS
 from ovdet.core.weights import SUMS_FILE, WEIGHTS
+from ovdet.prompts.mobileclip import MOBILECLIP_SPACES
+from ovdet.prompts.spaces import SPACES
 
 SEEDS = {"mobileclip:blt": 11, "mobileclip2:b": 12}  # different weights, so the two spaces differ
 
@@ -39,7 +40,7 @@ def build_text_tower(space: str) -> torch.nn.Module:
     import open_clip
     from open_clip.model import _build_text_tower
 
-    config = open_clip.get_model_config(MOBILECLIP_MODELS[space].config)
+    config = open_clip.get_model_config(SPACES[space].config)
     torch.manual_seed(SEEDS[space])
     return _build_text_tower(config["embed_dim"], config["text_cfg"]).eval()
 
@@ -72,9 +73,10 @@ def build_mobileclip_files(weights_dir: Path) -> dict[str, dict[str, Path]]:
         ``{space: {"torchscript": path, "open_clip": path}}``.
     """
     files: dict[str, dict[str, Path]] = {}
-    for space, model in MOBILECLIP_MODELS.items():
+    for space in MOBILECLIP_SPACES:
+        model = SPACES[space]
         tower = build_text_tower(space)
-        script = save_torchscript(tower, weights_dir / WEIGHTS[model.registry].filename)
+        script = save_torchscript(tower, weights_dir / WEIGHTS[model.weights].filename)
         state = save_open_clip(tower, weights_dir / "mobileclip" / "open_clip" / f"{model.config}.pt")
         digest = hashlib.sha256(script.read_bytes()).hexdigest()
         with open(script.parent / SUMS_FILE, "a") as sums:

@@ -166,7 +166,9 @@ def _fingerprinted(request: BatchRequest) -> dict[str, Any]:
     model = resolve_weights(request.model)
     classes = request.classes
     if isinstance(classes, Embeddings):
-        described = classes.vectors.tobytes() + json.dumps([classes.names, classes.meta], sort_keys=True).encode()
+        vocabulary = {} if classes.vocabulary is None else {"vocabulary": classes.vocabulary.to_dict()}
+        meta = {**classes.meta, **vocabulary}  # as the meta held it before the vocabulary became a field
+        described = classes.vectors.tobytes() + json.dumps([classes.names, meta], sort_keys=True).encode()
     else:
         described = json.dumps(classes.to_dict(), sort_keys=True).encode()
     return {

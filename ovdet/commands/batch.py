@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     """Plan, refuse bad input before work, run; exit 1 when a source failed, 130 on Ctrl-C."""
     from ..cluster.job import BatchRequest, run_batch
     from ..core.config import InferenceSettings
-    from ..prompts.vocabulary import load_vocabulary, parse_classes
+    from ..prompts.vocabulary import parse_classes
+    from ..prompts.vocabulary_files import load_vocabulary
     from ..run import stop_on_signals
 
     _check_counts(args)

@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     from ..core.files import check_writable
     from ..detector import OpenVocabDetector
     from ..io.sources import open_source
-    from ..prompts.vocabulary import VocabularyWatcher, load_vocabulary, parse_classes
+    from ..prompts.vocabulary import parse_classes
+    from ..prompts.vocabulary_files import VocabularyWatcher, load_vocabulary
     from ..run import Run, RunCounts, frame_unit, stop_on_signals
 
     counts = RunCounts()

@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 from ..core.errors import ConfigError
-from ..core.weights import CLIP_SPACE, MOBILECLIP2_SPACE, MOBILECLIP_SPACE, WEIGHTS, resolve_weights
+from ..core.weights import WEIGHTS, resolve_weights
+from ..prompts.spaces import CLIP_SPACE, MOBILECLIP2_SPACE, MOBILECLIP_SPACE, SPACES
 
 log = logging.getLogger(__name__)
-
-SPACES = (CLIP_SPACE, MOBILECLIP_SPACE, MOBILECLIP2_SPACE)
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -29,9 +28,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     family = embed.add_mutually_exclusive_group()
     family.add_argument(
         "--space",
-        choices=SPACES,
-        help=f"embedding space of the detector it is for (default {SPACES[0]}, YOLO-World's); "
-        f"{SPACES[1]}: YOLOE-v8/11, {SPACES[2]}: YOLOE-26",
+        choices=tuple(SPACES),
+        help=f"embedding space of the detector it is for (default {CLIP_SPACE}, YOLO-World's); "
+        f"{MOBILECLIP_SPACE}: YOLOE-v8/11, {MOBILECLIP2_SPACE}: YOLOE-26",
     )
     family.add_argument("--model", help="the detector it is for (registry name, .pt or export): its space is used")
     embed.add_argument("--device", default="cpu", help="device for the text encoder (default %(default)s)")
@@ -39,11 +38,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..io.sinks import check_writable
     from ..prompts.cache import EmbeddingCache
     from ..prompts.classes import embed
-    from ..io.sinks import check_writable
     from ..prompts.text import text_encoder_for
-    from ..prompts.vocabulary import Vocabulary, load_vocabulary, parse_classes
+    from ..prompts.vocabulary import Vocabulary, parse_classes
+    from ..prompts.vocabulary_files import load_vocabulary
 
     if bool(args.vocab) == bool(args.classes):
         raise ConfigError("give a vocabulary file or --classes (one of them): ovdet embed vocab.yaml -o vocab.npz")

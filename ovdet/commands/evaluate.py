@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate, load_dataset, match_categories, write_report
     from ..evaluation.calibration import check_calibration
     from ..io.sinks import check_writable
-    from ..prompts.vocabulary import Vocabulary, load_vocabulary, parse_classes
+    from ..prompts.vocabulary import Vocabulary, parse_classes
+    from ..prompts.vocabulary_files import load_vocabulary
 
     vocabulary = load_vocabulary(args.vocab) if args.vocab else parse_classes(args.classes)
     if not isinstance(vocabulary, Vocabulary):

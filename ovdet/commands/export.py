@@ -51,7 +51,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the detector, set the baked vocabulary if any, export, and say how to run the result."""
     from ..detector import OpenVocabDetector
-    from ..prompts.vocabulary import load_vocabulary, parse_classes
+    from ..prompts.vocabulary import parse_classes
+    from ..prompts.vocabulary_files import load_vocabulary
 
     if not args.dynamic_vocab and args.classes is None and args.vocab is None:
         args.parser.error("pass the classes to bake in (--classes or --vocab), or --dynamic-vocab")

@@ -51,18 +51,14 @@ def choose(args: argparse.Namespace, vocabulary):
     file's, if any (see ``models.choose_precision``); contradictory flags are usage errors, a calibration source
     that is missing is one line naming it."""
     from ..models import choose_precision
-    from ..prompts.vocabulary import Vocabulary, vocabulary_of
+    from ..prompts.vocabulary import Vocabulary
 
     asked = requested(args)
     if args.calibration and not Path(args.calibration).exists():
         raise SourceError(f"--calibration {args.calibration} does not exist: pass a video file or a folder of images")
     if args.calibration and asked != "int8":
         raise UsageError("--calibration is for --precision int8: add it, or drop --calibration")
-    recorded = (
-        vocabulary
-        if vocabulary is None or isinstance(vocabulary, Vocabulary)
-        else vocabulary_of(vocabulary, args.vocab)
-    )
+    recorded = vocabulary if vocabulary is None or isinstance(vocabulary, Vocabulary) else vocabulary.as_vocabulary()
     try:
         return choose_precision(Path(args.model), asked, None, args.calibration, recorded)
     except ConfigError as exc:

@@ -41,9 +41,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CLIP_SPACE = "clip:ViT-B/32"
-MOBILECLIP_SPACE = "mobileclip:blt"  # YOLOE-v8 and YOLOE-11; the names are Ultralytics' own text_model names
-MOBILECLIP2_SPACE = "mobileclip2:b"  # YOLOE-26
 DETECTOR_KINDS = ("yolo-world", "yoloe")
 _ASSETS = "https://github.com/ultralytics/assets/releases/download/v8.4.0"  # Ultralytics 8.4.190's release tag
 _CLIP_SHA256 = "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af"
@@ -60,7 +57,8 @@ class WeightsSpec:
         filename: Path relative to the weights folder.
         url: Where the file is published.
         kind: ``"yolo-world"`` or ``"yoloe"`` (detectors), ``"clip"`` or ``"mobileclip"`` (text encoders).
-        space: Embedding space the file produces or was trained against.
+        space: Embedding space the file produces or was trained against, by its name in
+            ``ovdet.prompts.spaces.SPACES`` (the table of spaces, which names each encoder's row here).
         sha256: Published digest, or ``None`` where none is published (pinned on first use).
         imgsz: Native input size (detectors).
     """
@@ -87,22 +85,22 @@ WEIGHTS: dict[str, WeightsSpec] = {
     spec.name: spec
     for spec in (
         *(
-            _detector(f"yolov8{scale}-world{version}", "yolo-world", CLIP_SPACE)
+            _detector(f"yolov8{scale}-world{version}", "yolo-world", "clip:ViT-B/32")
             for version in ("v2", "")
             for scale in "smlx"
         ),
-        *(_detector(f"yoloe-{v}{scale}-seg", "yoloe", MOBILECLIP_SPACE) for v in ("11", "v8") for scale in "sml"),
-        *(_detector(f"yoloe-26{scale}-seg", "yoloe", MOBILECLIP2_SPACE) for scale in "nsmlx"),
+        *(_detector(f"yoloe-{v}{scale}-seg", "yoloe", "mobileclip:blt") for v in ("11", "v8") for scale in "sml"),
+        *(_detector(f"yoloe-26{scale}-seg", "yoloe", "mobileclip2:b") for scale in "nsmlx"),
         WeightsSpec(
             name="clip-vit-b-32",
             filename="clip/ViT-B-32.pt",
             url=f"https://openaipublic.azureedge.net/clip/models/{_CLIP_SHA256}/ViT-B-32.pt",
             kind="clip",
-            space=CLIP_SPACE,
+            space="clip:ViT-B/32",
             sha256=_CLIP_SHA256,
         ),
-        _mobileclip("mobileclip-blt", "mobileclip_blt.ts", MOBILECLIP_SPACE),
-        _mobileclip("mobileclip2-b", "mobileclip2_b.ts", MOBILECLIP2_SPACE),
+        _mobileclip("mobileclip-blt", "mobileclip_blt.ts", "mobileclip:blt"),
+        _mobileclip("mobileclip2-b", "mobileclip2_b.ts", "mobileclip2:b"),
     )
 }
 

@@ -4,7 +4,7 @@ templates, F1-best alert thresholds, a vocabulary file written back, and a repor
 Example:
     >>> from ovdet import OpenVocabDetector
     >>> from ovdet.evaluation import evaluate, load_dataset, write_report
-    >>> from ovdet.prompts.vocabulary import load_vocabulary
+    >>> from ovdet.prompts.vocabulary_files import load_vocabulary
     >>> detector = OpenVocabDetector("yolov8s-worldv2")  # doctest: +SKIP
     >>> dataset, vocabulary = load_dataset("ward/annotations.json"), load_vocabulary("ward.yaml")  # doctest: +SKIP
     >>> evaluation = evaluate(detector, dataset, vocabulary)  # doctest: +SKIP

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..prompts.embeddings import Embeddings
-    from ..prompts.text import TextEncoder
+    from ..prompts.spaces import TextEncoder
     from ..runtimes.torch import TorchBackend
 
 __all__ = ["DEFAULT_MAX_CLASSES", "FORMATS", "ExportOptions", "export_backend"]

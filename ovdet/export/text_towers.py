@@ -1,7 +1,9 @@
 """The text tower a changeable-vocabulary export ships: the detector's own encoder (CLIP or MobileCLIP) as ONNX.
 
 Both families tokenize with CLIP's byte-pair merges, which travel beside the tower, so a deployment encodes new
-classes with numpy and onnxruntime (or OpenVINO) only (``ovdet.runtimes.text_tower``).
+classes with numpy and onnxruntime (or OpenVINO) only (``ovdet.runtimes.text_model``). The file names and the
+context length are the space's (:data:`ovdet.prompts.spaces.SPACES`); the example prompt is tokenized by
+:mod:`ovdet.prompts.tokenizer`, as the deployment will tokenize.
 """
 
 from __future__ import annotations
@@ -11,15 +13,14 @@ from pathlib import Path
 
 from ..core.errors import ModelError
 from ..prompts.mobileclip import MobileClipTextEncoder
-from ..prompts.text import ClipTextEncoder, TextEncoder
+from ..prompts.spaces import SPACES, TextEncoder
+from ..prompts.text import ClipTextEncoder
+from ..prompts.tokenizer import ClipTokenizer
 from ..runtimes.artifact import TextTowerInfo
 
 TowerEncoder = ClipTextEncoder | MobileClipTextEncoder
 
-__all__ = ["TEXT_MODEL_FILE", "TOKENIZER_FILE", "tower_encoder", "write_text_tower"]
-
-TEXT_MODEL_FILE = "text-encoder.onnx"
-TOKENIZER_FILE = "bpe_simple_vocab_16e6.txt.gz"
+__all__ = ["tower_encoder", "write_text_tower"]
 
 
 def tower_encoder(encoder: TextEncoder, space: str) -> TowerEncoder:
@@ -41,15 +42,16 @@ def write_text_tower(encoder: TowerEncoder, folder: Path) -> TextTowerInfo:
     """Export the encoder's text tower to ONNX, with CLIP's byte-pair merges beside it (MobileCLIP uses them too)."""
     import torch
 
-    from ..runtimes.text_tower import CONTEXT_LENGTH
     from .graphs import TextTowerGraph
     from .writers import write_text_tower as write_onnx_tower
 
     text_model = encoder.load()  # the encoder's own loading: same weights, same checks, same device
     import open_clip  # after load(), which names the extra to install when open_clip is missing
 
-    example = open_clip.tokenize(["a photo of a red backpack"], context_length=CONTEXT_LENGTH)
+    space = SPACES[encoder.space]
+    merges = open_clip.tokenizer.default_bpe()
+    example = torch.from_numpy(ClipTokenizer(merges, space.context_length)(["a photo of a red backpack"]))
     device = next(text_model.parameters()).device
-    write_onnx_tower(TextTowerGraph(text_model), example.to(device, torch.long), folder / TEXT_MODEL_FILE)
-    shutil.copyfile(open_clip.tokenizer.default_bpe(), folder / TOKENIZER_FILE)
-    return TextTowerInfo(TEXT_MODEL_FILE, TOKENIZER_FILE, encoder.cache_key, CONTEXT_LENGTH)
+    write_onnx_tower(TextTowerGraph(text_model), example.to(device), folder / space.tower)
+    shutil.copyfile(merges, folder / space.tokenizer)
+    return TextTowerInfo(space.tower, space.tokenizer, encoder.cache_key, space.context_length)

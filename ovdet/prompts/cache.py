@@ -12,16 +12,13 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..core.errors import OutputError
 from ..core.files import write_atomically
 from ..core.weights import cache_dir
-
-if TYPE_CHECKING:
-    from .text import TextEncoder
+from .spaces import TextEncoder
 
 __all__ = ["EmbeddingCache", "encode_cached"]
 

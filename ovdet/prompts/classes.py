@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .cache import EmbeddingCache, encode_cached
 from .embeddings import Embeddings, normalize
-from .vocabulary import Vocabulary, vocabulary_of
+from .spaces import TextEncoder
+from .vocabulary import Vocabulary
 
-if TYPE_CHECKING:
-    from .text import TextEncoder
-
-__all__ = ["ClassTable", "embed", "table_of"]
+__all__ = ["ClassTable", "embed"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,6 +48,11 @@ class ClassTable:
             embeddings,
         )
 
+    @classmethod
+    def of_embeddings(cls, embeddings: Embeddings) -> ClassTable:
+        """The table of the vocabulary ``embeddings`` encode (``ovdet embed``'s); plain rows are reported classes."""
+        return cls.of(embeddings.as_vocabulary(), embeddings)
+
     @property
     def names(self) -> tuple[str, ...]:
         """The reported class names, in class-id order."""
@@ -80,13 +82,8 @@ def embed(vocabulary: Vocabulary, encoder: TextEncoder, cache: EmbeddingCache) -
     vectors = dict(zip(unique, normalize(encode_cached(encoder, cache, unique))))
     means = np.stack([np.mean([vectors[p] for p in row], axis=0) for row in rows])
     names = vocabulary.names + _dropped_rows(vocabulary)
-    embeddings = Embeddings(names, normalize(means), encoder.space, {"vocabulary": vocabulary.to_dict()})
+    embeddings = Embeddings(names, normalize(means), encoder.space, vocabulary=vocabulary)
     return ClassTable.of(vocabulary, embeddings)
-
-
-def table_of(embeddings: Embeddings, origin: str = "the embeddings") -> ClassTable:
-    """The table stored in an ``.npz`` by ``ovdet embed``; plain embeddings are one reported class per row."""
-    return ClassTable.of(vocabulary_of(embeddings, origin), embeddings)
 
 
 def _dropped_rows(vocabulary: Vocabulary) -> tuple[str, ...]:

@@ -1,4 +1,5 @@
-"""Text embeddings that know which embedding space they live in, and their ``.npz`` form."""
+"""Text embeddings that know which embedding space they live in and which vocabulary they encode, and their
+``.npz`` form."""
 
 from __future__ import annotations
 
@@ -12,12 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from ..core.errors import EmbeddingSpaceError, SourceError, VocabularyError
+from ..core.files import write_atomically
+from .spaces import SPACES
+from .vocabulary import Vocabulary
+from .vocabulary_yaml import parse_vocabulary_yaml
 
-__all__ = ["MAX_NPZ_BYTES", "SPACE_DIMENSIONS", "Embeddings", "normalize"]
+__all__ = ["MAX_NPZ_BYTES", "Embeddings", "normalize"]
 
-SPACE_DIMENSIONS = {"clip:ViT-B/32": 512, "mobileclip:blt": 512, "mobileclip2:b": 512}  # each known space's width
 MAX_NPZ_BYTES = 256 << 20  # uncompressed: 100 000 classes of 512 floats fit; a zip bomb does not
 
 
@@ -37,6 +42,8 @@ class Embeddings:
         vectors: ``(K, D)`` float32 array.
         space: Embedding space, e.g. ``"clip:ViT-B/32"``; detectors refuse other spaces.
         meta: Extra JSON-serialisable information that travels with the ``.npz`` file.
+        vocabulary: The vocabulary the rows encode (``ovdet embed``'s): its classes first, then decoy and
+            background rows; ``None``: one class per row, named by ``names``.
 
     Example:
         >>> e = Embeddings(["cat"], np.ones((1, 4)), "clip:ViT-B/32")
@@ -48,6 +55,7 @@ class Embeddings:
     vectors: np.ndarray
     space: str
     meta: dict[str, Any] = field(default_factory=dict)
+    vocabulary: Vocabulary | None = None
 
     def __post_init__(self) -> None:
         names = tuple(str(name) for name in self.names)
@@ -64,11 +72,17 @@ class Embeddings:
                 f"the embedding of {names[zero[0]][:60]!r} (row {zero[0] + 1}) is all zeros, which matches nothing: "
                 f"re-encode the prompts"
             )
+        if self.vocabulary is not None and names[: len(self.vocabulary.classes)] != self.vocabulary.names:
+            raise VocabularyError("its class rows do not match the vocabulary stored in it: re-run ovdet embed")
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "vectors", normalize(vectors))
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def as_vocabulary(self) -> Vocabulary:
+        """The vocabulary the rows encode: :attr:`vocabulary`, else one class per row named by ``names``."""
+        return self.vocabulary if self.vocabulary is not None else Vocabulary.from_names(self.names)
 
     def require_space(self, space: str, where: str = "this detector") -> None:
         """Raise if these embeddings belong to another space than ``space``, or have another width than its."""
@@ -86,20 +100,15 @@ class Embeddings:
         also its class table, per row ``reported`` (bool), ``thresholds`` (NaN: the global conf) and ``colors``
         (``""``: the palette's), and the ``vocabulary`` itself as JSON (phrasings, templates, decoys).
         """
-        from ..core.files import write_atomically
-
         path = Path(path)
-        vocabulary = self.meta.get("vocabulary")
-        table = isinstance(vocabulary, dict) and isinstance(vocabulary.get("classes"), dict)
-        meta = {key: value for key, value in self.meta.items() if key != "vocabulary" or not table}
         arrays = {
             "names": np.array(self.names, dtype=str),
             "vectors": self.vectors,
             "space": np.array(self.space),
-            "meta": np.array(json.dumps(meta)),
+            "meta": np.array(json.dumps(self.meta)),
         }
-        if table:
-            arrays.update(_class_arrays(self.names, vocabulary))
+        if self.vocabulary is not None:
+            arrays.update(_class_arrays(self.names, self.vocabulary))
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         write_atomically([(path, buffer.getvalue())])
@@ -110,12 +119,17 @@ class Embeddings:
         """Read embeddings written by :meth:`save` (or by ``ovdet embed``); no text model is needed.
 
         Nothing is unpickled; every array is checked (text names, finite non-zero numeric vectors of the space's
-        width, JSON meta) and any failure is one line naming the file.
+        width, JSON meta, the stored vocabulary as strictly as a vocabulary file) and any failure is one line naming
+        the file. Files written before the class table was stored hold the vocabulary inside ``meta``.
         """
         path = Path(path)
         arrays = _read_npz(path)
         try:
-            embeddings = cls(_names(arrays), _vectors(arrays), _text(arrays["space"], "space"), _meta(arrays))
+            names, vectors, space = _names(arrays), _vectors(arrays), _text(arrays["space"], "space")
+            meta = _json_object(arrays, "meta")
+            stored = _json_object(arrays, "vocabulary") if "vocabulary" in arrays else meta.pop("vocabulary", None)
+            vocabulary = None if stored is None else _stored_vocabulary(stored)
+            embeddings = cls(names, vectors, space, meta, vocabulary)
             _check_width(embeddings.vectors, embeddings.space)
         except VocabularyError as exc:
             raise VocabularyError(f"{path}: {exc}") from None
@@ -178,24 +192,22 @@ def _text(array: np.ndarray, what: str) -> str:
     return str(array)
 
 
-def _class_arrays(names: tuple[str, ...], vocabulary: dict[str, Any]) -> dict[str, np.ndarray]:
+def _class_arrays(names: tuple[str, ...], vocabulary: Vocabulary) -> dict[str, np.ndarray]:
     """The class table's rows as plain arrays: the classes come first, then decoy and background rows."""
-    classes = vocabulary["classes"]
-    entries = [(classes.get(name) if row < len(classes) else None) or {} for row, name in enumerate(names)]
+    dropped = len(names) - len(vocabulary.classes)
     return {
-        "reported": np.arange(len(names)) < len(classes),
-        "thresholds": np.array([entry.get("conf", np.nan) for entry in entries], dtype=np.float64),
-        "colors": np.array([entry.get("color", "") for entry in entries], dtype=str),
-        "vocabulary": np.array(json.dumps(vocabulary)),
+        "reported": np.arange(len(names)) < len(vocabulary.classes),
+        "thresholds": np.array([c.conf for c in vocabulary.classes] + [None] * dropped, dtype=np.float64),
+        "colors": np.array([c.color or "" for c in vocabulary.classes] + [""] * dropped, dtype=str),
+        "vocabulary": np.array(json.dumps(vocabulary.to_dict())),
     }
 
 
-def _meta(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The meta object; files written before the class table was stored hold the vocabulary inside it."""
-    meta = _json_object(arrays, "meta")
-    if "vocabulary" in arrays:
-        meta["vocabulary"] = _json_object(arrays, "vocabulary")
-    return meta
+def _stored_vocabulary(stored: dict[str, Any]) -> Vocabulary:
+    """The stored object, written out as YAML, is checked by the same strict reader as a vocabulary file (YAML's
+    block form: JSON's flow form allows no key over 1024 characters)."""
+    text = yaml.safe_dump(stored, sort_keys=False, allow_unicode=True)
+    return parse_vocabulary_yaml(text, "its stored vocabulary")
 
 
 def _json_object(arrays: dict[str, np.ndarray], what: str) -> dict[str, Any]:
@@ -211,7 +223,7 @@ def _json_object(arrays: dict[str, np.ndarray], what: str) -> dict[str, Any]:
 
 
 def _check_width(vectors: np.ndarray, space: str) -> None:
-    width = SPACE_DIMENSIONS.get(space)
+    width = SPACES[space].width if space in SPACES else None
     if width is not None and vectors.shape[1] != width:
         raise VocabularyError(
             f"embeddings are {vectors.shape[1]} wide, but space {space!r} has {width}: re-encode the classes"

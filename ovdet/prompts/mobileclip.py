@@ -23,9 +23,10 @@ MobileCLIP space. MobileCLIP-B and MobileCLIP2-B text towers cannot be told apar
 names and shapes; only their values differ. Which space a file is for is what its place or variable says.
 
 Tokens are CLIP's byte-pair tokens framed by start and end tokens and zero-padded to 77, as Ultralytics'
-``clip.clip.tokenize`` gives them for the ``.ts`` and open_clip's tokenizer for these configs (the tests check both
-against the torch-free ``ClipTokenizer``). The tower pools the end token (the largest id) and projects;
-Ultralytics' ``.ts`` L2-normalises inside the graph, ovdet right after it: the output is the same.
+``clip.clip.tokenize`` gives them for the ``.ts`` and open_clip's tokenizer for these configs; ovdet's torch-free
+:class:`~ovdet.prompts.tokenizer.ClipTokenizer` gives them (the tests check it against open_clip's). The tower pools
+the end token (the largest id) and projects; Ultralytics' ``.ts`` L2-normalises inside the graph, ovdet right after
+it: the output is the same.
 """
 
 from __future__ import annotations
@@ -35,20 +36,22 @@ import os
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..core import checkpoint, script_archive, weights
-from .embeddings import normalize
 from ..core.errors import ConfigError, WeightsError, missing_dependency
-from .text import clip_tokens
+from .embeddings import normalize
+from .spaces import CLIP_SPACE, MOBILECLIP_SPACE, SPACES, EmbeddingSpace
+from .tokenizer import ClipTokenizer
 
-__all__ = ["MOBILECLIP_MODELS", "MobileClipModel", "MobileClipTextEncoder"]
+__all__ = ["MOBILECLIP_SPACES", "MobileClipTextEncoder"]
 
 log = logging.getLogger(__name__)
 
+MOBILECLIP_SPACES = tuple(name for name, space in SPACES.items() if space.encoder == "mobileclip")
 _OPEN_CLIP_MARKER = "token_embedding.weight"
 _APPLE_MARKER = "embedding_layer.weight"
 _CLIP_MARKERS = ("visual.conv1.weight", "visual.class_embedding", "input_resolution")  # OpenAI's ViT-B/32
@@ -65,32 +68,6 @@ _APPLE_RENAMES = (  # Apple's mobileclip text encoder → open_clip's TextTransf
     ("qkv_proj.weight", "in_proj_weight"),
     ("qkv_proj.bias", "in_proj_bias"),
 )
-
-
-@dataclass(frozen=True)
-class MobileClipModel:
-    """One MobileCLIP text encoder.
-
-    Attributes:
-        space: The embedding space, Ultralytics' ``text_model`` name.
-        config: open_clip's model config whose text tower it is.
-        registry: Key of its TorchScript file in :data:`ovdet.core.weights.WEIGHTS`.
-        variable: Environment variable naming a file of one's own instead.
-    """
-
-    space: str
-    config: str
-    registry: str
-    variable: str
-
-
-MOBILECLIP_MODELS = {
-    model.space: model
-    for model in (
-        MobileClipModel(weights.MOBILECLIP_SPACE, "MobileCLIP-B", "mobileclip-blt", "OVDET_MOBILECLIP_WEIGHTS"),
-        MobileClipModel(weights.MOBILECLIP2_SPACE, "MobileCLIP2-B", "mobileclip2-b", "OVDET_MOBILECLIP2_WEIGHTS"),
-    )
-}
 
 
 class MobileClipTextEncoder:
@@ -112,18 +89,19 @@ class MobileClipTextEncoder:
 
     def __init__(
         self,
-        space: str = weights.MOBILECLIP_SPACE,
+        space: str = MOBILECLIP_SPACE,
         weights_path: str | os.PathLike[str] | None = None,
         device: str = "cpu",
     ) -> None:
-        if space not in MOBILECLIP_MODELS:
-            raise ConfigError(f"{space!r} is not a MobileCLIP space: use one of {', '.join(MOBILECLIP_MODELS)}")
-        self.model = MOBILECLIP_MODELS[space]
+        if space not in MOBILECLIP_SPACES:
+            raise ConfigError(f"{space!r} is not a MobileCLIP space: use one of {', '.join(MOBILECLIP_SPACES)}")
+        self.embedding_space = SPACES[space]
         self.space = space
-        weights_path = weights_path or os.environ.get(self.model.variable) or None
+        weights_path = weights_path or os.environ.get(self.embedding_space.variable) or None
         self._explicit_path = Path(weights_path).expanduser() if weights_path is not None else None
         self.device = device
         self._tower = None
+        self._tokenizer: ClipTokenizer | None = None
         self._lock = threading.Lock()
 
     @property
@@ -132,11 +110,11 @@ class MobileClipTextEncoder:
         if self._explicit_path is not None:
             if not self._explicit_path.is_file():
                 raise WeightsError(
-                    f"{self.model.config} weights file {self._explicit_path} does not exist: check the path in "
-                    f"{self.model.variable}"
+                    f"{self.embedding_space.config} weights file {self._explicit_path} does not exist: check the "
+                    f"path in {self.embedding_space.variable}"
                 )
             return f"{self.space}@{weights.file_sha256(self._explicit_path)}"
-        spec = weights.WEIGHTS[self.model.registry]
+        spec = weights.WEIGHTS[self.embedding_space.weights]
         digest = weights.known_sha256(spec) or weights.file_sha256(weights.resolve_spec(spec))
         return f"{self.space}@{digest}"
 
@@ -150,7 +128,7 @@ class MobileClipTextEncoder:
         tower = self.load()  # first: it says what to install where torch is missing
         import torch
 
-        tokens = clip_tokens(self.model.config, list(texts), stacklevel=3)
+        tokens = torch.from_numpy(self._tokenizer(list(texts)))
         rows = []
         with torch.inference_mode():
             for chunk in tokens.split(self.batch_size):
@@ -161,70 +139,71 @@ class MobileClipTextEncoder:
         """open_clip's text tower (``input_ids`` → features, not normalised), loaded on first use."""
         with self._lock:
             if self._tower is None:
-                self._tower = self._build()
+                self._tower, self._tokenizer = self._build()
         return self._tower
 
-    def _build(self):
+    def _build(self) -> tuple[Any, ClipTokenizer]:
         try:
-            import open_clip  # noqa: F401
+            import open_clip
             import torch
         except ImportError as exc:
             raise missing_dependency(exc.name or "open_clip", "torch", "encoding text prompts") from exc
-        spec = weights.WEIGHTS[self.model.registry]
+        spec = weights.WEIGHTS[self.embedding_space.weights]
         path = self._explicit_path or weights.resolve_spec(spec)
-        log.debug("loading the %s text encoder from %s", self.model.config, path)
+        log.debug("loading the %s text encoder from %s", self.embedding_space.config, path)
         file = weights.read_weights(path, check_registry=self._explicit_path is None)
-        tower = _load_tower(file, self.model)
+        tower = _load_tower(file, self.embedding_space)
         weights.pin_first_use(file)
-        return tower.to(torch.device(self.device)).eval()
+        tokenizer = ClipTokenizer(open_clip.tokenizer.default_bpe(), self.embedding_space.context_length)
+        return tower.to(torch.device(self.device)).eval(), tokenizer
 
 
-def _load_tower(file: weights.WeightsFile, model: MobileClipModel):
-    """open_clip's text tower of ``model.config``, filled from the tensors of a ``.ts`` or an open_clip checkpoint."""
+def _load_tower(file: weights.WeightsFile, space: EmbeddingSpace):
+    """open_clip's text tower of ``space.config``, filled from the tensors of a ``.ts`` or an open_clip checkpoint."""
     import open_clip
     from open_clip.model import _build_text_tower  # the builder open_clip's own CLIP classes use
 
-    config = open_clip.get_model_config(model.config)
+    config = open_clip.get_model_config(space.config)
     tower = _build_text_tower(config["embed_dim"], config["text_cfg"])
     try:
-        state = _tensors(file, model)
-        _refuse_clip(state, file, model)
-        result = tower.load_state_dict(_text_tower_tensors(state, file, model), strict=False)
+        state = _tensors(file, space)
+        _refuse_clip(state, file, space)
+        result = tower.load_state_dict(_text_tower_tensors(state, file, space), strict=False)
     except WeightsError:
         raise
     except Exception as exc:  # torch.load and load_state_dict raise many types for a foreign file
         raise WeightsError(
-            f"{file.path} is not a {model.config} text encoder ({type(exc).__name__}): {_advice(model)}"
+            f"{file.path} is not a {space.config} text encoder ({type(exc).__name__}): {_advice(space)}"
         ) from exc
     if result.missing_keys:
         raise WeightsError(
-            f"{file.path} lacks {result.missing_keys[0]} of the {model.config} text tower: {_advice(model)}"
+            f"{file.path} lacks {result.missing_keys[0]} of the {space.config} text tower: {_advice(space)}"
         )
     return tower.float()
 
 
-def _advice(model: MobileClipModel) -> str:
-    script = Path(weights.WEIGHTS[model.registry].filename).name
-    return f"use Ultralytics' {script} or an open_clip {model.config} checkpoint"
+def _advice(space: EmbeddingSpace) -> str:
+    script = Path(weights.WEIGHTS[space.weights].filename).name
+    return f"use Ultralytics' {script} or an open_clip {space.config} checkpoint"
 
 
-def _refuse_clip(state: dict, file: weights.WeightsFile, model: MobileClipModel) -> None:
+def _refuse_clip(state: dict, file: weights.WeightsFile, space: EmbeddingSpace) -> None:
     """OpenAI's CLIP ViT-B/32 has a text tower of MobileCLIP's very shapes; its vision tower or its TorchScript
     buffers give it away (MobileCLIP's vision tower is timm's, named ``visual.trunk.*``)."""
     if any(isinstance(name, str) and name.endswith(_CLIP_MARKERS) for name in state):
         raise WeightsError(
-            f"{file.path} is OpenAI's CLIP ViT-B/32 (space {weights.CLIP_SPACE}), not a {model.config} text encoder "
-            f"(space {model.space}): its embeddings would mean nothing to this model; {_advice(model)}"
+            f"{file.path} is OpenAI's CLIP ViT-B/32 (space {CLIP_SPACE}), not a {space.config} text encoder "
+            f"(space {space.name}): its embeddings would mean nothing to this model; {_advice(space)}"
         )
 
 
-def _tensors(file: weights.WeightsFile, model: MobileClipModel) -> dict:
+def _tensors(file: weights.WeightsFile, space: EmbeddingSpace) -> dict:
     if _is_safetensors(file.data):
         from safetensors.torch import load  # open_clip's own dependency
 
         return load(file.data)
     if script_archive.is_torchscript(file.data):
-        return script_archive.read_tensors(file, f"{model.config} text encoder", _advice(model))
+        return script_archive.read_tensors(file, f"{space.config} text encoder", _advice(space))
     state = checkpoint.load(file, "MobileCLIP")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a training checkpoint
         state = state["state_dict"]
@@ -236,7 +215,7 @@ def _is_safetensors(data: bytes) -> bool:
     return len(data) > 9 and data[8:9] == b"{" and int.from_bytes(data[:8], "little") < len(data)
 
 
-def _text_tower_tensors(state: dict, file: weights.WeightsFile, model: MobileClipModel) -> dict:
+def _text_tower_tensors(state: dict, file: weights.WeightsFile, space: EmbeddingSpace) -> dict:
     """The text tower's tensors under open_clip's names, from either layout, whatever prefix they carry."""
     for marker, apple in ((_OPEN_CLIP_MARKER, False), (_APPLE_MARKER, True)):
         key = next((name for name in state if isinstance(name, str) and name.endswith(marker)), None)
@@ -244,7 +223,7 @@ def _text_tower_tensors(state: dict, file: weights.WeightsFile, model: MobileCli
             prefix = key[: -len(marker)]
             tower = {name[len(prefix) :]: value for name, value in state.items() if name.startswith(prefix)}
             return _from_apple_names(tower) if apple else tower
-    raise WeightsError(f"{file.path} holds no text tower (no tensor named *{_OPEN_CLIP_MARKER}): {_advice(model)}")
+    raise WeightsError(f"{file.path} holds no text tower (no tensor named *{_OPEN_CLIP_MARKER}): {_advice(space)}")
 
 
 def _from_apple_names(tower: dict) -> dict:

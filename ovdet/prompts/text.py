@@ -1,8 +1,10 @@
-"""Text encoders behind one small interface: ``encode(texts) -> (N, D) float32``, L2-normalised.
+"""Text encoders in PyTorch behind one small interface (:class:`~ovdet.prompts.spaces.TextEncoder`):
+``encode(texts) -> (N, D) float32``, L2-normalised.
 
-:func:`text_encoder_for` picks the encoder of an embedding space: OpenAI's CLIP ViT-B/32 (YOLO-World) here, run
-through open_clip from OpenAI's own JIT checkpoint (the ``ViT-B-32.pt`` that Ultralytics caches) or an open_clip
-state dict; MobileCLIP-B and MobileCLIP2-B (YOLOE) in :mod:`ovdet.prompts.mobileclip`.
+:func:`text_encoder_for` picks the encoder of an embedding space from :data:`~ovdet.prompts.spaces.SPACES`:
+OpenAI's CLIP ViT-B/32 (YOLO-World) here, run through open_clip from OpenAI's own JIT checkpoint (the
+``ViT-B-32.pt`` that Ultralytics caches) or an open_clip state dict; MobileCLIP-B and MobileCLIP2-B (YOLOE) in
+:mod:`ovdet.prompts.mobileclip`. Both tokenize with :mod:`ovdet.prompts.tokenizer`, reading open_clip's merges file.
 """
 
 from __future__ import annotations
@@ -10,85 +12,39 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
 from ..core import checkpoint, script_archive, weights
+from ..core.errors import WeightsError, missing_dependency
 from .embeddings import normalize
-from ..core.errors import EmbeddingSpaceError, WeightsError, missing_dependency
+from .mobileclip import MobileClipTextEncoder
+from .spaces import CLIP_SPACE, SPACES, TextEncoder, embedding_space
+from .tokenizer import ClipTokenizer
 
-__all__ = ["ClipTextEncoder", "TextEncoder", "clip_tokens", "text_encoder_for"]
+__all__ = ["ClipTextEncoder", "text_encoder_for"]
 
 log = logging.getLogger(__name__)
 
-CONTEXT_LENGTH = 77
 CLIP_ADVICE = "use OpenAI's ViT-B-32.pt or an open_clip ViT-B-32-quickgelu state dict"
-
-
-@runtime_checkable
-class TextEncoder(Protocol):
-    """What a detector needs from a text encoder.
-
-    Attributes:
-        space: The embedding space produced, e.g. ``"clip:ViT-B/32"``.
-        cache_key: Identifies the encoder and its exact weights, so cached embeddings are never mixed up.
-    """
-
-    space: str
-    cache_key: str
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Return one L2-normalised float32 row per text."""
-        ...
 
 
 def text_encoder_for(space: str, device: str = "cpu") -> TextEncoder:
     """The text encoder whose embeddings a detector of ``space`` was trained on, loaded on first use.
 
     Args:
-        space: ``"clip:ViT-B/32"`` (YOLO-World), ``"mobileclip:blt"`` (YOLOE-v8, YOLOE-11) or ``"mobileclip2:b"``
-            (YOLOE-26).
+        space: A space of :data:`~ovdet.prompts.spaces.SPACES`: ``"clip:ViT-B/32"`` (YOLO-World),
+            ``"mobileclip:blt"`` (YOLOE-v8, YOLOE-11) or ``"mobileclip2:b"`` (YOLOE-26).
         device: Torch device string for the text tower.
 
     Example:
         >>> text_encoder_for("mobileclip:blt").space
         'mobileclip:blt'
     """
-    from .mobileclip import MOBILECLIP_MODELS, MobileClipTextEncoder
-
-    if space == weights.CLIP_SPACE:
-        return ClipTextEncoder(device=device)
-    if space in MOBILECLIP_MODELS:
-        return MobileClipTextEncoder(space, device=device)
-    known = ", ".join((weights.CLIP_SPACE, *MOBILECLIP_MODELS))
-    raise EmbeddingSpaceError(
-        f"ovdet has no text encoder for the embedding space {space!r} (it knows {known}): pass precomputed "
-        f"embeddings of that space as an .npz instead of words"
-    )
-
-
-def clip_tokens(config: str, texts: list[str], stacklevel: int = 2):
-    """CLIP's byte-pair tokens of ``texts`` as open_clip's tokenizer for ``config`` gives them: ``(N, 77)`` int64.
-
-    A text over 77 tokens is truncated (its last token becomes the end token) with a warning.
-    """
-    import open_clip
-
-    tokenizer = open_clip.get_tokenizer(config)
-    for text in texts:
-        length = len(tokenizer.encode(text)) + 2  # start and end tokens
-        if length > CONTEXT_LENGTH:
-            warnings.warn(
-                f"prompt {text[:40]!r}… is {length} CLIP tokens, over the limit of {CONTEXT_LENGTH}: "
-                f"it was truncated; shorten it to keep its end",
-                UserWarning,
-                stacklevel=stacklevel + 1,
-            )
-    return tokenizer(texts)
+    return _ENCODERS[embedding_space(space).encoder](space, device)
 
 
 class ClipTextEncoder:
@@ -105,21 +61,22 @@ class ClipTextEncoder:
         (1, 512)
     """
 
-    space = weights.CLIP_SPACE
+    space = CLIP_SPACE
     batch_size = 256
 
     def __init__(self, weights_path: str | os.PathLike[str] | None = None, device: str = "cpu") -> None:
-        weights_path = weights_path or os.environ.get("OVDET_CLIP_WEIGHTS") or None
+        weights_path = weights_path or os.environ.get(SPACES[self.space].variable) or None
         self._explicit_path = Path(weights_path).expanduser() if weights_path is not None else None
         self.device = device
         self._model = None
+        self._tokenizer: ClipTokenizer | None = None
         self._lock = threading.Lock()
 
     @property
     def cache_key(self) -> str:
         """``space@sha256`` of the weights; the published digest is used without reading the file."""
         if self._explicit_path is None:
-            return f"{self.space}@{weights.WEIGHTS['clip-vit-b-32'].sha256}"
+            return f"{self.space}@{weights.WEIGHTS[SPACES[self.space].weights].sha256}"
         if not self._explicit_path.is_file():
             raise WeightsError(f"CLIP weights file {self._explicit_path} does not exist: check the path")
         return f"{self.space}@{weights.file_sha256(self._explicit_path)}"
@@ -134,36 +91,34 @@ class ClipTextEncoder:
         model = self.load()  # first: it says what to install where torch is missing
         import torch
 
-        tokens = self._tokenize(list(texts))
+        tokens = torch.from_numpy(self._tokenizer(list(texts)))
         rows = []
         with torch.inference_mode():
             for chunk in tokens.split(self.batch_size):
                 rows.append(model.encode_text(chunk.to(self.device)).float().cpu().numpy())
         return normalize(np.concatenate(rows, axis=0))
 
-    def _tokenize(self, texts: list[str]):
-        return clip_tokens("ViT-B-32-quickgelu", texts, stacklevel=4)
-
     def load(self):
         """The open_clip CLIP model (text tower only), loaded on first use."""
         with self._lock:
             if self._model is None:
-                self._model = self._build()
+                self._model, self._tokenizer = self._build()
         return self._model
 
-    def _build(self):
+    def _build(self) -> tuple[Any, ClipTokenizer]:
         try:
-            import open_clip  # noqa: F401
+            import open_clip
             import torch
         except ImportError as exc:
             raise missing_dependency(exc.name or "open_clip", "torch", "encoding text prompts") from exc
-        path = self._explicit_path or weights.resolve_spec(weights.WEIGHTS["clip-vit-b-32"])
+        path = self._explicit_path or weights.resolve_spec(weights.WEIGHTS[SPACES[self.space].weights])
         log.debug("loading CLIP text encoder from %s", path)
         model = _load_clip(weights.read_weights(path, check_registry=self._explicit_path is None))
-        if model.transformer.width != 512 or model.text_projection.shape[-1] != 512:
+        if model.transformer.width != 512 or model.text_projection.shape[-1] != SPACES[self.space].width:
             raise WeightsError(f"{path} is a CLIP model of another size: ovdet's detectors need ViT-B/32")
         model.visual = None  # only the text tower is used; frees memory
-        return model.to(torch.device(self.device)).eval()
+        tokenizer = ClipTokenizer(open_clip.tokenizer.default_bpe(), SPACES[self.space].context_length)
+        return model.to(torch.device(self.device)).eval(), tokenizer
 
 
 def _load_clip(file: weights.WeightsFile):
@@ -195,3 +150,9 @@ def _clip_state_dict(file: weights.WeightsFile):
     if script_archive.is_torchscript(file.data):
         return script_archive.read_tensors(file, "CLIP ViT-B/32 checkpoint", CLIP_ADVICE)
     return checkpoint.load(file, "CLIP")
+
+
+_ENCODERS: dict[str, Callable[[str, str], TextEncoder]] = {  # EmbeddingSpace.encoder → the encoder of a space
+    "clip": lambda space, device: ClipTextEncoder(device=device),
+    "mobileclip": lambda space, device: MobileClipTextEncoder(space, device=device),
+}

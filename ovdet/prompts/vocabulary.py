@@ -1,5 +1,6 @@
 """Vocabularies a team can own: classes with synonyms, prompt templates, per-class thresholds and colours,
-decoys, and a background entry — from a YAML file, an inline ``--classes`` string, or a precomputed ``.npz``.
+decoys, and a background entry — written in YAML (:mod:`ovdet.prompts.vocabulary_yaml`), as an inline
+``--classes`` string, or stored with precomputed embeddings (:mod:`ovdet.prompts.vocabulary_files`).
 
 Each class is one embedding: the mean of its phrasings × templates (each L2-normalised), normalised again.
 Decoys and the background entry get embeddings of their own so they compete for boxes, and are then dropped
@@ -8,8 +9,6 @@ from every output.
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import reprlib
 import string
@@ -20,23 +19,18 @@ from typing import Any
 
 import yaml
 
-from .embeddings import Embeddings
-from ..core.errors import ConfigError, OvdetError, VocabularyError
+from ..core.errors import ConfigError, VocabularyError
+from ..core.files import write_atomically
 from ..core.precision import check_precision
 
 __all__ = [
     "BACKGROUND_PROMPT",
     "Vocabulary",
     "VocabularyClass",
-    "VocabularyWatcher",
-    "load_vocabulary",
     "parse_class_list",
     "parse_classes",
     "validate_class_names",
-    "vocabulary_of",
 ]
-
-log = logging.getLogger(__name__)
 
 BACKGROUND_PROMPT = " "  # the YOLO-World authors pad few-class vocabularies with an empty prompt
 MAX_PROMPTS = 100_000  # phrasings × templates to encode; more is a mistake (or an attack), not a vocabulary
@@ -139,8 +133,6 @@ class Vocabulary:
         Example:
             >>> parse_classes("pump=IV pump@0.3").save("vocab.yaml", "tuned by ovdet eval")  # doctest: +SKIP
         """
-        from ..core.files import write_atomically
-
         path = Path(path)
         header = "".join(f"# {line}\n" for line in comment.splitlines())
         text = header + yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
@@ -219,89 +211,6 @@ def parse_classes(text: str) -> Vocabulary:
     if not classes:
         raise VocabularyError('no classes given: pass at least one, e.g. --classes "person,red backpack"')
     return Vocabulary(tuple(classes), decoys=tuple(decoys))
-
-
-def load_vocabulary(path: str | os.PathLike[str]) -> Vocabulary | Embeddings:
-    """Read a vocabulary file: ``.yaml``/``.yml`` → :class:`Vocabulary`; ``.npz`` → :class:`Embeddings` (from
-    ``ovdet embed``, needs no text model).
-
-    A YAML file is read as plain data only (no tags, no aliases, at most 1 MiB: see :mod:`ovdet.prompts.vocabulary_yaml`);
-    an ``.npz`` is read without unpickling, and its vectors and stored vocabulary are checked before any work.
-    Every failure is one :class:`~ovdet.core.errors.VocabularyError` (or ``SourceError``) line naming the file.
-    """
-    from .vocabulary_yaml import read_vocabulary_yaml
-
-    path = Path(path)
-    if path.suffix.lower() == ".npz":
-        embeddings = Embeddings.load(path)
-        vocabulary_of(embeddings, origin=str(path))
-        return embeddings
-    if path.suffix.lower() not in (".yaml", ".yml"):
-        raise VocabularyError(f"vocabulary {path} must be a .yaml (or .yml) file or an .npz from `ovdet embed`")
-    return read_vocabulary_yaml(path)
-
-
-def vocabulary_of(embeddings: Embeddings, origin: str = "the embeddings") -> Vocabulary:
-    """The vocabulary stored in an ``.npz`` by ``ovdet embed``; plain embeddings are one class per row."""
-    from .vocabulary_yaml import parse_vocabulary_yaml
-
-    stored = embeddings.meta.get("vocabulary")
-    try:
-        if stored is None:
-            return Vocabulary.from_names(embeddings.names)
-        # JSON is YAML: the stored object is checked by the same strict reader as a vocabulary file
-        vocabulary = parse_vocabulary_yaml(json.dumps(stored, ensure_ascii=False), "its stored vocabulary")
-    except VocabularyError as exc:
-        raise VocabularyError(f"{origin}: {exc}") from None
-    if embeddings.names[: len(vocabulary.classes)] != vocabulary.names:
-        raise VocabularyError(f"{origin}: its class rows do not match the vocabulary stored in it: re-run ovdet embed")
-    return vocabulary
-
-
-class VocabularyWatcher:
-    """Notices edits to a vocabulary file between frames (by modification time and size).
-
-    An edit that cannot be used, for whatever reason (bad YAML, a refused tag, bytes that are not UTF-8, the file
-    deleted or replaced mid-read), is reported in one warning and ignored: the running vocabulary stays.
-
-    Example:
-        >>> watcher = VocabularyWatcher("vocab.yaml")  # doctest: +SKIP
-        >>> if (vocabulary := watcher.poll()) is not None:  # doctest: +SKIP
-        ...     detector.set_classes(vocabulary)
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._stamp = self._current_stamp()
-
-    def _current_stamp(self) -> tuple[int, int] | None:
-        try:
-            stat = self.path.stat()
-        except OSError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
-
-    def poll(self) -> Vocabulary | Embeddings | None:
-        """The new vocabulary if the file changed since the last poll, else ``None``."""
-        stamp = self._current_stamp()
-        if stamp == self._stamp:
-            return None
-        self._stamp = stamp
-        if stamp is None:
-            log.warning("vocabulary %s was removed; keeping the current one until it is back", self.path)
-            return None
-        try:
-            vocabulary = load_vocabulary(self.path)
-            names = vocabulary.names if isinstance(vocabulary, Vocabulary) else vocabulary_of(vocabulary).names
-        except OvdetError as exc:
-            log.warning("ignoring the edited vocabulary, keeping the current one: %s", exc)
-            return None
-        except Exception as exc:  # a live edit, whatever went wrong with it, must never stop a running stream
-            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
-            log.warning("ignoring the edited vocabulary %s, keeping the current one: %s", self.path, reason)
-            return None
-        log.info("vocabulary %s changed: now %s", self.path, ", ".join(names))
-        return vocabulary
 
 
 def shown(value: Any) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..core.errors import OvdetError, WeightsError
+from ..prompts.spaces import CLIP_SPACE, SPACES
 from .metadata_fields import check_fields
 from .registry import runtime_for_suffix, runtime_named
 
@@ -53,13 +54,13 @@ class TextTowerInfo:
         model_file: ONNX file of the tower, relative to the artifact folder; ``input_ids`` in, features out.
         vocab_file: CLIP's byte-pair merges (``bpe_simple_vocab_16e6.txt.gz``), relative to the folder.
         cache_key: The embedding-cache key of the source encoder (``space@weights SHA-256``).
-        context_length: Tokens per prompt.
+        context_length: Tokens per prompt; exports written before it was recorded were CLIP's.
     """
 
     model_file: str
     vocab_file: str
     cache_key: str
-    context_length: int = 77
+    context_length: int = SPACES[CLIP_SPACE].context_length
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import numpy as np
 from ..core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ..prompts.text import TextEncoder
+    from ..prompts.spaces import TextEncoder
 
 __all__ = ["TASKS", "Backend", "check_task"]
 

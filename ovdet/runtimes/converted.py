@@ -19,7 +19,8 @@ import numpy as np
 
 from ..core.errors import SourceError
 from ..core.weights import cache_dir, file_sha256
-from ..prompts.text import TextEncoder, text_encoder_for
+from ..prompts.spaces import TextEncoder
+from ..prompts.text import text_encoder_for
 from .artifact import METADATA_FILE
 from .backend import Backend
 from .exported import load_exported

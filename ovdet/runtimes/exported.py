@@ -18,7 +18,7 @@ from ..core.errors import MissingDependencyError, ModelError, missing_dependency
 from .artifact import Artifact
 from .backend import check_task
 from .registry import runtime_for_format, runtime_named
-from .text_tower import OnnxTextEncoder
+from .text_model import OnnxTextEncoder
 
 __all__ = ["ExportedBackend", "load_exported"]
 

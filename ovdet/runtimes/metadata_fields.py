@@ -85,7 +85,7 @@ def _text_encoder(value: Any) -> str | None:
             return f"{name} {problem}"
     if _text(value.get("cache_key")):
         return "cache_key must be a text"
-    length = value.get("context_length", 77)
+    length = value.get("context_length", 1)  # absent: the default of TextTowerInfo
     if _positive_int(length) or length > MAX_CONTEXT_LENGTH:
         return f"context_length must be an integer from 1 to {MAX_CONTEXT_LENGTH}"
     return None

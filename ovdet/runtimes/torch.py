@@ -20,7 +20,8 @@ import numpy as np
 
 from ..core import checkpoint, weights
 from ..core.errors import ConfigError, WeightsError, missing_dependency
-from ..prompts.text import TextEncoder, text_encoder_for
+from ..prompts.spaces import CLIP_SPACE, DEFAULT_YOLOE_SPACE, TextEncoder
+from ..prompts.text import text_encoder_for
 from .backend import check_task
 from .devices import parse_device
 from .registry import runtime_named
@@ -39,7 +40,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TEXT_MODEL_KEY = "text_model"  # YOLOEModel's attribute (and YAML key) naming its text encoder, i.e. its space
-DEFAULT_YOLOE_SPACE = "mobileclip:blt"  # what Ultralytics assumes where a YOLOE checkpoint names none
 
 for _name, _value in (("YOLO_AUTOINSTALL", "False"), ("YOLO_OFFLINE", "1"), ("YOLO_VERBOSE", "False")):
     os.environ.setdefault(_name, _value)  # Ultralytics must never reach for the network or pip
@@ -129,7 +129,7 @@ def checkpoint_space(path: Path) -> str:
     unpickled and no model is built (a damaged file reads as YOLO-World's; loading it says what is wrong)."""
     strings = _pickled_strings(path)
     if not any(text.startswith("ultralytics.nn.tasks YOLOE") for text in strings):
-        return weights.CLIP_SPACE
+        return CLIP_SPACE
     after_key = strings.index(TEXT_MODEL_KEY) + 1 if TEXT_MODEL_KEY in strings else len(strings)
     return strings[after_key] if after_key < len(strings) else DEFAULT_YOLOE_SPACE
 
@@ -172,7 +172,7 @@ def _described(family: str, space: str, task: str) -> str:
 
 
 def _space_of(model) -> str:
-    return str(getattr(model, TEXT_MODEL_KEY, DEFAULT_YOLOE_SPACE)) if is_yoloe(model) else weights.CLIP_SPACE
+    return str(getattr(model, TEXT_MODEL_KEY, DEFAULT_YOLOE_SPACE)) if is_yoloe(model) else CLIP_SPACE
 
 
 def inject_classes(world_model, vectors: np.ndarray, names: Sequence[str]) -> None:

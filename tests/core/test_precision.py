@@ -19,7 +19,8 @@ from ovdet.evaluation.precisions import MIN_AGREEMENT, MIN_FP32_MAP, PrecisionRu
 from ovdet.export.quantize import calibration_digest
 from ovdet.models import choose_precision
 from ovdet.core.precision import PRECISIONS, parse_precisions, precision_name, requested_precision
-from ovdet.prompts.vocabulary import load_vocabulary, parse_classes
+from ovdet.prompts.vocabulary import parse_classes
+from ovdet.prompts.vocabulary_files import load_vocabulary
 from tests.hostile.harness import assert_error, run_cli
 
 COMMANDS = {

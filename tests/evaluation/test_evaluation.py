@@ -39,7 +39,8 @@ from ovdet.evaluation import (
 from ovdet.evaluation.metrics import OperatingPoint, threshold_between
 from ovdet.evaluation.prompts import ALL_PHRASINGS, RankedVariant, best_vocabulary, rank
 from ovdet.evaluation.verdicts import class_verdicts
-from ovdet.prompts.vocabulary import load_vocabulary, parse_classes
+from ovdet.prompts.vocabulary import parse_classes
+from ovdet.prompts.vocabulary_files import load_vocabulary
 from tests.labelled_data import coco_ground_truth, make_labelled_set, write_coco, write_yolo
 
 VOCABULARY = """\

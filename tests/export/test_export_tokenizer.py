@@ -10,7 +10,8 @@ import open_clip
 import pytest
 
 from ovdet import WeightsError
-from ovdet.runtimes.text_tower import ClipTokenizer
+from ovdet.prompts.spaces import CLIP_SPACE, SPACES
+from ovdet.prompts.tokenizer import ClipTokenizer
 
 PROMPTS = [
     "red backpack",
@@ -32,7 +33,7 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def tokenizer() -> ClipTokenizer:
-    return ClipTokenizer(open_clip.tokenizer.default_bpe())
+    return ClipTokenizer(open_clip.tokenizer.default_bpe(), SPACES[CLIP_SPACE].context_length)
 
 
 def test_tokens_equal_open_clip(tokenizer: ClipTokenizer) -> None:
@@ -56,7 +57,7 @@ def test_a_foreign_merges_file_is_a_clear_error(tmp_path: Path) -> None:
     with gzip.open(path, "wt") as handle:
         handle.write("header\na b\n")
     with pytest.raises(WeightsError, match="is not CLIP's bpe_simple_vocab_16e6"):
-        ClipTokenizer(path)
+        ClipTokenizer(path, 77)
     (tmp_path / "plain.txt.gz").write_text("not gzip")
     with pytest.raises(WeightsError, match="cannot read CLIP's tokenizer merges"):
-        ClipTokenizer(tmp_path / "plain.txt.gz")
+        ClipTokenizer(tmp_path / "plain.txt.gz", 77)

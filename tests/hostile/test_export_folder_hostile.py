@@ -19,7 +19,7 @@ import pytest
 
 from ovdet import ModelError, OpenVocabDetector
 from ovdet.runtimes.artifact import METADATA_FILE, Artifact
-from ovdet.runtimes.text_tower import OnnxTextEncoder
+from ovdet.runtimes.text_model import OnnxTextEncoder
 from tests.hostile.harness import assert_error, assert_no_temporaries, run_cli, unchanged
 
 IMGSZ = 64

@@ -23,7 +23,7 @@ import torch
 from ovdet import Embeddings, OpenVocabDetector, WeightsError
 
 from ovdet.core import weights
-from ovdet.prompts.mobileclip import MOBILECLIP_MODELS
+from ovdet.prompts.spaces import SPACES
 from tests import weights_fixtures
 from tests.hostile.code_payloads import script_setstate
 from tests.hostile.harness import assert_clean_stderr, assert_error, run_cli, unchanged
@@ -209,7 +209,7 @@ def test_openai_clip_given_for_a_mobileclip_space_is_refused_naming_both(
     space, variable = TOWER_PLACES[place]
     folder = tmp_path / "weights"
     monkeypatch.setenv("OVDET_WEIGHTS_DIR", str(folder))
-    registry = folder / weights.WEIGHTS[MOBILECLIP_MODELS[space].registry].filename
+    registry = folder / weights.WEIGHTS[SPACES[space].weights].filename
     target = registry if variable is None else tmp_path / "inputs" / "tower.pt"
     target.parent.mkdir(parents=True)
     shutil.copy(clip_files[clip_format], target)

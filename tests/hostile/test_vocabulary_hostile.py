@@ -18,7 +18,7 @@ import pytest
 import ovdet.prompts.embeddings
 import ovdet.prompts.text
 from ovdet.prompts.embeddings import Embeddings
-from ovdet.prompts.vocabulary import VocabularyWatcher
+from ovdet.prompts.vocabulary_files import VocabularyWatcher
 from tests.hostile.harness import (
     REPO,
     assert_clean_stderr,

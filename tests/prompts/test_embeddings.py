@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ovdet import Embeddings, EmbeddingSpaceError, SourceError, VocabularyError
-from ovdet.prompts.classes import table_of
+from ovdet.prompts.classes import ClassTable
 from ovdet.prompts.vocabulary import BACKGROUND_PROMPT, Vocabulary, VocabularyClass
 
 
@@ -98,13 +98,14 @@ def _vocabulary_embeddings() -> tuple[Vocabulary, Embeddings]:
     )
     names = ("pump", "person", "decoy:toy pump", "background")
     vectors = np.random.default_rng(0).normal(size=(4, 512))
-    return vocabulary, Embeddings(names, vectors, "clip:ViT-B/32", {"vocabulary": vocabulary.to_dict()})
+    return vocabulary, Embeddings(names, vectors, "clip:ViT-B/32", vocabulary=vocabulary)
 
 
 def _save_as_before_the_class_table(embeddings: Embeddings, path: Path) -> Path:
     """Embeddings.save as it was before the class table: the vocabulary inside the meta JSON."""
     arrays = {"names": np.array(embeddings.names, dtype=str), "vectors": embeddings.vectors}
-    np.savez(path, **arrays, space=np.array(embeddings.space), meta=np.array(json.dumps(embeddings.meta)))
+    meta = {**embeddings.meta, "vocabulary": embeddings.vocabulary.to_dict()}
+    np.savez(path, **arrays, space=np.array(embeddings.space), meta=np.array(json.dumps(meta)))
     return path
 
 
@@ -116,7 +117,7 @@ def test_npz_stores_the_class_table_as_plain_arrays(tmp_path: Path) -> None:
         assert data["colors"].tolist() == ["#ff0000", "", "", ""]
         assert json.loads(str(data["meta"])) == {}
         assert json.loads(str(data["vocabulary"])) == vocabulary.to_dict()
-    loaded = table_of(Embeddings.load(tmp_path / "vocab.npz"))
+    loaded = ClassTable.of_embeddings(Embeddings.load(tmp_path / "vocab.npz"))
     assert loaded.vocabulary == vocabulary and loaded.rows == embeddings.names
     assert (loaded.reported, loaded.thresholds, loaded.colors) == (
         (True, True, False, False),
@@ -128,8 +129,44 @@ def test_npz_stores_the_class_table_as_plain_arrays(tmp_path: Path) -> None:
 
 def test_npz_written_before_the_class_table_still_loads(tmp_path: Path) -> None:
     vocabulary, embeddings = _vocabulary_embeddings()
-    old = table_of(Embeddings.load(_save_as_before_the_class_table(embeddings, tmp_path / "old.npz")))
-    new = table_of(Embeddings.load(embeddings.save(tmp_path / "new.npz")))
+    old = ClassTable.of_embeddings(Embeddings.load(_save_as_before_the_class_table(embeddings, tmp_path / "old.npz")))
+    new = ClassTable.of_embeddings(Embeddings.load(embeddings.save(tmp_path / "new.npz")))
     assert old.vocabulary == new.vocabulary == vocabulary
     assert (old.rows, old.reported, old.thresholds, old.colors) == (new.rows, new.reported, new.thresholds, new.colors)
     np.testing.assert_array_equal(old.vectors, new.vectors)
+
+
+DATA = Path(__file__).parent / "data"  # .npz files earlier ovdet versions wrote, with Embeddings.save:
+# embed-*: _vocabulary_embeddings()'s names and vocabulary (what ovdet embed writes), plain-*: ("pump", "person") in
+# space mobileclip:blt without a vocabulary; e08359d stored the vocabulary inside meta, 164592d as the class table.
+COMMITS = ["e08359d", "164592d"]
+
+
+@pytest.mark.parametrize("commit", COMMITS)
+def test_npz_files_written_by_earlier_versions_load_with_their_vocabulary(commit: str) -> None:
+    vocabulary, embeddings = _vocabulary_embeddings()
+    loaded = Embeddings.load(DATA / f"embed-{commit}.npz")
+    assert loaded.vocabulary == vocabulary and loaded.meta == {}
+    table = ClassTable.of_embeddings(loaded)
+    assert (table.rows, table.reported, table.thresholds, table.colors) == (
+        embeddings.names,
+        (True, True, False, False),
+        (0.3, None, None, None),
+        ("#ff0000", None, None, None),
+    )
+    plain = Embeddings.load(DATA / f"plain-{commit}.npz")
+    assert (plain.vocabulary, plain.space) == (None, "mobileclip:blt")
+    assert plain.as_vocabulary() == Vocabulary.from_names(["pump", "person"])
+
+
+def test_npz_written_now_holds_the_very_arrays_the_earlier_version_wrote(tmp_path: Path) -> None:
+    """So ovdet from before the vocabulary became a field reads what ``ovdet embed`` writes now."""
+    written = Embeddings.load(DATA / "embed-164592d.npz").save(tmp_path / "again.npz")
+    with np.load(DATA / "embed-164592d.npz") as before, np.load(written) as now:
+        assert now.files == before.files
+        for name in before.files:  # the vectors are normalised again on loading: equal to a rounding
+            assert now[name].dtype == before[name].dtype, name
+            if name == "vectors":
+                np.testing.assert_allclose(now[name], before[name], rtol=1e-6)
+            else:
+                np.testing.assert_array_equal(now[name], before[name], err_msg=name)

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from ovdet import WeightsError
-
 from ovdet.core import weights
-from ovdet.prompts.text import ClipTextEncoder, TextEncoder
+from ovdet.prompts.spaces import TextEncoder
+from ovdet.prompts.text import ClipTextEncoder
 from tests import weights_fixtures
 
 

@@ -18,20 +18,23 @@ import pytest
 import torch
 
 from ovdet import EmbeddingSpaceError, WeightsError
+from ovdet.export.text_towers import write_text_tower
 from ovdet.prompts.cache import EmbeddingCache, encode_cached
-from ovdet.export.text_towers import TEXT_MODEL_FILE, TOKENIZER_FILE, write_text_tower
-from ovdet.runtimes.text_tower import ClipTokenizer, OnnxTextEncoder
-from ovdet.prompts.text import TextEncoder, text_encoder_for
-from ovdet.prompts.mobileclip import MOBILECLIP_MODELS, MobileClipTextEncoder
+from ovdet.prompts.mobileclip import MOBILECLIP_SPACES, MobileClipTextEncoder
+from ovdet.prompts.spaces import SPACES as SPACE_TABLE
+from ovdet.prompts.spaces import TextEncoder
+from ovdet.prompts.text import text_encoder_for
+from ovdet.prompts.tokenizer import ClipTokenizer
+from ovdet.runtimes.text_model import OnnxTextEncoder
 from tests.export.test_export_tokenizer import PROMPTS
 
-SPACES = list(MOBILECLIP_MODELS)
+SPACES = list(MOBILECLIP_SPACES)
 CLASSES = ["red backpack", "person wearing sunglasses", "bottle"]  # three rows: not the traced batch of two
 
 
 @pytest.fixture(scope="module")
 def tokenizer() -> ClipTokenizer:
-    return ClipTokenizer(open_clip.tokenizer.default_bpe())
+    return ClipTokenizer(open_clip.tokenizer.default_bpe(), 77)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,7 @@ def test_open_clip_tokens_of_each_config_equal_ovdets_torch_free_tokenizer(space
     # Ultralytics tokenizes for its .ts with clip.clip.tokenize: OpenAI's CLIP tokenizer, the same BPE, cleaning,
     # framing, truncation and padding that open_clip's SimpleTokenizer reproduces.
     ours = tokenizer(PROMPTS)
-    expected = open_clip.get_tokenizer(MOBILECLIP_MODELS[space].config)(PROMPTS).numpy()
+    expected = open_clip.get_tokenizer(SPACE_TABLE[space].config)(PROMPTS).numpy()
     assert ours.tolist() == expected.tolist()
 
 
@@ -126,10 +129,12 @@ def _apple_name(name: str) -> str:
 def test_exported_onnx_tower_equals_the_pytorch_encoder(encoders, tmp_path: Path) -> None:
     encoder = encoders["mobileclip:blt"]
     info = write_text_tower(encoder, tmp_path)
-    onnx = OnnxTextEncoder(tmp_path / TEXT_MODEL_FILE, tmp_path / TOKENIZER_FILE, info.cache_key, encoder.space)
+    onnx = OnnxTextEncoder(tmp_path / info.model_file, tmp_path / info.vocab_file, info.cache_key, encoder.space)
     prompts = [*CLASSES, "a much longer prompt about a person carrying a red backpack across the street"]
     np.testing.assert_allclose(onnx.encode(prompts), encoder.encode(prompts), atol=1e-4)
     assert info.cache_key == encoder.cache_key
+    space = SPACE_TABLE[encoder.space]
+    assert (info.model_file, info.vocab_file, info.context_length) == (space.tower, space.tokenizer, 77)
 
 
 def test_a_file_of_another_kind_is_one_weights_error(mobileclip_paths, clip_path: Path, tmp_path: Path) -> None:

@@ -17,7 +17,8 @@ import pytest
 import ovdet.prompts.text
 from ovdet import Embeddings, EmbeddingSpaceError, VocabularyError
 from ovdet.cli import main
-from ovdet.prompts.vocabulary import Vocabulary, VocabularyWatcher, load_vocabulary, parse_classes
+from ovdet.prompts.vocabulary import Vocabulary, parse_classes
+from ovdet.prompts.vocabulary_files import VocabularyWatcher, load_vocabulary
 from tests.conftest import PEOPLE, read_frames
 from tests.media import small_frames, write_clip
 
@@ -300,7 +301,7 @@ def test_watcher_survives_a_file_gone_mid_read(
         raise RuntimeError("a bug\nover two lines")
 
     monkeypatch.undo()
-    monkeypatch.setattr("ovdet.prompts.vocabulary_yaml.read_vocabulary_yaml", broken)
+    monkeypatch.setattr("ovdet.prompts.vocabulary_files.read_vocabulary_yaml", broken)
     _edit(path, b"classes:\n  c: y\n", 2)
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="ovdet"):
