@@ -27,7 +27,7 @@ from .io.images import load_image
 from .io.pipeline import detect_stream
 from .io.sources import Frame, FrameSource, open_source
 from .models import choose_precision, load_backend, torch_backend_of
-from .prompts.cache import EmbeddingCache, encode_cached
+from .prompts.cache import EmbeddingCache
 from .prompts.classes import ClassTable, embed
 from .prompts.embeddings import Embeddings
 from .prompts.spaces import TextEncoder
@@ -181,10 +181,6 @@ class OpenVocabDetector:
             >>> detector.set_classes(detector.embed_vocabulary(Vocabulary.from_names(["cat"])))  # doctest: +SKIP
         """
         return embed(vocabulary, self.text_encoder, self._cache).embeddings
-
-    def encode_prompts(self, prompts: Sequence[str]) -> np.ndarray:
-        """Embed prompts through the cache: ``(N, D)`` float32 rows in the order given."""
-        return encode_cached(self.text_encoder, self._cache, prompts)
 
     def set_embeddings(self, embeddings: Embeddings) -> None:
         """Use precomputed embeddings (e.g. from ``ovdet embed``: ``Embeddings.load("vocab.npz")``).

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..core.errors import OvdetError
 from ..prompts.embeddings import Embeddings
+from ..prompts.spaces import SPACES
 from ..prompts.vocabulary import Vocabulary
 
 __all__ = ["DEFAULT_MAX_CLASSES", "ClassEncoder", "EncoderBusy", "Prepared", "TooManyClasses"]
@@ -142,8 +143,9 @@ class ClassEncoder:
         if backend.fixed_classes is not None:
             vocabulary = Vocabulary.from_names(backend.fixed_classes)
             return Prepared("warm-up", vocabulary, vocabulary)
+        self.detector.embed_vocabulary(Vocabulary.from_names(["object"]))  # loads the text model before any request
         names = [f"warm-up {row}" for row in range(self.max_classes)]
-        vectors = np.random.default_rng(0).standard_normal((self.max_classes, _width(self.detector)))
+        vectors = np.random.default_rng(0).standard_normal((self.max_classes, SPACES[backend.space].width))
         return Prepared("warm-up", Vocabulary.from_names(names), Embeddings(names, vectors, backend.space))
 
     def stop(self) -> None:
@@ -162,7 +164,3 @@ class ClassEncoder:
 def _failed(future: Future) -> bool:
     return future.cancelled() or (future.done() and future.exception() is not None)
 
-
-def _width(detector) -> int:
-    """The embedding width of the detector's space: encode one word (cached after the first time)."""
-    return int(detector.encode_prompts(["object"]).shape[1])

@@ -122,9 +122,6 @@ class BlockingDetector:
     def embed_vocabulary(self, vocabulary):
         return vocabulary
 
-    def encode_prompts(self, prompts) -> np.ndarray:
-        return np.ones((len(prompts), 512), np.float32)
-
     def detect_arrays(self, images, settings) -> list[sv.Detections]:
         self.busy.set()
         self.release.wait(60)

@@ -27,9 +27,6 @@ class CountingDetector:
         self.encoded.append(vocabulary.names)
         return vocabulary
 
-    def encode_prompts(self, prompts) -> np.ndarray:
-        return np.ones((len(prompts), 512), np.float32)
-
 
 @pytest.mark.parametrize(("slots", "flag", "limit"), [(None, 128, 128), (16, 128, 16), (256, 100, 100)])
 def test_an_exports_slots_lower_the_limit(slots, flag: int, limit: int):
