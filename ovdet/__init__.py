@@ -29,7 +29,6 @@ from .core.errors import (
     WeightsError,
 )
 
-
 # ovdet makes no network connection but the weights download a user asks for, and never unpickles code. So, for
 # the whole process: OpenVINO's usage telemetry cannot load (OpenVINO then uses its own no-op stub; see
 # ovdet/core/environment.py), and Ultralytics loads checkpoints with its allow-list only (ovdet bench goes through it).
@@ -69,8 +68,8 @@ _LAZY = {
 if TYPE_CHECKING:
     from .core.config import InferenceSettings
     from .detector import OpenVocabDetector
-    from .prompts.embeddings import Embeddings
     from .io.sources import Frame
+    from .prompts.embeddings import Embeddings
 
 
 def __getattr__(name: str) -> Any:

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from importlib import import_module
 from typing import NoReturn
 
-from .core import __version__
 from .commands.numbers import finite_float
+from .core import __version__
 from .core.errors import ConfigError, OvdetError, UsageError, printable
 
 log = logging.getLogger("ovdet")

@@ -16,9 +16,9 @@ from ovdet.cli import main
 from ovdet.io.masks import rings_to_mask
 from ovdet.prompts.text import text_encoder_for
 from tests.conftest import BOTTLES, read_frames
+from tests.export.test_yoloe_export import CONF, IMGSZ, assert_same, detect_without_torch
 from tests.hostile.harness import assert_clean_stderr, decoded_frames, run_cli, unchanged
 from tests.media import write_clip
-from tests.export.test_yoloe_export import CONF, IMGSZ, assert_same, detect_without_torch
 
 FRAMES = 4
 CLASSES = "bottle,hand holding a bottle"

@@ -18,8 +18,8 @@ import torch
 from ultralytics import YOLOE
 
 from ovdet import OpenVocabDetector
-from ovdet.prompts.embeddings import Embeddings
 from ovdet.core.errors import ConfigError
+from ovdet.prompts.embeddings import Embeddings
 from tests.conftest import BOTTLES, read_frames
 from tests.weights_fixtures import random_text_features
 

@@ -21,8 +21,8 @@ import supervision as sv
 
 from ..core.errors import ZonesError
 from ..io.sources import Frame, FrameSource
-from .rules import Alert, Rule, RuleEngine
 from ..vision.tracking import LOST_TRACK_SECONDS, lost_track_seconds
+from .rules import Alert, Rule, RuleEngine
 from .zones import Geometry, Observation, ZoneCounter
 from .zones_yaml import ZonesFile, read_zones_yaml
 
@@ -43,8 +43,8 @@ class Analytics:
     """Applies a zones file's geometry and rules to frame after frame.
 
     Args:
-        zones: A zones file (path), a parsed :class:`~ovdet.analytics.zones_yaml.ZonesFile`, a bare :class:`Geometry`, or
-            ``None``.
+        zones: A zones file (path), a parsed :class:`~ovdet.analytics.zones_yaml.ZonesFile`, a bare
+            :class:`Geometry`, or ``None``.
         rules: Rules to use instead of the zones file's own.
         lost_after: Seconds an unseen track keeps its stay in a zone (the tracker's lost-track time).
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..core.precision import REDUCED
 from ..export.exporter import DEFAULT_MAX_CLASSES, FORMATS
 from ..export.quantize import DEFAULT_CALIBRATION_FRAMES
-from ..core.precision import REDUCED
 from ..runtimes.artifact import Artifact
 from . import precision_flags
 

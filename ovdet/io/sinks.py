@@ -177,7 +177,8 @@ def _csv_text(rows: Iterable[Sequence[Any]]) -> str:
 
 
 class EventsSink(_LineFile):
-    """One JSON line per track when it ends (see :class:`ovdet.io.track_events.TrackEvents`), and for open tracks at close."""
+    """One JSON line per track when it ends (see :class:`ovdet.io.track_events.TrackEvents`), and for open tracks
+    at close."""
 
     def __init__(self, path: str | os.PathLike[str], end_after: int) -> None:
         from .track_events import TrackEvents

@@ -23,7 +23,8 @@ def load_vocabulary(path: str | os.PathLike[str]) -> Vocabulary | Embeddings:
 
     A YAML file is read as plain data only (no tags, no aliases, at most 1 MiB: see
     :mod:`ovdet.prompts.vocabulary_yaml`); an ``.npz`` is read without unpickling, and its vectors and stored
-    vocabulary are checked before any work. Every failure is one :class:`~ovdet.core.errors.VocabularyError` (or ``SourceError``) line naming the file.
+    vocabulary are checked before any work. Every failure is one :class:`~ovdet.core.errors.VocabularyError` (or
+    ``SourceError``) line naming the file.
     """
     path = Path(path)
     if path.suffix.lower() == ".npz":

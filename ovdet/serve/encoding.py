@@ -163,4 +163,3 @@ class ClassEncoder:
 
 def _failed(future: Future) -> bool:
     return future.cancelled() or (future.done() and future.exception() is not None)
-

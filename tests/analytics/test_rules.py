@@ -17,11 +17,11 @@ import supervision as sv
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ovdet.analytics.stream import Analytics
-from ovdet.io.sources import Frame
 from ovdet.analytics.rules import Rule, RuleEngine
+from ovdet.analytics.stream import Analytics
 from ovdet.analytics.zones import Observation
 from ovdet.analytics.zones_yaml import parse_zones_yaml
+from ovdet.io.sources import Frame
 
 ZONES = """\
 zones:

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import supervision as sv
 
-from ovdet.core.errors import ZonesError
 from ovdet.analytics.zones import Geometry, ZoneCounter, ZoneSpec
 from ovdet.analytics.zones_yaml import MAX_ZONE_POINTS, parse_zones_yaml
+from ovdet.core.errors import ZonesError
 from tests.conftest import BOTTLES, read_frames
 from tests.hostile.harness import assert_clean_stderr, assert_valid_output, decoded_frames, run_cli
-from tests.media import write_clip
 from tests.io.test_alerts import _Server
+from tests.media import write_clip
 
 FRAMES = 24
 # Random weights find boxes wherever they like: a grid of lines makes sure some are crossed, whatever the weights.

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from ovdet import ConfigError, OpenVocabDetector, SourceError, VocabularyError
 from ovdet.cli import build_parser
 from ovdet.commands import precision_flags
+from ovdet.core.precision import PRECISIONS, parse_precisions, precision_name, requested_precision
 from ovdet.evaluation.precisions import MIN_AGREEMENT, MIN_FP32_MAP, PrecisionRun, recommend
 from ovdet.export.quantize import calibration_digest
 from ovdet.models import choose_precision
-from ovdet.core.precision import PRECISIONS, parse_precisions, precision_name, requested_precision
 from ovdet.prompts.vocabulary import parse_classes
 from ovdet.prompts.vocabulary_files import load_vocabulary
 from tests.hostile.harness import assert_error, run_cli

@@ -15,9 +15,9 @@ import torch
 
 from ovdet import WeightsError
 from ovdet.core.script_archive import is_torchscript, read_tensors
-from ovdet.prompts.text import ClipTextEncoder
-from ovdet.prompts.mobileclip import MobileClipTextEncoder
 from ovdet.core.weights import WeightsFile, read_weights
+from ovdet.prompts.mobileclip import MobileClipTextEncoder
+from ovdet.prompts.text import ClipTextEncoder
 
 
 def _jit_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -18,7 +18,6 @@ import pytest
 import torch
 
 from ovdet import WeightsError
-
 from ovdet.core import weights
 from tests import network_guard
 

@@ -8,7 +8,6 @@ import pytest
 from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
 
 from ovdet import WeightsError
-
 from ovdet.core import weights
 
 ULTRALYTICS_RELEASE = "https://github.com/ultralytics/assets/releases/download/v8.4.0"  # attempt_download_asset's

@@ -17,9 +17,9 @@ from ovdet import OpenVocabDetector
 from ovdet.cli import main
 from ovdet.evaluation.precisions import MIN_AGREEMENT, MIN_FP32_MAP, PrecisionRun, recommend
 from ovdet.export.quantize import calibration_digest
-from ovdet.runtimes.converted import compiled_dir
 from ovdet.prompts.vocabulary import parse_classes
 from ovdet.prompts.vocabulary_files import load_vocabulary
+from ovdet.runtimes.converted import compiled_dir
 from tests.hostile.harness import assert_error, run_cli
 from tests.labelled_data import make_labelled_set, write_coco
 from tests.media import small_frames, write_clip

@@ -15,9 +15,9 @@ import pytest
 from ovdet import ConfigError, OpenVocabDetector, SourceError
 from ovdet.core.environment import import_openvino
 from ovdet.runtimes.artifact import Artifact
+from tests.export.test_export import TORCH_FREE_CLI
 from tests.hostile.harness import assert_clean_stderr, assert_error, run_cli
 from tests.media import small_frames, write_clip
-from tests.export.test_export import TORCH_FREE_CLI
 
 IMGSZ = 160
 SLOTS = 4

@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from ovdet import OpenVocabDetector, WeightsError
-
 from ovdet.core import weights
 from tests.hostile.code_payloads import PAYLOADS, tower_with_setstate
 from tests.hostile.harness import assert_clean_stderr, assert_error, assert_no_temporaries, run_cli, unchanged

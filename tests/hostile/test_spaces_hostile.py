@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from ovdet import EmbeddingSpaceError
-from ovdet.prompts.embeddings import Embeddings
 from ovdet.core.weights import WEIGHTS
+from ovdet.prompts.embeddings import Embeddings
 from tests.hostile.harness import assert_clean_stderr, assert_error, run_cli, unchanged
 
 

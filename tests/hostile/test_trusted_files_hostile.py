@@ -21,13 +21,12 @@ import pytest
 import torch
 
 from ovdet import Embeddings, OpenVocabDetector, WeightsError
-
 from ovdet.core import weights
 from ovdet.prompts.spaces import SPACES
 from tests import weights_fixtures
+from tests.export.test_export import TORCH_FREE_CLI
 from tests.hostile.code_payloads import script_setstate
 from tests.hostile.harness import assert_clean_stderr, assert_error, run_cli, unchanged
-from tests.export.test_export import TORCH_FREE_CLI
 
 DETECT = ["--device", "cpu", "--imgsz", "160", "--quiet", "--no-save"]
 

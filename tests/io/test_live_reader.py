@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from ovdet.io.sources import Frame, FrameSource
-from ovdet.io.pipeline import FrameReader
 from ovdet.core.profiling import Profiler
+from ovdet.io.pipeline import FrameReader
+from ovdet.io.sources import Frame, FrameSource
 
 _END = None
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
 from ovdet.prompts.vocabulary import Vocabulary
