@@ -17,6 +17,8 @@ from tests.media import empty_frames, write_clip
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
+pytestmark = pytest.mark.usefixtures("module_embedding_cache")  # CLIP loads only in the module's first run
+
 
 @pytest.fixture(scope="module")
 def data_that_starts_empty(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -18,6 +18,8 @@ from tests.conftest import PEOPLE
 from tests.footage import PEOPLE_CLIP, PEOPLE_FRAMES, SOURCE_FRAMES, shared_clip, shared_media
 from tests.media import small_frames, write_clip
 
+pytestmark = pytest.mark.usefixtures("module_embedding_cache")  # CLIP loads only in the module's first run
+
 CLASSES = "red backpack,person wearing sunglasses"
 
 

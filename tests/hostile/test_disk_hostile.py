@@ -14,6 +14,8 @@ import pytest
 from tests.hostile.harness import assert_error, assert_no_temporaries, assert_valid_output, run_cli, unchanged
 from tests.media import small_frames, write_clip
 
+pytestmark = pytest.mark.usefixtures("module_embedding_cache")  # CLIP loads only in the module's first run
+
 
 def _mount_tmpfs(folder: Path, size: str) -> bool:
     if os.geteuid() != 0:

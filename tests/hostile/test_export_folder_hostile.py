@@ -189,6 +189,7 @@ EARLIER = [
 
 
 @pytest.mark.parametrize(("changes", "plant"), EARLIER, ids=[str(c)[:60] for c, _ in EARLIER])
+@pytest.mark.usefixtures("module_embedding_cache")  # CLIP loads only in the first of these exports
 def test_export_deletes_nothing_an_edited_ovdet_json_names(changes, plant, exports, model_path, tmp_path, capfd):
     victims = _victims(tmp_path)
     folder = tmp_path / "export"

@@ -46,6 +46,8 @@ from tests.media import (
     write_vfr_clip,
 )
 
+pytestmark = pytest.mark.usefixtures("module_embedding_cache")  # CLIP loads only in the module's first run
+
 CLASSES = ("--classes", "bottle,person")
 VFR_STAMPS = np.cumsum([0] + [20, 67, 40, 100, 33, 20, 80, 40] * 3).tolist()  # milliseconds, irregular
 

@@ -14,6 +14,8 @@ import pytest
 from tests.hostile.harness import assert_error, assert_no_temporaries, run_cli, unchanged
 from tests.media import small_frames, write_clip
 
+pytestmark = pytest.mark.usefixtures("module_embedding_cache")  # CLIP loads only in the module's first run
+
 
 @pytest.fixture
 def scene(tmp_path: Path) -> Path:

@@ -23,6 +23,8 @@ from tests.hostile.harness import (
 )
 from tests.media import small_frames, write_clip
 
+pytestmark = pytest.mark.usefixtures("module_embedding_cache")  # CLIP loads only in the module's first run
+
 
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -22,6 +22,8 @@ from ovdet.io.alerts import MAX_RESPONSE_BYTES, WebhookSender, masked_url
 from tests.hostile.harness import assert_clean_stderr, assert_error, assert_valid_output, run_cli, unchanged
 from tests.media import small_frames, write_clip
 
+pytestmark = pytest.mark.usefixtures("module_embedding_cache")  # CLIP loads only in the module's first run
+
 SECRET = "s3cret-Xq7"
 RULES = (
     "zones:\n  all: [[0, 0], [192, 0], [192, 112], [0, 112]]\nrules:\n  bottle: {appears: bottle, after_absence: 0}\n"
@@ -54,7 +56,8 @@ class Server:
         self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.http.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.http.server_address[1]}/alerts"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        # shutdown() waits for the loop's next poll: 0.5 s a server by default
+        threading.Thread(target=self.http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def close(self) -> None:
         self.http.shutdown()
