@@ -43,28 +43,24 @@ def require_token(request: Request) -> None:
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
 
-_DETECT_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {
-                        "image": {"type": "string", "format": "binary"},
-                        "classes": {"type": "string", "example": "infusion pump,IV pole"},
-                        "vocabulary": {"type": "string"},
-                        "conf": {"type": "number"},
-                        "iou": {"type": "number"},
-                        "imgsz": {"type": "integer"},
-                    },
-                }
-            },
-            "application/json": {"schema": DetectJson.model_json_schema()},
-        },
+
+def _form_body(file_field: str, example_classes: str, **more: dict) -> dict:
+    """The OpenAPI request body of a multipart form: one file, the classes or a stored vocabulary, the settings."""
+    properties = {
+        file_field: {"type": "string", "format": "binary"},
+        "classes": {"type": "string", "example": example_classes},
+        "vocabulary": {"type": "string"},
+        **more,
+        "conf": {"type": "number"},
+        "iou": {"type": "number"},
+        "imgsz": {"type": "integer"},
     }
-}
+    form = {"schema": {"type": "object", "required": [file_field], "properties": properties}}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": form}}}
+
+
+_DETECT_BODY = _form_body("image", "infusion pump,IV pole")
+_DETECT_BODY["requestBody"]["content"]["application/json"] = {"schema": DetectJson.model_json_schema()}
 
 
 @router.post("/detect", openapi_extra=_DETECT_BODY, summary="Detect classes named in words in one image")
@@ -183,33 +179,16 @@ def _vocabulary_call(call, name: str):
         raise ApiError(404, str(exc)) from None
 
 
-_JOB_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["video"],
-                    "properties": {
-                        "video": {"type": "string", "format": "binary"},
-                        "classes": {"type": "string", "example": "person,bottle"},
-                        "vocabulary": {"type": "string"},
-                        "zones": {
-                            "type": "string",
-                            "format": "binary",
-                            "description": "a zones file (YAML, as ovdet detect --zones): adds zones to the JSONL and "
-                            "MP4, summary.json, and alerts.jsonl when it has rules",
-                        },
-                        "conf": {"type": "number"},
-                        "iou": {"type": "number"},
-                        "imgsz": {"type": "integer"},
-                    },
-                }
-            }
-        },
-    }
-}
+_JOB_BODY = _form_body(
+    "video",
+    "person,bottle",
+    zones={
+        "type": "string",
+        "format": "binary",
+        "description": "a zones file (YAML, as ovdet detect --zones): adds zones to the JSONL and MP4, summary.json, "
+        "and alerts.jsonl when it has rules",
+    },
+)
 
 
 @router.post(
