@@ -92,6 +92,19 @@ class ConversionCache:
         return folder
 
 
+class _FromConversion:
+    """An attribute of the converted model's backend, read through :attr:`ConvertedBackend.opened` (which opens
+    the conversion on first use)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, backend: ConvertedBackend | None, owner: type | None = None):
+        if backend is None:
+            return self
+        return getattr(backend.opened, self.name)
+
+
 class ConvertedBackend:
     """A ``.pt`` run by the cached conversion its vocabulary fits.
 
@@ -116,6 +129,13 @@ class ConvertedBackend:
     rect = True
     fixed_classes = None
     max_classes = None  # grows on demand
+    name = _FromConversion()
+    stride = _FromConversion()
+    device = _FromConversion()
+    input_dtype = _FromConversion()
+    precision = _FromConversion()
+    task = _FromConversion()
+    end2end = _FromConversion()
 
     def __init__(
         self,
@@ -145,34 +165,6 @@ class ConvertedBackend:
         if self._opened is None:
             self._open(self._first_slots)
         return self._slots
-
-    @property
-    def name(self) -> str:
-        return self.opened.name
-
-    @property
-    def stride(self) -> int:
-        return self.opened.stride
-
-    @property
-    def device(self) -> str:
-        return self.opened.device
-
-    @property
-    def input_dtype(self) -> type:
-        return self.opened.input_dtype
-
-    @property
-    def precision(self) -> str:
-        return self.opened.precision
-
-    @property
-    def task(self) -> str:
-        return self.opened.task
-
-    @property
-    def end2end(self) -> bool:
-        return self.opened.end2end
 
     def _open(self, slots: int) -> None:
         folder = self.cache.converted(slots)
