@@ -16,7 +16,7 @@ import yaml
 
 from .errors import OvdetError
 
-__all__ = ["MAX_DEPTH", "NodeReader", "compose_plain_yaml", "plain_value", "read_plain_text"]
+__all__ = ["MAX_DEPTH", "NodeReader", "compose_plain_yaml", "decode_plain_text", "plain_value", "read_plain_text"]
 
 MAX_DEPTH = 8  # a vocabulary needs 4: the file → classes → a class → its prompts
 _SHORT = reprlib.Repr()
@@ -98,11 +98,16 @@ def read_plain_text(path: Path, limit: int, error: type[OvdetError], document: s
             f"{document} {path} is over {_size(limit)}, the most a {document} may hold: check that this is the "
             f"right file"
         )
+    return decode_plain_text(data, str(path), error)
+
+
+def decode_plain_text(data: bytes, origin: str, error: type[OvdetError], fix: str = "save the file as UTF-8") -> str:
+    """``data`` as UTF-8 text (a byte-order mark dropped); otherwise one ``error`` line naming ``origin``'s line."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise error(f"{path}:{line}: byte {data[exc.start]:#04x} is not UTF-8: save the file as UTF-8") from None
+        raise error(f"{origin}:{line}: byte {data[exc.start]:#04x} is not UTF-8: {fix}") from None
 
 
 def _size(limit: int) -> str:

@@ -23,6 +23,7 @@ from ..analytics.stream import Analytics
 from ..analytics.zones_yaml import MAX_ZONES_BYTES, ZonesFile, check_rule_classes, parse_zones_yaml
 from ..core.config import InferenceSettings
 from ..core.errors import ConfigError, VocabularyError, ZonesError
+from ..core.plain_yaml import decode_plain_text
 from ..prompts.vocabulary import Vocabulary, parse_classes
 from .security import IMAGE_TYPES, media_type
 from .vocabularies import DEFAULT_VOCABULARY, InvalidName, UnknownVocabulary, VocabularyStore
@@ -158,14 +159,7 @@ def read_zones(field: Any, vocabulary: Vocabulary) -> ZonesFile | None:
     if len(data) > MAX_ZONES_BYTES:
         raise ApiError(413, f"zones file {origin} is over {MAX_ZONES_BYTES >> 10} KiB, the most a zones file may hold")
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ApiError(
-            422, f"{origin}:{line}: byte {data[exc.start]:#04x} is not UTF-8: send the file as UTF-8"
-        ) from None
-    try:
-        zones = parse_zones_yaml(text, origin)
+        zones = parse_zones_yaml(decode_plain_text(data, origin, ZonesError, "send the file as UTF-8"), origin)
         check_rule_classes(zones.rules, vocabulary.names, origin)
         Analytics(zones)  # refuses a rule watching a zone or line the file does not have
     except ZonesError as exc:
